@@ -1,0 +1,556 @@
+//! Typed configuration: defaults → optional TOML file → environment.
+//!
+//! Every key is an environment variable named as in SPEC §11 (`PORT`,
+//! `DATA_DIR`, …); the TOML file uses the same names in lower case. Values
+//! are parsed and checked once at start: a bad value stops the process with
+//! a message naming the setting.
+
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use ipnet::IpNet;
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+/// Every key this service reads, with its default (`None`: unset).
+///
+/// The README's configuration table is checked against this list by a test.
+pub const KEYS: &[(&str, Option<&str>)] = &[
+    ("PORT", Some("3026")),
+    ("DATA_DIR", Some("./data")),
+    ("STORE", Some("embedded")),
+    ("COSMOS_ENDPOINT", None),
+    ("COSMOS_KEY", None),
+    ("COSMOS_DATABASE", Some("castiel")),
+    ("QUEUE", Some("embedded")),
+    ("SERVICEBUS_NAMESPACE", None),
+    ("SERVICEBUS_CONNECTION", None),
+    ("SERVICEBUS_ENDPOINT", None),
+    ("RABBITMQ_URL", None),
+    ("RABBITMQ_EXCHANGE", Some("coder_events")),
+    ("SECRETS", Some("local")),
+    ("SECRETS_KEY", None),
+    ("SECRET_MANAGEMENT_URL", None),
+    ("KEYVAULT_URL", None),
+    ("SHARDS", Some("embedded")),
+    ("SHARD_MANAGER_URL", None),
+    ("JWT_SECRET", None),
+    ("JWT_ISSUER", None),
+    ("JWT_AUDIENCE", None),
+    ("SYNC_MAX_RECORDS", Some("1000")),
+    ("SYNC_MIN_INTERVAL_MINUTES", Some("5")),
+    ("SYNC_MAX_CONCURRENT_PER_TENANT", Some("3")),
+    ("WEBHOOK_TIMEOUT_SECONDS", Some("15")),
+    ("WEBHOOK_DISABLE_AFTER_HOURS", Some("120")),
+    ("WORKERS", Some("8")),
+    ("OUTBOUND_ALLOWED_CIDRS", Some("")),
+    ("OAUTH_REDIRECT_BASE_URL", None),
+    ("OAUTH_ALLOWED_RETURN_ORIGINS", Some("")),
+    ("LOG_FORMAT", Some("text")),
+    ("RUST_LOG", Some("info")),
+];
+
+/// The raw settings as read, before checking.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct Raw {
+    port: Option<String>,
+    data_dir: Option<String>,
+    store: Option<String>,
+    cosmos_endpoint: Option<String>,
+    cosmos_key: Option<String>,
+    cosmos_database: Option<String>,
+    queue: Option<String>,
+    servicebus_namespace: Option<String>,
+    servicebus_connection: Option<String>,
+    servicebus_endpoint: Option<String>,
+    rabbitmq_url: Option<String>,
+    rabbitmq_exchange: Option<String>,
+    secrets: Option<String>,
+    secrets_key: Option<String>,
+    secret_management_url: Option<String>,
+    keyvault_url: Option<String>,
+    shards: Option<String>,
+    shard_manager_url: Option<String>,
+    jwt_secret: Option<String>,
+    jwt_issuer: Option<String>,
+    jwt_audience: Option<String>,
+    sync_max_records: Option<String>,
+    sync_min_interval_minutes: Option<String>,
+    sync_max_concurrent_per_tenant: Option<String>,
+    webhook_timeout_seconds: Option<String>,
+    webhook_disable_after_hours: Option<String>,
+    workers: Option<String>,
+    outbound_allowed_cidrs: Option<String>,
+    oauth_redirect_base_url: Option<String>,
+    oauth_allowed_return_origins: Option<String>,
+    log_format: Option<String>,
+    rust_log: Option<String>,
+}
+
+/// A setting with a bad value.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {key}: {message}")]
+pub struct ConfigError {
+    /// The environment variable at fault.
+    pub key: &'static str,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+fn bad(key: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        key,
+        message: message.into(),
+    }
+}
+
+/// Which document store to use.
+#[derive(Debug, Clone)]
+pub enum StoreConfig {
+    /// SQLite in `DATA_DIR`.
+    Embedded,
+    /// Azure Cosmos DB NoSQL.
+    Cosmos {
+        /// Account endpoint (`https://<account>.documents.azure.com:443/`).
+        endpoint: Url,
+        /// Account key; `None` uses Microsoft Entra ID (managed identity).
+        key: Option<SecretString>,
+        /// Database name.
+        database: String,
+    },
+}
+
+/// Which job queue to use.
+#[derive(Debug, Clone)]
+pub enum QueueConfig {
+    /// Durable queue in the embedded store, worked in-process.
+    Embedded,
+    /// Azure Service Bus queues (send over REST; receive by the Functions trigger).
+    ServiceBus {
+        /// Namespace name (`<ns>` of `<ns>.servicebus.windows.net`), for managed identity.
+        namespace: Option<String>,
+        /// SAS connection string, when not using managed identity.
+        connection: Option<SecretString>,
+        /// Base URL override (tests, sovereign clouds).
+        endpoint: Option<Url>,
+    },
+}
+
+/// Which secret store to use.
+#[derive(Debug, Clone)]
+pub enum SecretsConfig {
+    /// AES-256-GCM encrypted secrets in the embedded store.
+    Local {
+        /// 32-byte key, base64; `None` generates one into `DATA_DIR` once.
+        key: Option<SecretString>,
+    },
+    /// Castiel's secret-management service.
+    Castiel {
+        /// Base URL of secret-management.
+        url: Url,
+    },
+    /// Azure Key Vault.
+    KeyVault {
+        /// Vault URL.
+        url: Url,
+    },
+}
+
+/// Where synced shards go.
+#[derive(Debug, Clone)]
+pub enum ShardsConfig {
+    /// The local shard store (standalone).
+    Embedded,
+    /// Castiel's shard-manager.
+    Castiel {
+        /// Base URL of shard-manager.
+        url: Url,
+    },
+}
+
+/// Token checking.
+#[derive(Debug, Clone)]
+pub struct JwtConfig {
+    /// HS256 secret; `None` in `serve` generates one into `DATA_DIR`.
+    pub secret: Option<SecretString>,
+    /// Required `iss`, when set.
+    pub issuer: Option<String>,
+    /// Required `aud`, when set.
+    pub audience: Option<String>,
+}
+
+/// Sync limits (SPEC §9.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyncLimits {
+    /// Records per run.
+    pub max_records: u32,
+    /// Minutes between completions of runs of one integration (0 disables).
+    pub min_interval_minutes: u32,
+    /// Running executions per tenant.
+    pub max_concurrent_per_tenant: u32,
+}
+
+/// Webhook delivery settings (SPEC §8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WebhookSettings {
+    /// Per-attempt timeout.
+    pub timeout_seconds: u32,
+    /// Failing this long disables a webhook.
+    pub disable_after_hours: u32,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The checked configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// HTTP port of `serve`.
+    pub port: u16,
+    /// Where embedded backends keep their files.
+    pub data_dir: PathBuf,
+    /// Document store.
+    pub store: StoreConfig,
+    /// Job queue.
+    pub queue: QueueConfig,
+    /// RabbitMQ URL; `None` keeps events in-process.
+    pub rabbitmq_url: Option<SecretString>,
+    /// Topic exchange for events.
+    pub rabbitmq_exchange: String,
+    /// Secret store.
+    pub secrets: SecretsConfig,
+    /// Shard sink.
+    pub shards: ShardsConfig,
+    /// Token checking.
+    pub jwt: JwtConfig,
+    /// Sync limits.
+    pub sync: SyncLimits,
+    /// Webhook delivery.
+    pub webhooks: WebhookSettings,
+    /// In-process job workers in `serve`.
+    pub workers: u32,
+    /// Outbound targets allowed despite the SSRF guard (and allowed over http).
+    pub outbound_allowed_cidrs: Vec<IpNet>,
+    /// Public base URL for OAuth redirects.
+    pub oauth_redirect_base_url: Option<Url>,
+    /// Origins that OAuth `returnUrl`s may point to.
+    pub oauth_allowed_return_origins: Vec<Url>,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Log filter (`RUST_LOG` syntax).
+    pub log_filter: String,
+}
+
+impl Config {
+    /// Loads defaults, then the TOML file (if given), then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let names: Vec<String> = KEYS.iter().map(|(k, _)| k.to_ascii_lowercase()).collect();
+        let mut fig = Figment::from(Serialized::defaults(Raw::default()));
+        if let Some(file) = file {
+            if !file.exists() {
+                return Err(bad(
+                    "CONFIG_FILE",
+                    format!("{} does not exist", file.display()),
+                ));
+            }
+            fig = fig.merge(Toml::file(file));
+        }
+        let fig = fig.merge(Env::raw().filter(move |k| names.iter().any(|n| k.as_str() == n)));
+        let raw: Raw = fig
+            .extract()
+            .map_err(|e| bad("CONFIG_FILE", e.to_string()))?;
+        Self::from_raw(raw)
+    }
+
+    /// Loads from explicit key/value pairs only (tests).
+    pub fn from_pairs(pairs: &[(&str, &str)]) -> Result<Self, ConfigError> {
+        let mut map = serde_json::Map::new();
+        for (k, v) in pairs {
+            map.insert(
+                k.to_ascii_lowercase(),
+                serde_json::Value::String((*v).to_owned()),
+            );
+        }
+        let raw: Raw = serde_json::from_value(serde_json::Value::Object(map))
+            .map_err(|e| bad("CONFIG_FILE", e.to_string()))?;
+        Self::from_raw(raw)
+    }
+
+    fn from_raw(r: Raw) -> Result<Self, ConfigError> {
+        let store = match non_empty(r.store).as_deref().unwrap_or("embedded") {
+            "embedded" => StoreConfig::Embedded,
+            "cosmos" => StoreConfig::Cosmos {
+                endpoint: url("COSMOS_ENDPOINT", r.cosmos_endpoint)?
+                    .ok_or_else(|| bad("COSMOS_ENDPOINT", "required when STORE=cosmos"))?,
+                key: non_empty(r.cosmos_key).map(SecretString::from),
+                database: non_empty(r.cosmos_database).unwrap_or_else(|| "castiel".into()),
+            },
+            other => {
+                return Err(bad(
+                    "STORE",
+                    format!("{other:?} is not one of embedded, cosmos"),
+                ));
+            }
+        };
+        let queue = match non_empty(r.queue).as_deref().unwrap_or("embedded") {
+            "embedded" => QueueConfig::Embedded,
+            "servicebus" => {
+                let namespace = non_empty(r.servicebus_namespace);
+                let connection = non_empty(r.servicebus_connection);
+                if namespace.is_none() && connection.is_none() {
+                    return Err(bad(
+                        "SERVICEBUS_NAMESPACE",
+                        "QUEUE=servicebus needs SERVICEBUS_NAMESPACE (managed identity) or SERVICEBUS_CONNECTION",
+                    ));
+                }
+                QueueConfig::ServiceBus {
+                    namespace,
+                    connection: connection.map(SecretString::from),
+                    endpoint: url("SERVICEBUS_ENDPOINT", r.servicebus_endpoint)?,
+                }
+            }
+            other => {
+                return Err(bad(
+                    "QUEUE",
+                    format!("{other:?} is not one of embedded, servicebus"),
+                ));
+            }
+        };
+        let secrets = match non_empty(r.secrets).as_deref().unwrap_or("local") {
+            "local" => SecretsConfig::Local {
+                key: non_empty(r.secrets_key).map(SecretString::from),
+            },
+            "castiel" => SecretsConfig::Castiel {
+                url: url("SECRET_MANAGEMENT_URL", r.secret_management_url)?
+                    .ok_or_else(|| bad("SECRET_MANAGEMENT_URL", "required when SECRETS=castiel"))?,
+            },
+            "keyvault" => SecretsConfig::KeyVault {
+                url: url("KEYVAULT_URL", r.keyvault_url)?
+                    .ok_or_else(|| bad("KEYVAULT_URL", "required when SECRETS=keyvault"))?,
+            },
+            other => {
+                return Err(bad(
+                    "SECRETS",
+                    format!("{other:?} is not one of local, castiel, keyvault"),
+                ));
+            }
+        };
+        let shards = match non_empty(r.shards).as_deref().unwrap_or("embedded") {
+            "embedded" => ShardsConfig::Embedded,
+            "castiel" => ShardsConfig::Castiel {
+                url: url("SHARD_MANAGER_URL", r.shard_manager_url)?
+                    .ok_or_else(|| bad("SHARD_MANAGER_URL", "required when SHARDS=castiel"))?,
+            },
+            other => {
+                return Err(bad(
+                    "SHARDS",
+                    format!("{other:?} is not one of embedded, castiel"),
+                ));
+            }
+        };
+        let jwt_secret = non_empty(r.jwt_secret);
+        if jwt_secret.as_ref().is_some_and(|s| s.len() < 32) {
+            return Err(bad("JWT_SECRET", "must be at least 32 characters"));
+        }
+        let log_format = match non_empty(r.log_format).as_deref().unwrap_or("text") {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => {
+                return Err(bad(
+                    "LOG_FORMAT",
+                    format!("{other:?} is not one of text, json"),
+                ));
+            }
+        };
+        Ok(Self {
+            port: number("PORT", r.port, 3026, 1, u32::from(u16::MAX))?
+                .try_into()
+                .map_err(|_| bad("PORT", "out of range"))?,
+            data_dir: PathBuf::from(non_empty(r.data_dir).unwrap_or_else(|| "./data".into())),
+            store,
+            queue,
+            rabbitmq_url: non_empty(r.rabbitmq_url)
+                .map(|u| {
+                    if u.starts_with("amqp://") || u.starts_with("amqps://") {
+                        Ok(SecretString::from(u))
+                    } else {
+                        Err(bad("RABBITMQ_URL", "must start with amqp:// or amqps://"))
+                    }
+                })
+                .transpose()?,
+            rabbitmq_exchange: non_empty(r.rabbitmq_exchange)
+                .unwrap_or_else(|| "coder_events".into()),
+            secrets,
+            shards,
+            jwt: JwtConfig {
+                secret: jwt_secret.map(SecretString::from),
+                issuer: non_empty(r.jwt_issuer),
+                audience: non_empty(r.jwt_audience),
+            },
+            sync: SyncLimits {
+                max_records: number("SYNC_MAX_RECORDS", r.sync_max_records, 1000, 1, 1_000_000)?,
+                min_interval_minutes: number(
+                    "SYNC_MIN_INTERVAL_MINUTES",
+                    r.sync_min_interval_minutes,
+                    5,
+                    0,
+                    10_080,
+                )?,
+                max_concurrent_per_tenant: number(
+                    "SYNC_MAX_CONCURRENT_PER_TENANT",
+                    r.sync_max_concurrent_per_tenant,
+                    3,
+                    1,
+                    1000,
+                )?,
+            },
+            webhooks: WebhookSettings {
+                timeout_seconds: number(
+                    "WEBHOOK_TIMEOUT_SECONDS",
+                    r.webhook_timeout_seconds,
+                    15,
+                    1,
+                    300,
+                )?,
+                disable_after_hours: number(
+                    "WEBHOOK_DISABLE_AFTER_HOURS",
+                    r.webhook_disable_after_hours,
+                    120,
+                    1,
+                    8760,
+                )?,
+            },
+            workers: number("WORKERS", r.workers, 8, 1, 256)?,
+            outbound_allowed_cidrs: list(r.outbound_allowed_cidrs)
+                .iter()
+                .map(|s| {
+                    parse_cidr(s).ok_or_else(|| {
+                        bad(
+                            "OUTBOUND_ALLOWED_CIDRS",
+                            format!("{s:?} is not a CIDR or IP address"),
+                        )
+                    })
+                })
+                .collect::<Result<_, _>>()?,
+            oauth_redirect_base_url: url("OAUTH_REDIRECT_BASE_URL", r.oauth_redirect_base_url)?,
+            oauth_allowed_return_origins: list(r.oauth_allowed_return_origins)
+                .iter()
+                .map(|s| {
+                    Url::parse(s).ok().filter(|u| u.has_host()).ok_or_else(|| {
+                        bad(
+                            "OAUTH_ALLOWED_RETURN_ORIGINS",
+                            format!("{s:?} is not an origin"),
+                        )
+                    })
+                })
+                .collect::<Result<_, _>>()?,
+            log_format,
+            log_filter: non_empty(r.rust_log).unwrap_or_else(|| "info".into()),
+        })
+    }
+
+    /// The SQLite file of the embedded backends.
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join("castiel.db")
+    }
+}
+
+fn non_empty(v: Option<String>) -> Option<String> {
+    v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
+}
+
+fn list(v: Option<String>) -> Vec<String> {
+    non_empty(v)
+        .map(|s| {
+            s.split(',')
+                .map(|p| p.trim().to_owned())
+                .filter(|p| !p.is_empty())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn number(
+    key: &'static str,
+    v: Option<String>,
+    default: u32,
+    min: u32,
+    max: u32,
+) -> Result<u32, ConfigError> {
+    let Some(s) = non_empty(v) else {
+        return Ok(default);
+    };
+    let n: u32 = s
+        .parse()
+        .map_err(|_| bad(key, format!("{s:?} is not a whole number")))?;
+    if n < min || n > max {
+        return Err(bad(key, format!("{n} is outside {min}..={max}")));
+    }
+    Ok(n)
+}
+
+fn url(key: &'static str, v: Option<String>) -> Result<Option<Url>, ConfigError> {
+    non_empty(v)
+        .map(|s| {
+            Url::parse(&s)
+                .ok()
+                .filter(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
+                .ok_or_else(|| bad(key, format!("{s:?} is not an http(s) URL")))
+        })
+        .transpose()
+}
+
+/// Parses `10.0.0.0/8` or a bare address (as a /32 or /128).
+pub fn parse_cidr(s: &str) -> Option<IpNet> {
+    s.parse::<IpNet>()
+        .ok()
+        .or_else(|| s.parse::<std::net::IpAddr>().ok().map(IpNet::from))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_embedded() {
+        let c = Config::from_pairs(&[]).expect("defaults");
+        assert_eq!(c.port, 3026);
+        assert!(matches!(c.store, StoreConfig::Embedded));
+        assert_eq!(c.sync.max_records, 1000);
+        assert_eq!(c.webhooks.disable_after_hours, 120);
+    }
+
+    #[test]
+    fn bad_values_name_their_setting() {
+        for (k, v) in [
+            ("PORT", "0"),
+            ("PORT", "http"),
+            ("STORE", "mongo"),
+            ("STORE", "cosmos"),
+            ("OUTBOUND_ALLOWED_CIDRS", "10.0.0.0/99"),
+            ("JWT_SECRET", "short"),
+            ("RABBITMQ_URL", "http://x"),
+            ("LOG_FORMAT", "xml"),
+        ] {
+            let err = Config::from_pairs(&[(k, v)]).expect_err(k);
+            let expected = if v == "cosmos" { "COSMOS_ENDPOINT" } else { k };
+            assert_eq!(err.key, expected, "{k}={v}");
+        }
+    }
+
+    #[test]
+    fn cidrs_accept_bare_addresses() {
+        let c = Config::from_pairs(&[("OUTBOUND_ALLOWED_CIDRS", "127.0.0.1, 10.0.0.0/8,::1")])
+            .expect("cidrs");
+        assert_eq!(c.outbound_allowed_cidrs.len(), 3);
+    }
+}

@@ -1,0 +1,6 @@
+//! Domain types and pure rules: no I/O here.
+
+pub mod catalog;
+pub mod integration;
+pub mod tenancy;
+pub mod validation;

@@ -1,0 +1,188 @@
+//! Domain events (SPEC §7): Castiel's envelope and the event-bus port.
+//!
+//! Services raise events through [`Events::emit`]; the configured
+//! [`EventBus`] carries them (in-process by default, RabbitMQ in
+//! production), and local [`EventHandler`]s (webhook fan-out, sync) get every
+//! event either way.
+
+pub mod in_process;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::clock::Clock;
+use crate::domain::tenancy::{Ctx, TenantId};
+
+/// The service name in every envelope's `source`.
+pub const SOURCE_SERVICE: &str = "integration-manager";
+
+/// Who published an event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Source {
+    /// Always [`SOURCE_SERVICE`].
+    pub service: String,
+    /// This process (host name and pid).
+    pub instance: String,
+}
+
+/// Tracing metadata of an event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Metadata {
+    /// The request or job flow this event belongs to.
+    pub correlation_id: String,
+    /// The event that caused this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub causation_id: Option<String>,
+    /// The user who caused it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+}
+
+/// Castiel's event envelope.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Event {
+    /// Unique id (also the AMQP `messageId`).
+    pub id: Uuid,
+    /// Event type, also the routing key (`integration.created`).
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// Envelope version, `1.0`.
+    pub version: String,
+    /// When it happened.
+    pub timestamp: DateTime<Utc>,
+    /// The tenant it concerns.
+    pub tenant_id: TenantId,
+    /// Publisher.
+    pub source: Source,
+    /// What it is about (never a secret).
+    pub data: Value,
+    /// Correlation.
+    pub metadata: Metadata,
+}
+
+/// The event types this service publishes.
+pub mod types {
+    /// An integration was created.
+    pub const INTEGRATION_CREATED: &str = "integration.created";
+    /// An integration was changed.
+    pub const INTEGRATION_UPDATED: &str = "integration.updated";
+    /// An integration was deleted.
+    pub const INTEGRATION_DELETED: &str = "integration.deleted";
+}
+
+/// A transport failure of the bus.
+#[derive(Debug, thiserror::Error)]
+#[error("event bus: {0}")]
+pub struct BusError(pub String);
+
+/// Where events go beyond this process.
+#[async_trait]
+pub trait EventBus: Send + Sync + 'static {
+    /// Publishes events, returning once the transport has accepted all of them.
+    async fn publish(&self, events: &[Event]) -> Result<(), BusError>;
+    /// Checks the transport.
+    async fn health(&self) -> Result<(), BusError>;
+    /// A name for `/ready` (`in-process`, `rabbitmq`).
+    fn name(&self) -> &'static str;
+}
+
+/// A local consumer of every event raised in this process.
+#[async_trait]
+pub trait EventHandler: Send + Sync + 'static {
+    /// Handles one event; errors are logged by the caller.
+    async fn handle(&self, event: &Event) -> anyhow::Result<()>;
+}
+
+/// The facade services use to raise events.
+pub struct Events {
+    bus: Arc<dyn EventBus>,
+    handlers: std::sync::RwLock<Vec<Arc<dyn EventHandler>>>,
+    clock: Arc<dyn Clock>,
+    instance: String,
+}
+
+impl std::fmt::Debug for Events {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Events")
+            .field("bus", &self.bus.name())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Events {
+    /// A facade over a bus.
+    pub fn new(bus: Arc<dyn EventBus>, clock: Arc<dyn Clock>) -> Self {
+        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "local".into());
+        Self {
+            bus,
+            handlers: Default::default(),
+            clock,
+            instance: format!("{host}-{}", std::process::id()),
+        }
+    }
+
+    /// Adds a local handler.
+    pub fn subscribe(&self, handler: Arc<dyn EventHandler>) {
+        self.handlers
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(handler);
+    }
+
+    /// The bus (for health checks).
+    pub fn bus(&self) -> &Arc<dyn EventBus> {
+        &self.bus
+    }
+
+    /// Builds an envelope for the context's tenant and flow.
+    pub fn envelope(&self, ctx: &Ctx, event_type: &str, data: Value) -> Event {
+        Event {
+            id: Uuid::new_v4(),
+            event_type: event_type.to_owned(),
+            version: "1.0".into(),
+            timestamp: self.clock.now(),
+            tenant_id: ctx.tenant(),
+            source: Source {
+                service: SOURCE_SERVICE.into(),
+                instance: self.instance.clone(),
+            },
+            data,
+            metadata: Metadata {
+                correlation_id: ctx.correlation_id.clone(),
+                causation_id: ctx.causation_id.clone(),
+                user_id: ctx.principal.user_id.clone(),
+            },
+        }
+    }
+
+    /// Raises events: local handlers first, then the bus.
+    ///
+    /// A bus failure is logged and does not fail the caller's change.
+    pub async fn emit(&self, events: Vec<Event>) {
+        if events.is_empty() {
+            return;
+        }
+        let handlers = self
+            .handlers
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        for event in &events {
+            for h in &handlers {
+                if let Err(e) = h.handle(event).await {
+                    tracing::warn!(event.id = %event.id, event.type = %event.event_type, error = %e, "event handler failed");
+                }
+            }
+        }
+        if let Err(e) = self.bus.publish(&events).await {
+            tracing::warn!(error = %e, count = events.len(), "publishing events failed");
+        }
+    }
+}

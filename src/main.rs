@@ -1,0 +1,96 @@
+//! The `castiel-integrations` binary: parses the command line and calls the library.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use castiel_integrations::config::Config;
+use castiel_integrations::domain::tenancy::TenantId;
+use castiel_integrations::{auth, bootstrap, http, run, telemetry};
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "castiel-integrations",
+    version,
+    about = "Castiel's integration hub"
+)]
+struct Cli {
+    /// Optional TOML file with the same keys as the environment (lower case).
+    #[arg(long, global = true, env = "CONFIG_FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the standalone service (embedded defaults in ./data).
+    Serve,
+    /// Print a signed access token for local use.
+    Token {
+        /// Tenant id (UUID).
+        #[arg(long)]
+        tenant: uuid::Uuid,
+        /// User id (the `sub` claim).
+        #[arg(long)]
+        user: Option<String>,
+        /// Make it a super-admin token.
+        #[arg(long)]
+        admin: bool,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 86_400)]
+        ttl: i64,
+    },
+    /// Print the OpenAPI document.
+    Openapi,
+    /// Create the database and containers on the configured store.
+    Provision,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let config = Config::load(cli.config.as_deref())?;
+    match cli.command {
+        Command::Openapi => {
+            println!("{}", http::openapi().to_pretty_json()?);
+        }
+        Command::Token {
+            tenant,
+            user,
+            admin,
+            ttl,
+        } => {
+            let secret = auth::resolve_secret(&config.jwt, &config.data_dir)
+                .context("reading the JWT secret")?;
+            let keys = auth::TokenKeys::new(
+                &secret,
+                config.jwt.issuer.clone(),
+                config.jwt.audience.clone(),
+            );
+            println!(
+                "{}",
+                keys.mint(TenantId(tenant), user.as_deref(), admin, ttl)
+            );
+        }
+        Command::Provision => {
+            telemetry::init(config.log_format, &config.log_filter);
+            let store = bootstrap::open_store(
+                &config,
+                std::sync::Arc::new(castiel_integrations::clock::SystemClock),
+            )
+            .await?;
+            store.provision().await.context("provisioning the store")?;
+            println!("provisioned");
+        }
+        Command::Serve => {
+            telemetry::init(config.log_format, &config.log_filter);
+            let listener = tokio::net::TcpListener::bind(("0.0.0.0", config.port))
+                .await
+                .with_context(|| format!("binding port {}", config.port))?;
+            let state = bootstrap::build(config).await?;
+            run::serve(state, listener).await?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,49 @@
+//! The application: configuration and every dependency behind its port.
+
+use std::ops::Deref;
+use std::sync::Arc;
+
+use crate::auth::TokenKeys;
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::events::Events;
+use crate::store::Store;
+
+/// Everything a request, timer or job needs.
+pub struct App {
+    /// Checked configuration.
+    pub config: Config,
+    /// Document store.
+    pub store: Arc<dyn Store>,
+    /// Time source.
+    pub clock: Arc<dyn Clock>,
+    /// Token verification.
+    pub tokens: TokenKeys,
+    /// Event facade.
+    pub events: Events,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App")
+            .field("events", &self.events)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A cheap, cloneable handle to the [`App`] (axum state).
+#[derive(Debug, Clone)]
+pub struct AppState(pub Arc<App>);
+
+impl Deref for AppState {
+    type Target = App;
+    fn deref(&self) -> &App {
+        &self.0
+    }
+}
+
+impl From<App> for AppState {
+    fn from(app: App) -> Self {
+        Self(Arc::new(app))
+    }
+}

@@ -1,0 +1,593 @@
+//! The embedded store: one SQLite file in WAL mode holding every logical
+//! container as rows of `(container, pk, id) → (etag, body, expires_at)`.
+//!
+//! Writes go through one connection (SQLite serialises writers anyway);
+//! reads use a small pool. All SQLite work runs on the blocking pool.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use async_trait::async_trait;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
+use serde_json::{Value, json};
+
+use super::query::{Op, Query, Scope};
+use super::{Container, Document, ETag, Page, Store, StoreError, StoreResult, address_of, ttl_of};
+use crate::clock::Clock;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS documents (
+    container  TEXT NOT NULL,
+    pk         TEXT NOT NULL,
+    id         TEXT NOT NULL,
+    etag       TEXT NOT NULL,
+    body       TEXT NOT NULL,
+    expires_at INTEGER,
+    PRIMARY KEY (container, pk, id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS documents_expiry ON documents (expires_at) WHERE expires_at IS NOT NULL;
+";
+
+/// A shared SQLite database: one writer connection and a pool of readers.
+///
+/// Other embedded components (the job queue) keep their tables in the same file.
+pub struct SqliteDb {
+    path: std::path::PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+impl std::fmt::Debug for SqliteDb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteDb")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    Ok(conn)
+}
+
+fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+impl SqliteDb {
+    /// Opens (creating if needed) the database file and applies `schema`.
+    pub fn open(path: &Path) -> StoreResult<Arc<Self>> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(unavailable)?;
+        }
+        let writer = open_connection(path).map_err(unavailable)?;
+        writer.execute_batch(SCHEMA).map_err(unavailable)?;
+        Ok(Arc::new(Self {
+            path: path.to_owned(),
+            writer: Mutex::new(writer),
+            readers: Mutex::new(Vec::new()),
+        }))
+    }
+
+    /// Runs `f` on the writer connection on the blocking pool.
+    pub async fn write<T, F>(self: &Arc<Self>, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
+    {
+        let db = Arc::clone(self);
+        tokio::task::spawn_blocking(move || {
+            let mut conn = db.writer.lock().unwrap_or_else(PoisonError::into_inner);
+            f(&mut conn)
+        })
+        .await
+        .map_err(unavailable)?
+    }
+
+    /// Runs `f` on a pooled reader connection on the blocking pool.
+    pub async fn read<T, F>(self: &Arc<Self>, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    {
+        let db = Arc::clone(self);
+        tokio::task::spawn_blocking(move || {
+            let pooled = db
+                .readers
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .pop();
+            let conn = match pooled {
+                Some(c) => c,
+                None => open_connection(&db.path).map_err(unavailable)?,
+            };
+            let out = f(&conn);
+            let mut pool = db.readers.lock().unwrap_or_else(PoisonError::into_inner);
+            if pool.len() < 8 {
+                pool.push(conn);
+            }
+            out
+        })
+        .await
+        .map_err(unavailable)?
+    }
+}
+
+/// The embedded document store.
+#[derive(Clone)]
+pub struct EmbeddedStore {
+    db: Arc<SqliteDb>,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for EmbeddedStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedStore")
+            .field("db", &self.db)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EmbeddedStore {
+    /// A store on an open database.
+    pub fn new(db: Arc<SqliteDb>, clock: Arc<dyn Clock>) -> Self {
+        Self { db, clock }
+    }
+
+    /// The underlying database (shared with the embedded queue).
+    pub fn db(&self) -> &Arc<SqliteDb> {
+        &self.db
+    }
+
+    fn now_ms(&self) -> i64 {
+        self.clock.now().timestamp_millis()
+    }
+
+    fn expiry(&self, container: Container, body: &Value) -> Option<i64> {
+        let ttl = match ttl_of(body) {
+            Some(-1) => return None,
+            Some(t) => Some(t),
+            None => container.default_ttl_seconds().map(i64::from),
+        }?;
+        Some(self.now_ms().saturating_add(ttl.saturating_mul(1000)))
+    }
+
+    /// Deletes expired rows (they are already invisible); returns how many.
+    pub async fn purge_expired(&self) -> StoreResult<usize> {
+        let now = self.now_ms();
+        self.db
+            .write(move |c| {
+                c.execute("DELETE FROM documents WHERE expires_at <= ?1", [now])
+                    .map_err(unavailable)
+            })
+            .await
+    }
+}
+
+fn new_etag() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+fn body_text(body: &Value) -> StoreResult<String> {
+    serde_json::to_string(body).map_err(|e| StoreError::Invalid(e.to_string()))
+}
+
+fn parse_body(text: &str) -> StoreResult<Value> {
+    serde_json::from_str(text).map_err(|e| StoreError::Invalid(format!("stored body: {e}")))
+}
+
+const LIVE: &str = "(expires_at IS NULL OR expires_at > ?)";
+
+#[async_trait]
+impl Store for EmbeddedStore {
+    async fn read(
+        &self,
+        container: Container,
+        pk: &str,
+        id: &str,
+    ) -> StoreResult<Option<Document>> {
+        let (pk, id, now) = (pk.to_owned(), id.to_owned(), self.now_ms());
+        self.db
+            .read(move |c| {
+                let row = c
+                    .prepare_cached(&format!(
+                        "SELECT etag, body FROM documents WHERE container = ? AND pk = ? AND id = ? AND {LIVE}"
+                    ))
+                    .and_then(|mut st| {
+                        st.query_row(params![container.name(), pk, id, now], |r| {
+                            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                        })
+                        .optional()
+                    })
+                    .map_err(unavailable)?;
+                row.map(|(etag, body)| {
+                    Ok(Document { id, partition_key: pk, etag: ETag::new(etag), body: parse_body(&body)? })
+                })
+                .transpose()
+            })
+            .await
+    }
+
+    async fn create(&self, container: Container, body: Value) -> StoreResult<Document> {
+        let (id, pk) = address_of(container, &body)?;
+        let text = body_text(&body)?;
+        let expires = self.expiry(container, &body);
+        let now = self.now_ms();
+        let etag = new_etag();
+        let doc = Document {
+            id: id.clone(),
+            partition_key: pk.clone(),
+            etag: ETag::new(etag.clone()),
+            body,
+        };
+        self.db
+            .write(move |c| {
+                let tx = c.transaction().map_err(unavailable)?;
+                // An expired document no longer holds its id.
+                tx.execute(
+                    "DELETE FROM documents WHERE container = ?1 AND pk = ?2 AND id = ?3 AND expires_at <= ?4",
+                    params![container.name(), pk, id, now],
+                )
+                .map_err(unavailable)?;
+                let inserted = tx
+                    .execute(
+                        "INSERT INTO documents (container, pk, id, etag, body, expires_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
+                        params![container.name(), pk, id, etag, text, expires],
+                    )
+                    .map_err(unavailable)?;
+                if inserted == 0 {
+                    return Err(StoreError::Conflict);
+                }
+                tx.commit().map_err(unavailable)
+            })
+            .await?;
+        Ok(doc)
+    }
+
+    async fn replace(
+        &self,
+        container: Container,
+        body: Value,
+        if_match: Option<&ETag>,
+    ) -> StoreResult<Document> {
+        let (id, pk) = address_of(container, &body)?;
+        let text = body_text(&body)?;
+        let expires = self.expiry(container, &body);
+        let now = self.now_ms();
+        let etag = new_etag();
+        let expected = if_match.map(|e| e.as_str().to_owned());
+        let doc = Document {
+            id: id.clone(),
+            partition_key: pk.clone(),
+            etag: ETag::new(etag.clone()),
+            body,
+        };
+        self.db
+            .write(move |c| {
+                let tx = c.transaction().map_err(unavailable)?;
+                let current: Option<String> = tx
+                    .query_row(
+                        &format!("SELECT etag FROM documents WHERE container = ? AND pk = ? AND id = ? AND {LIVE}"),
+                        params![container.name(), pk, id, now],
+                        |r| r.get(0),
+                    )
+                    .optional()
+                    .map_err(unavailable)?;
+                let current = current.ok_or(StoreError::NotFound)?;
+                if expected.as_ref().is_some_and(|e| *e != current) {
+                    return Err(StoreError::PreconditionFailed);
+                }
+                tx.execute(
+                    "UPDATE documents SET etag = ?4, body = ?5, expires_at = ?6
+                     WHERE container = ?1 AND pk = ?2 AND id = ?3",
+                    params![container.name(), pk, id, etag, text, expires],
+                )
+                .map_err(unavailable)?;
+                tx.commit().map_err(unavailable)
+            })
+            .await?;
+        Ok(doc)
+    }
+
+    async fn upsert(&self, container: Container, body: Value) -> StoreResult<Document> {
+        let (id, pk) = address_of(container, &body)?;
+        let text = body_text(&body)?;
+        let expires = self.expiry(container, &body);
+        let etag = new_etag();
+        let doc = Document {
+            id: id.clone(),
+            partition_key: pk.clone(),
+            etag: ETag::new(etag.clone()),
+            body,
+        };
+        self.db
+            .write(move |c| {
+                c.execute(
+                    "INSERT INTO documents (container, pk, id, etag, body, expires_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                     ON CONFLICT (container, pk, id) DO UPDATE
+                     SET etag = excluded.etag, body = excluded.body, expires_at = excluded.expires_at",
+                    params![container.name(), pk, id, etag, text, expires],
+                )
+                .map_err(unavailable)
+            })
+            .await?;
+        Ok(doc)
+    }
+
+    async fn delete(
+        &self,
+        container: Container,
+        pk: &str,
+        id: &str,
+        if_match: Option<&ETag>,
+    ) -> StoreResult<()> {
+        let (pk, id, now) = (pk.to_owned(), id.to_owned(), self.now_ms());
+        let expected = if_match.map(|e| e.as_str().to_owned());
+        self.db
+            .write(move |c| {
+                let tx = c.transaction().map_err(unavailable)?;
+                let current: Option<String> = tx
+                    .query_row(
+                        &format!("SELECT etag FROM documents WHERE container = ? AND pk = ? AND id = ? AND {LIVE}"),
+                        params![container.name(), pk, id, now],
+                        |r| r.get(0),
+                    )
+                    .optional()
+                    .map_err(unavailable)?;
+                let current = current.ok_or(StoreError::NotFound)?;
+                if expected.as_ref().is_some_and(|e| *e != current) {
+                    return Err(StoreError::PreconditionFailed);
+                }
+                tx.execute(
+                    "DELETE FROM documents WHERE container = ?1 AND pk = ?2 AND id = ?3",
+                    params![container.name(), pk, id],
+                )
+                .map_err(unavailable)?;
+                tx.commit().map_err(unavailable)
+            })
+            .await
+    }
+
+    async fn query(&self, container: Container, query: &Query) -> StoreResult<Page> {
+        let sql = SqlQuery::build(container, query, self.now_ms())?;
+        let limit = query.max_items as usize;
+        self.db
+            .read(move |c| {
+                let mut st = c.prepare(&sql.text).map_err(unavailable)?;
+                let mut rows = st
+                    .query(params_from_iter(sql.params.iter()))
+                    .map_err(unavailable)?;
+                let mut items = Vec::with_capacity(limit);
+                let mut last_sort = SqlValue::Null;
+                let mut more = false;
+                while let Some(r) = rows.next().map_err(unavailable)? {
+                    if items.len() == limit {
+                        more = true;
+                        break;
+                    }
+                    let body: String = r.get(3).map_err(unavailable)?;
+                    last_sort = r.get(4).map_err(unavailable)?;
+                    items.push(Document {
+                        partition_key: r.get(0).map_err(unavailable)?,
+                        id: r.get(1).map_err(unavailable)?,
+                        etag: ETag::new(r.get::<_, String>(2).map_err(unavailable)?),
+                        body: parse_body(&body)?,
+                    });
+                }
+                let continuation = match (more, items.last()) {
+                    (true, Some(last)) => Some(encode_token(
+                        sql.fingerprint,
+                        &last_sort,
+                        &last.partition_key,
+                        &last.id,
+                    )),
+                    _ => None,
+                };
+                Ok(Page {
+                    items,
+                    continuation,
+                })
+            })
+            .await
+    }
+
+    async fn count(&self, container: Container, query: &Query) -> StoreResult<u64> {
+        if query.scope == Scope::CrossPartition {
+            return Err(StoreError::Invalid(
+                "count is only allowed within one partition".into(),
+            ));
+        }
+        let mut q = query.clone();
+        q.continuation = None;
+        let sql = SqlQuery::build(container, &q, self.now_ms())?;
+        let text = format!(
+            "SELECT COUNT(*) FROM ({})",
+            sql.text.replace(" LIMIT ?", "")
+        );
+        let mut params = sql.params;
+        params.pop(); // the LIMIT
+        self.db
+            .read(move |c| {
+                c.query_row(&text, params_from_iter(params.iter()), |r| {
+                    r.get::<_, i64>(0)
+                })
+                .map(|n| u64::try_from(n).unwrap_or(0))
+                .map_err(unavailable)
+            })
+            .await
+    }
+
+    async fn provision(&self) -> StoreResult<()> {
+        self.db
+            .write(|c| c.execute_batch(SCHEMA).map_err(unavailable))
+            .await
+    }
+
+    async fn health(&self) -> StoreResult<()> {
+        self.db
+            .read(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(unavailable))
+            .await
+    }
+}
+
+/// A query translated to SQLite, with its parameters.
+struct SqlQuery {
+    text: String,
+    params: Vec<SqlValue>,
+    fingerprint: u64,
+}
+
+fn json_path(field: &str) -> String {
+    format!("'$.{field}'")
+}
+
+fn sql_value(v: &Value) -> StoreResult<SqlValue> {
+    Ok(match v {
+        Value::Null => SqlValue::Null,
+        Value::Bool(b) => SqlValue::Integer(i64::from(*b)),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => SqlValue::Integer(i),
+            None => SqlValue::Real(n.as_f64().unwrap_or(0.0)),
+        },
+        Value::String(s) => SqlValue::Text(s.clone()),
+        _ => return Err(StoreError::Invalid("filters compare scalars only".into())),
+    })
+}
+
+fn json_of(v: &SqlValue) -> Value {
+    match v {
+        SqlValue::Integer(i) => json!(i),
+        SqlValue::Real(f) => json!(f),
+        SqlValue::Text(s) => json!(s),
+        SqlValue::Null | SqlValue::Blob(_) => Value::Null,
+    }
+}
+
+fn fingerprint(container: Container, query: &Query) -> u64 {
+    // FNV-1a over the query's shape: a token only continues the query that issued it.
+    let shape = format!(
+        "{}|{:?}|{:?}|{:?}",
+        container.name(),
+        query.scope,
+        query.filters,
+        query.order_by
+    );
+    shape.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+fn encode_token(fp: u64, sort: &SqlValue, pk: &str, id: &str) -> String {
+    let raw = json!({ "f": format!("{fp:x}"), "s": json_of(sort), "p": pk, "i": id });
+    URL_SAFE_NO_PAD.encode(raw.to_string())
+}
+
+fn decode_token(fp: u64, token: &str) -> StoreResult<(SqlValue, String, String)> {
+    let bytes = URL_SAFE_NO_PAD
+        .decode(token)
+        .map_err(|_| StoreError::InvalidContinuation)?;
+    let v: Value = serde_json::from_slice(&bytes).map_err(|_| StoreError::InvalidContinuation)?;
+    if v.get("f").and_then(Value::as_str) != Some(format!("{fp:x}").as_str()) {
+        return Err(StoreError::InvalidContinuation);
+    }
+    let sort = sql_value(v.get("s").unwrap_or(&Value::Null))
+        .map_err(|_| StoreError::InvalidContinuation)?;
+    let text = |k: &str| {
+        v.get(k)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or(StoreError::InvalidContinuation)
+    };
+    Ok((sort, text("p")?, text("i")?))
+}
+
+impl SqlQuery {
+    fn build(container: Container, query: &Query, now_ms: i64) -> StoreResult<Self> {
+        query.validate().map_err(StoreError::Invalid)?;
+        let mut text = String::from("SELECT pk, id, etag, body, ");
+        let mut params: Vec<SqlValue> = Vec::new();
+        let sort_expr = match &query.order_by {
+            Some(o) => format!("ifnull(json_extract(body, {}), '')", json_path(&o.field)),
+            None => "id".to_owned(),
+        };
+        text.push_str(&sort_expr);
+        text.push_str(" AS sort_key FROM documents WHERE container = ? AND ");
+        text.push_str(LIVE);
+        params.push(SqlValue::Text(container.name().to_owned()));
+        params.push(SqlValue::Integer(now_ms));
+        if let Scope::Partition(pk) = &query.scope {
+            text.push_str(" AND pk = ?");
+            params.push(SqlValue::Text(pk.clone()));
+        }
+        for f in &query.filters {
+            let path = json_path(&f.field);
+            let x = format!("json_extract(body, {path})");
+            let clause = match f.op {
+                Op::Eq if f.value.is_null() => format!("{x} IS NULL"),
+                Op::Eq => format!("{x} = ?"),
+                Op::Ne => format!("{x} != ?"),
+                Op::Lt => format!("{x} < ?"),
+                Op::Lte => format!("{x} <= ?"),
+                Op::Gt => format!("{x} > ?"),
+                Op::Gte => format!("{x} >= ?"),
+                Op::ContainsText => format!("instr(lower({x}), lower(?)) > 0"),
+                Op::ArrayContains => {
+                    format!(
+                        "EXISTS (SELECT 1 FROM json_each(body, {path}) WHERE json_each.value = ?)"
+                    )
+                }
+                Op::IsDefined => format!("ifnull(json_type(body, {path}), 'null') != 'null'"),
+                Op::IsUndefined => format!("ifnull(json_type(body, {path}), 'null') = 'null'"),
+                Op::In => {
+                    let values = f.value.as_array().map(Vec::as_slice).unwrap_or_default();
+                    if values.is_empty() {
+                        "0".to_owned()
+                    } else {
+                        for v in values {
+                            params.push(sql_value(v)?);
+                        }
+                        format!("{x} IN ({})", vec!["?"; values.len()].join(", "))
+                    }
+                }
+            };
+            let takes_value = !matches!(f.op, Op::IsDefined | Op::IsUndefined | Op::In)
+                && !(f.op == Op::Eq && f.value.is_null());
+            if takes_value {
+                params.push(sql_value(&f.value)?);
+            }
+            text.push_str(" AND ");
+            text.push_str(&clause);
+        }
+        let descending = query.order_by.as_ref().is_some_and(|o| o.descending);
+        let (cmp, dir) = if descending {
+            ("<", "DESC")
+        } else {
+            (">", "ASC")
+        };
+        let fp = fingerprint(container, query);
+        if let Some(token) = &query.continuation {
+            let (sort, pk, id) = decode_token(fp, token)?;
+            text.push_str(&format!(
+                " AND (({sort_expr}) {cmp} ? OR (({sort_expr}) = ? AND (pk, id) {cmp} (?, ?)))"
+            ));
+            params.extend([sort.clone(), sort, SqlValue::Text(pk), SqlValue::Text(id)]);
+        }
+        text.push_str(&format!(
+            " ORDER BY sort_key {dir}, pk {dir}, id {dir} LIMIT ?"
+        ));
+        params.push(SqlValue::Integer(i64::from(query.max_items) + 1));
+        Ok(Self {
+            text,
+            params,
+            fingerprint: fp,
+        })
+    }
+}

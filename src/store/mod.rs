@@ -1,0 +1,168 @@
+//! The document-store port.
+//!
+//! It is shaped after Cosmos DB NoSQL so that the production backend is a thin
+//! translation: logical containers with one partition-key path each, point
+//! operations addressed by `(partition key, id)`, optimistic concurrency with
+//! opaque ETags, queries with simple filters and opaque continuation tokens,
+//! and per-document TTL. Aggregates exist only within one partition, because
+//! the Cosmos SDK refuses cross-partition aggregates.
+
+mod containers;
+pub mod embedded;
+mod query;
+mod typed;
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+pub use containers::Container;
+pub use query::{Filter, Op, OrderBy, Query, Scope};
+pub use typed::{Entity, StoreExt};
+
+/// An opaque version tag of one stored document.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ETag(String);
+
+impl ETag {
+    /// Wraps a backend's version string (quotes, if any, are kept as given).
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The raw version string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for ETag {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One stored document with its address and version.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Document {
+    /// The document id, unique within its partition.
+    pub id: String,
+    /// The value of the container's partition-key path.
+    pub partition_key: String,
+    /// The version the backend assigned on the last write.
+    pub etag: ETag,
+    /// The JSON body as written (system properties removed).
+    pub body: Value,
+}
+
+/// One page of a query.
+#[derive(Debug, Clone, Default)]
+pub struct Page {
+    /// The documents of this page, in query order.
+    pub items: Vec<Document>,
+    /// Present when more documents may follow; pass it back to continue.
+    pub continuation: Option<String>,
+}
+
+/// Everything a store operation can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// No live document at that address.
+    #[error("document not found")]
+    NotFound,
+    /// A document with that id already exists in the partition.
+    #[error("document already exists")]
+    Conflict,
+    /// The document changed since the given ETag was read.
+    #[error("document was modified concurrently (etag mismatch)")]
+    PreconditionFailed,
+    /// The backend throttled the request; retry after the given delay.
+    #[error("store throttled the request")]
+    Throttled {
+        /// How long the backend asked us to wait.
+        retry_after: std::time::Duration,
+    },
+    /// A continuation token that this store did not issue, or for another query.
+    #[error("invalid continuation token")]
+    InvalidContinuation,
+    /// The document or query is not acceptable to the store (a bug in the caller).
+    #[error("invalid request to the store: {0}")]
+    Invalid(String),
+    /// The backend cannot be reached or failed in a way that may pass.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// The result type of store operations.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A document store partitioned like Cosmos DB.
+///
+/// Bodies written through it must carry `id` (string) and the container's
+/// partition-key path (string); the store keeps them as given and adds nothing
+/// visible. A body's numeric `ttl` (seconds) overrides the container's default
+/// time to live; expired documents are invisible to every operation.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Reads one document; `Ok(None)` if absent or expired.
+    async fn read(&self, container: Container, pk: &str, id: &str)
+    -> StoreResult<Option<Document>>;
+
+    /// Creates a document; [`StoreError::Conflict`] if its id is taken in the partition.
+    async fn create(&self, container: Container, body: Value) -> StoreResult<Document>;
+
+    /// Replaces an existing document, only if its ETag still matches when given.
+    async fn replace(
+        &self,
+        container: Container,
+        body: Value,
+        if_match: Option<&ETag>,
+    ) -> StoreResult<Document>;
+
+    /// Creates or replaces a document unconditionally.
+    async fn upsert(&self, container: Container, body: Value) -> StoreResult<Document>;
+
+    /// Deletes a document, only if its ETag still matches when given.
+    async fn delete(
+        &self,
+        container: Container,
+        pk: &str,
+        id: &str,
+        if_match: Option<&ETag>,
+    ) -> StoreResult<()>;
+
+    /// Runs a query and returns one page of at most `query.max_items` documents.
+    async fn query(&self, container: Container, query: &Query) -> StoreResult<Page>;
+
+    /// Counts the documents matching a query within one partition.
+    ///
+    /// Cross-partition scopes are refused with [`StoreError::Invalid`].
+    async fn count(&self, container: Container, query: &Query) -> StoreResult<u64>;
+
+    /// Creates the database and containers if they are missing (idempotent).
+    async fn provision(&self) -> StoreResult<()>;
+
+    /// Checks that the backend answers.
+    async fn health(&self) -> StoreResult<()>;
+}
+
+/// Extracts `id` and the partition key of `container` from a body.
+pub fn address_of(container: Container, body: &Value) -> StoreResult<(String, String)> {
+    let id = body
+        .get("id")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| StoreError::Invalid("document has no string `id`".into()))?;
+    let path = container.partition_key_field();
+    let pk = body.get(path).and_then(Value::as_str).ok_or_else(|| {
+        StoreError::Invalid(format!(
+            "document has no string partition key `{path}` for container {}",
+            container.name()
+        ))
+    })?;
+    Ok((id.to_owned(), pk.to_owned()))
+}
+
+/// Reads the per-document TTL (`ttl` in seconds), if any.
+pub fn ttl_of(body: &Value) -> Option<i64> {
+    body.get("ttl").and_then(Value::as_i64)
+}

@@ -1,0 +1,137 @@
+//! Typed access on top of [`Store`]: entities (de)serialize themselves, carry
+//! their ETag in an `etag` field that is never stored, and updates are
+//! read → replace(If-Match) loops that work the same on every backend.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::{Container, Document, ETag, Query, Store, StoreError, StoreResult};
+
+/// A document type kept in one container.
+pub trait Entity: Serialize + DeserializeOwned + Send + Sync {
+    /// The container that holds it.
+    const CONTAINER: Container;
+    /// Sets the version read from the store.
+    fn set_etag(&mut self, etag: &ETag);
+}
+
+/// How many times [`Store::update`] re-reads after losing a race.
+const UPDATE_ATTEMPTS: usize = 16;
+
+fn to_body<T: Entity>(entity: &T) -> StoreResult<Value> {
+    let mut body = serde_json::to_value(entity)
+        .map_err(|e| StoreError::Invalid(format!("serialize {}: {e}", T::CONTAINER.name())))?;
+    if let Some(obj) = body.as_object_mut() {
+        obj.remove("etag");
+    }
+    Ok(body)
+}
+
+fn from_doc<T: Entity>(doc: Document) -> StoreResult<T> {
+    let mut entity: T = serde_json::from_value(doc.body).map_err(|e| {
+        StoreError::Invalid(format!(
+            "stored {} {} does not parse: {e}",
+            T::CONTAINER.name(),
+            doc.id
+        ))
+    })?;
+    entity.set_etag(&doc.etag);
+    Ok(entity)
+}
+
+/// Marker so that `StoreExt` is importable where the methods are used.
+pub trait StoreExt {}
+impl StoreExt for dyn Store {}
+
+impl dyn Store {
+    /// Reads an entity; `None` if absent.
+    pub async fn get<T: Entity>(&self, pk: &str, id: &str) -> StoreResult<Option<T>> {
+        match self.read(T::CONTAINER, pk, id).await? {
+            Some(doc) => Ok(Some(from_doc(doc)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Creates an entity and returns it with its ETag.
+    pub async fn insert<T: Entity>(&self, entity: &T) -> StoreResult<T> {
+        from_doc(self.create(T::CONTAINER, to_body(entity)?).await?)
+    }
+
+    /// Replaces an entity, if `if_match` (when given) is still its version.
+    pub async fn put<T: Entity>(&self, entity: &T, if_match: Option<&ETag>) -> StoreResult<T> {
+        from_doc(
+            self.replace(T::CONTAINER, to_body(entity)?, if_match)
+                .await?,
+        )
+    }
+
+    /// Creates or replaces an entity.
+    pub async fn save<T: Entity>(&self, entity: &T) -> StoreResult<T> {
+        from_doc(self.upsert(T::CONTAINER, to_body(entity)?).await?)
+    }
+
+    /// Deletes an entity (absent is an error: [`StoreError::NotFound`]).
+    pub async fn remove<T: Entity>(
+        &self,
+        pk: &str,
+        id: &str,
+        if_match: Option<&ETag>,
+    ) -> StoreResult<()> {
+        self.delete(T::CONTAINER, pk, id, if_match).await
+    }
+
+    /// One page of entities.
+    pub async fn page<T: Entity>(&self, query: &Query) -> StoreResult<(Vec<T>, Option<String>)> {
+        let page = self.query(T::CONTAINER, query).await?;
+        let items = page
+            .items
+            .into_iter()
+            .map(from_doc)
+            .collect::<StoreResult<Vec<T>>>()?;
+        Ok((items, page.continuation))
+    }
+
+    /// Every entity matching the query, reading at most `max_pages` pages.
+    pub async fn all<T: Entity>(&self, query: Query, max_pages: usize) -> StoreResult<Vec<T>> {
+        let mut query = query;
+        let mut out = Vec::new();
+        for _ in 0..max_pages {
+            let (items, next) = self.page::<T>(&query).await?;
+            out.extend(items);
+            match next {
+                Some(token) => query.continuation = Some(token),
+                None => break,
+            }
+        }
+        Ok(out)
+    }
+
+    /// Read → change → replace(If-Match), re-reading when another writer won.
+    ///
+    /// `change` may refuse by returning an error, which is passed through
+    /// unchanged (nothing is written). An absent entity is
+    /// [`StoreError::NotFound`].
+    pub async fn update<T, E, F>(&self, pk: &str, id: &str, mut change: F) -> Result<T, E>
+    where
+        T: Entity,
+        E: From<StoreError>,
+        F: FnMut(&mut T) -> Result<(), E> + Send,
+    {
+        for _ in 0..UPDATE_ATTEMPTS {
+            let doc = self
+                .read(T::CONTAINER, pk, id)
+                .await?
+                .ok_or(StoreError::NotFound)?;
+            let etag = doc.etag.clone();
+            let mut entity: T = from_doc(doc)?;
+            change(&mut entity)?;
+            match self.put(&entity, Some(&etag)).await {
+                Ok(saved) => return Ok(saved),
+                Err(StoreError::PreconditionFailed) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(StoreError::PreconditionFailed.into())
+    }
+}
