@@ -1,0 +1,43 @@
+//! The Store contract: every backend runs exactly these tests.
+//!
+//! Add a backend by one `contract_tests!(name, async { Arc<dyn Store> })` line.
+
+mod contract;
+
+use std::sync::Arc;
+
+use castiel_integrations::clock::SystemClock;
+use castiel_integrations::store::Store;
+use castiel_integrations::store::embedded::{EmbeddedStore, SqliteDb};
+
+macro_rules! contract_tests {
+    ($backend:ident, $make:expr) => {
+        mod $backend {
+            #[allow(unused_imports)]
+            use super::*;
+            contract_tests!(@each $make; create_then_read, duplicate_create_conflicts, replace_honours_etag,
+                upsert_inserts_and_replaces, delete_honours_etag, queries_stay_in_their_partition,
+                filters_select_documents, pages_cover_everything_once, descending_pages,
+                bad_continuation_is_refused, count_is_partition_scoped, per_document_ttl_expires,
+                container_ttl_and_no_ttl, cross_partition_scan, concurrent_replace_one_wins,
+                bodies_round_trip, provision_and_health);
+        }
+    };
+    (@each $make:expr; $($name:ident),*) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                let store: Arc<dyn Store> = $make.await;
+                crate::contract::$name(store).await;
+            }
+        )*
+    };
+}
+
+async fn embedded() -> Arc<dyn Store> {
+    let dir = tempfile::tempdir().expect("tempdir").keep();
+    let db = SqliteDb::open(&dir.join("contract.db")).expect("open sqlite");
+    Arc::new(EmbeddedStore::new(db, Arc::new(SystemClock)))
+}
+
+contract_tests!(embedded_store, embedded());
