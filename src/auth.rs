@@ -60,7 +60,13 @@ impl TokenKeys {
         let bytes = secret.expose_secret().as_bytes();
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 30;
-        validation.set_required_spec_claims(&["exp"]);
+        // A token whose `nbf` lies ahead is not valid yet (RFC 7519 §4.1.5).
+        validation.validate_nbf = true;
+        // A configured `iss`/`aud` must be present, not only right when present.
+        let mut required = vec!["exp"];
+        required.extend(issuer.as_ref().map(|_| "iss"));
+        required.extend(audience.as_ref().map(|_| "aud"));
+        validation.set_required_spec_claims(&required);
         match &issuer {
             Some(iss) => validation.set_issuer(&[iss]),
             None => validation.iss = None,

@@ -283,9 +283,11 @@ pub struct Integration {
     /// Status of the last sync.
     #[serde(default)]
     pub last_sync_status: Option<String>,
-    /// Created.
+    /// Created (sort key of the list: written so that text order is time order).
+    #[serde(with = "super::time::sortable")]
     pub created_at: DateTime<Utc>,
     /// Last changed.
+    #[serde(with = "super::time::sortable")]
     pub updated_at: DateTime<Utc>,
     /// Creating user.
     #[serde(default)]

@@ -3,4 +3,5 @@
 pub mod catalog;
 pub mod integration;
 pub mod tenancy;
+pub mod time;
 pub mod validation;

@@ -73,9 +73,7 @@ where
                 "a JSON object body is required",
             )));
         }
-        let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
-            ApiError::invalid(Violations::one("", format!("is not valid JSON: {e}")))
-        })?;
+        let value = super::json::parse_strict(&bytes).map_err(ApiError::invalid)?;
         let value = parse_value::<T>(value, &required_fields::<T>(), T::READ_ONLY)?;
         Ok(Self { value, digest })
     }
@@ -90,6 +88,11 @@ fn required_fields<T: PartialSchema>() -> Vec<String> {
 
 /// Deserializes `value` as `T`, collecting every unknown, read-only, missing
 /// and wrongly typed field it can find (not only the first).
+///
+/// After each error the offending field is removed and deserialization is
+/// retried. A field inside an array element cannot be removed without
+/// shifting the pointers of its siblings, so the nearest enclosing field of
+/// an object is pruned instead (only the first error of an array is named).
 pub fn parse_value<T: DeserializeOwned>(
     mut value: Value,
     required: &[String],
@@ -112,6 +115,12 @@ pub fn parse_value<T: DeserializeOwned>(
             v.add(format!("/{}", escape_token(f)), "is required");
         }
     }
+    let mut pruned: Vec<String> = Vec::new();
+    let is_pruned = |pruned: &[String], p: &str| {
+        pruned
+            .iter()
+            .any(|x| p == x || p.strip_prefix(x.as_str()).is_some_and(|r| r.starts_with('/')))
+    };
     for _ in 0..64 {
         let err = match serde_path_to_error::deserialize::<_, T>(&value) {
             Ok(parsed) if v.is_empty() => return Ok(parsed),
@@ -119,7 +128,6 @@ pub fn parse_value<T: DeserializeOwned>(
             Err(e) => e,
         };
         let mut pointer = String::new();
-        let mut in_array = false;
         for seg in err.path().iter() {
             match seg {
                 serde_path_to_error::Segment::Map { key } => {
@@ -128,29 +136,33 @@ pub fn parse_value<T: DeserializeOwned>(
                 }
                 serde_path_to_error::Segment::Seq { index } => {
                     pointer.push_str(&format!("/{index}"));
-                    in_array = true;
                 }
                 _ => {}
             }
         }
         let msg = err.inner().to_string();
-        if let Some(field) = quoted_after(&msg, "unknown field `") {
+        // The pointer whose removal lets deserialization go further.
+        let culprit = if let Some(field) = quoted_after(&msg, "unknown field `") {
             let tail = format!("/{}", escape_token(&field));
             if !pointer.ends_with(&tail) {
                 pointer.push_str(&tail);
             }
             v.add(&pointer, "unknown field");
+            pointer
         } else if let Some(field) = quoted_after(&msg, "missing field `") {
-            v.add(format!("{pointer}/{}", escape_token(&field)), "is required");
-            return Err(v);
-        } else {
-            if v.has(&pointer) {
-                return Err(v);
+            let missing = format!("{pointer}/{}", escape_token(&field));
+            if !is_pruned(&pruned, &missing) {
+                v.add(missing, "is required");
             }
+            // The struct lacking the field goes.
+            pointer
+        } else {
             v.add(&pointer, clean_message(&msg));
-        }
-        if in_array || pointer.is_empty() || !remove_at(&mut value, &pointer) {
-            return Err(v);
+            pointer
+        };
+        match prune(&mut value, &culprit) {
+            Some(removed) => pruned.push(removed),
+            None => return Err(v),
         }
     }
     Err(v)
@@ -167,14 +179,20 @@ fn clean_message(msg: &str) -> String {
     msg.split(" at line ").next().unwrap_or(msg).to_owned()
 }
 
-fn remove_at(value: &mut Value, pointer: &str) -> bool {
-    let Some((parent, last)) = pointer.rsplit_once('/') else {
-        return false;
-    };
-    let key = last.replace("~1", "/").replace("~0", "~");
-    match value.pointer_mut(parent) {
-        Some(Value::Object(m)) => m.remove(&key).is_some(),
-        _ => false,
+/// Removes the value at `pointer`, or the nearest ancestor that is a field of
+/// an object; returns the pointer removed (`None`: nothing removable).
+fn prune(value: &mut Value, pointer: &str) -> Option<String> {
+    let mut p = pointer;
+    loop {
+        let (parent, last) = p.rsplit_once('/')?;
+        match value.pointer_mut(parent) {
+            Some(Value::Object(m)) => {
+                let key = last.replace("~1", "/").replace("~0", "~");
+                return m.remove(&key).map(|_| p.to_owned());
+            }
+            Some(Value::Array(_)) => p = parent,
+            _ => return None,
+        }
     }
 }
 

@@ -85,7 +85,7 @@ async fn ready(State(app): State<AppState>) -> Response {
         Check {
             status: status_of(&store),
             backend: store_backend(&app),
-            error: store.err().map(|e| e.to_string()),
+            error: store.err().map(|e| hidden("store", &e)),
         },
     );
     let bus = app.events.bus().health().await;
@@ -94,7 +94,7 @@ async fn ready(State(app): State<AppState>) -> Response {
         Check {
             status: status_of(&bus),
             backend: app.events.bus().name(),
-            error: bus.err().map(|e| e.to_string()),
+            error: bus.err().map(|e| hidden("events", &e)),
         },
     );
     let all_ok = checks.values().all(|c| c.status == "ok");
@@ -117,6 +117,12 @@ async fn ready(State(app): State<AppState>) -> Response {
 #[utoipa::path(get, path = "/api/ready", tag = "health", responses((status = 200, body = Readiness), (status = 503, body = Readiness)))]
 async fn ready_api(state: State<AppState>) -> Response {
     ready(state).await
+}
+
+/// The probe is public: the cause is logged, the answer only says "down".
+fn hidden(check: &str, cause: &dyn std::fmt::Display) -> String {
+    tracing::warn!(check, error.cause = %cause, "readiness check failed");
+    "does not answer; the cause is in the service log".to_owned()
 }
 
 fn status_of<T, E>(r: &Result<T, E>) -> &'static str {

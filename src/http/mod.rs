@@ -7,6 +7,7 @@ pub mod extract;
 pub mod health;
 pub mod idempotency;
 pub mod integrations;
+pub mod json;
 pub mod respond;
 
 use std::sync::OnceLock;

@@ -150,9 +150,12 @@ pub async fn create(app: &App, ctx: &Ctx, mut input: NewIntegration) -> Result<I
         input.sync_config.as_mut(),
         input.custom_api.as_ref(),
     );
-    let provider = catalog::get_visible(app, ctx.tenant(), &input.provider_id)
-        .await
-        .ok();
+    // Only "not visible" is the caller's fault; a store failure stays a 5xx.
+    let provider = match catalog::get_visible(app, ctx.tenant(), &input.provider_id).await {
+        Ok(p) => Some(p),
+        Err(Error::NotFound(_)) => None,
+        Err(e) => return Err(e),
+    };
     if provider.is_none() {
         v.add(
             "/providerId",
@@ -281,8 +284,15 @@ pub async fn replace(
         input.sync_config.as_mut(),
         input.custom_api.as_ref(),
     );
+    // A refused status is reported together with every other bad field.
+    let next = next_status(&current, input.status);
+    if let Err(Error::Invalid(status)) = &next {
+        for x in status.as_slice() {
+            v.add(&x.pointer, &x.detail);
+        }
+    }
     v.into_result()?;
-    let (status, before) = next_status(&current, input.status)?;
+    let (status, before) = next?;
     let mut next = current.clone();
     next.name = input.name.trim().to_owned();
     next.description = input.description.unwrap_or_default();

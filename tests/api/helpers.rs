@@ -80,14 +80,22 @@ impl Answer {
 impl TestApp {
     /// A fresh app with default configuration plus `extra` settings.
     pub async fn with(extra: &[(&str, &str)]) -> Self {
+        Self::custom(extra, Arc::new(SystemClock), |s| s).await
+    }
+
+    /// A fresh app on a given clock, its store wrapped by `wrap` (fault injection).
+    pub async fn custom(
+        extra: &[(&str, &str)],
+        clock: Arc<dyn Clock>,
+        wrap: impl FnOnce(Arc<dyn Store>) -> Arc<dyn Store>,
+    ) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let data_dir = dir.path().to_string_lossy().into_owned();
         let mut pairs: Vec<(&str, &str)> =
             vec![("DATA_DIR", &data_dir), ("JWT_SECRET", JWT_SECRET)];
         pairs.extend_from_slice(extra);
         let config = Config::from_pairs(&pairs).expect("config");
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let store = test_store(dir.path(), clock.clone()).await;
+        let store = wrap(test_store(dir.path(), clock.clone()).await);
         let state = bootstrap::build_with(config, store, clock)
             .await
             .expect("build app");
@@ -191,4 +199,119 @@ impl TestApp {
         assert_eq!(a.status, StatusCode::CREATED, "{:?}", a.body);
         a.body
     }
+}
+
+/// Signs arbitrary claims with the test secret (HS256), for auth tests.
+pub fn sign(claims: &Value) -> String {
+    sign_with(jsonwebtoken::Algorithm::HS256, JWT_SECRET, claims)
+}
+
+/// Signs arbitrary claims with any HMAC algorithm and secret.
+pub fn sign_with(alg: jsonwebtoken::Algorithm, secret: &str, claims: &Value) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(alg),
+        claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .expect("sign")
+}
+
+/// Seconds since the epoch.
+pub fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+/// Every event raised in the app, in order.
+#[derive(Default)]
+pub struct Recorder(pub std::sync::Mutex<Vec<castiel_integrations::events::Event>>);
+
+#[async_trait::async_trait]
+impl castiel_integrations::events::EventHandler for Recorder {
+    async fn handle(&self, event: &castiel_integrations::events::Event) -> anyhow::Result<()> {
+        self.0.lock().expect("lock").push(event.clone());
+        Ok(())
+    }
+}
+
+impl Recorder {
+    /// The events recorded so far.
+    pub fn events(&self) -> Vec<castiel_integrations::events::Event> {
+        self.0.lock().expect("lock").clone()
+    }
+}
+
+impl TestApp {
+    /// Records every event raised from now on.
+    pub fn record_events(&self) -> Arc<Recorder> {
+        let r = Arc::new(Recorder::default());
+        self.state.events.subscribe(r.clone());
+        r
+    }
+
+    /// Sends raw bytes with a content type.
+    pub async fn send_bytes(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> Answer {
+        let mut req = Request::builder().method(method).uri(path);
+        if let Some(t) = token {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        if let Some(ct) = content_type {
+            req = req.header(header::CONTENT_TYPE, ct);
+        }
+        self.raw(req.body(Body::from(body)).expect("request")).await
+    }
+
+    /// Follows continuation tokens from `path` (which may carry a query) to the
+    /// end; returns every item and the number of pages.
+    pub async fn list_all(&self, path: &str, token: &str) -> (Vec<Value>, usize) {
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let mut items = Vec::new();
+        let mut pages = 0;
+        let mut next: Option<String> = None;
+        loop {
+            let url = match &next {
+                Some(t) => format!("{path}{sep}continuationToken={t}"),
+                None => path.to_owned(),
+            };
+            let a = self.get(&url, token).await;
+            assert_eq!(a.status, StatusCode::OK, "{url}: {:?}", a.body);
+            pages += 1;
+            items.extend(a.body["items"].as_array().expect("items").iter().cloned());
+            match a.body["continuationToken"].as_str() {
+                Some(t) => next = Some(t.to_owned()),
+                None => return (items, pages),
+            }
+            assert!(pages < 1000, "paging does not end");
+        }
+    }
+
+    /// The ids of every integration a tenant sees.
+    pub async fn integration_ids(&self, token: &str) -> Vec<String> {
+        self.list_all("/api/v1/integrations?limit=200", token)
+            .await
+            .0
+            .iter()
+            .filter_map(|i| i["id"].as_str().map(str::to_owned))
+            .collect()
+    }
+}
+
+/// A valid catalog entry body for admin tests.
+pub fn catalog_entry(id: &str) -> Value {
+    serde_json::json!({
+        "id": id,
+        "category": "crm",
+        "name": id,
+        "displayName": format!("Test {id}"),
+        "description": "a test provider",
+        "authMethods": ["api_key"],
+        "visibility": "public",
+        "status": "active"
+    })
 }

@@ -3,5 +3,15 @@
 //! `TEST_STORE=embedded|cosmos` picks the store backend, so the same suite
 //! runs once per backend.
 
+mod auth;
+mod catalog;
+mod concurrency;
+mod conventions;
+mod fuzz;
 mod helpers;
+mod idempotency;
+mod integrations;
+mod pagination;
 mod smoke;
+mod tenancy;
+mod validation;
