@@ -42,8 +42,7 @@ mod tests {
         let times: Vec<String> = [0_i64, 1, 500_000, 500_001, 999_999, 1_000_000]
             .iter()
             .map(|us| {
-                serde_json::to_string(&T(base + chrono::Duration::microseconds(*us)))
-                    .expect("json")
+                serde_json::to_string(&T(base + chrono::Duration::microseconds(*us))).expect("json")
             })
             .collect();
         let mut sorted = times.clone();

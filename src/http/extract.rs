@@ -117,9 +117,11 @@ pub fn parse_value<T: DeserializeOwned>(
     }
     let mut pruned: Vec<String> = Vec::new();
     let is_pruned = |pruned: &[String], p: &str| {
-        pruned
-            .iter()
-            .any(|x| p == x || p.strip_prefix(x.as_str()).is_some_and(|r| r.starts_with('/')))
+        pruned.iter().any(|x| {
+            p == x
+                || p.strip_prefix(x.as_str())
+                    .is_some_and(|r| r.starts_with('/'))
+        })
     };
     for _ in 0..64 {
         let err = match serde_path_to_error::deserialize::<_, T>(&value) {

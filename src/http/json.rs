@@ -165,7 +165,15 @@ mod tests {
 
     #[test]
     fn accepts_what_serde_json_accepts() {
-        for t in ["{}", "[]", "null", "1", "-1.5e3", "\"x\"", r#"{"a":[1,{"b":null}]}"#] {
+        for t in [
+            "{}",
+            "[]",
+            "null",
+            "1",
+            "-1.5e3",
+            "\"x\"",
+            r#"{"a":[1,{"b":null}]}"#,
+        ] {
             let strict = parse_strict(t.as_bytes()).expect(t);
             assert_eq!(strict, serde_json::from_str::<Value>(t).expect(t));
         }

@@ -17,7 +17,8 @@ fn claims(tenant: &str) -> Value {
 fn assert_401(a: &Answer, why: &str) {
     assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{why}: {:?}", a.body);
     assert_eq!(
-        a.headers[header::CONTENT_TYPE], "application/problem+json",
+        a.headers[header::CONTENT_TYPE],
+        "application/problem+json",
         "{why}"
     );
     assert_eq!(a.headers[header::WWW_AUTHENTICATE], "Bearer", "{why}");
@@ -54,7 +55,11 @@ fn protected_routes(id: &str) -> Vec<(Method, String, Option<Value>)> {
         (Method::GET, c.clone(), None),
         (Method::POST, c.clone(), Some(catalog_entry("newone"))),
         (Method::GET, format!("{c}/salesforce"), None),
-        (Method::PUT, format!("{c}/salesforce"), Some(catalog_entry("salesforce"))),
+        (
+            Method::PUT,
+            format!("{c}/salesforce"),
+            Some(catalog_entry("salesforce")),
+        ),
         (Method::DELETE, format!("{c}/custom_rest"), None),
     ]
 }
@@ -114,7 +119,9 @@ async fn every_protected_route_refuses_every_bad_token() {
         ("alg none", Some(format!("{none_header}.{none_body}."))),
         (
             "not yet valid",
-            Some(sign(&json!({"tenantId": t, "exp": now() + 600, "nbf": now() + 3600}))),
+            Some(sign(
+                &json!({"tenantId": t, "exp": now() + 600, "nbf": now() + 3600}),
+            )),
         ),
     ];
     for (method, path, body) in protected_routes(&id) {
@@ -139,7 +146,10 @@ async fn every_protected_route_refuses_every_bad_token() {
     // Nothing was changed by any refused request.
     assert_eq!(app.integration_ids(&owner).await, vec![id.clone()]);
     let cat = app
-        .get("/api/v1/admin/integrations/catalog", &app.admin_token(tenant))
+        .get(
+            "/api/v1/admin/integrations/catalog",
+            &app.admin_token(tenant),
+        )
         .await;
     assert_eq!(cat.body["items"].as_array().map(Vec::len), Some(4));
 }
@@ -166,7 +176,10 @@ async fn issuer_and_audience_are_checked_when_configured() {
     let app = TestApp::with(&[("JWT_ISSUER", "castiel"), ("JWT_AUDIENCE", "integrations")]).await;
     let t = Uuid::new_v4().to_string();
     let minted = app.token(Uuid::parse_str(&t).expect("uuid"));
-    assert_eq!(app.get("/api/v1/integrations", &minted).await.status, StatusCode::OK);
+    assert_eq!(
+        app.get("/api/v1/integrations", &minted).await.status,
+        StatusCode::OK
+    );
     for (why, c) in [
         ("no iss/aud", claims(&t)),
         (
@@ -222,7 +235,10 @@ async fn x_tenant_id_must_match_the_token() {
         )
         .await;
     assert_eq!(a.status, StatusCode::FORBIDDEN);
-    assert!(app.integration_ids(&token).await.is_empty(), "nothing created");
+    assert!(
+        app.integration_ids(&token).await.is_empty(),
+        "nothing created"
+    );
 }
 
 #[tokio::test]
@@ -230,21 +246,35 @@ async fn non_admins_get_403_on_every_admin_route_and_change_nothing() {
     let app = TestApp::new().await;
     let tenant = Uuid::new_v4();
     let user = app.token(tenant);
-    let explicit_false = sign(&json!({"tenantId": tenant, "exp": now() + 600, "isSuperAdmin": false}));
+    let explicit_false =
+        sign(&json!({"tenantId": tenant, "exp": now() + 600, "isSuperAdmin": false}));
     let stringly = sign(&json!({"tenantId": tenant, "exp": now() + 600, "isSuperAdmin": "true"}));
     let admin = app.admin_token(tenant);
-    let before = app.get("/api/v1/admin/integrations/catalog", &admin).await.body;
+    let before = app
+        .get("/api/v1/admin/integrations/catalog", &admin)
+        .await
+        .body;
     for token in [&user, &explicit_false, &stringly] {
         for (method, path, body) in protected_routes(&Uuid::new_v4().to_string())
             .into_iter()
             .filter(|(_, p, _)| p.starts_with("/api/v1/admin/"))
         {
-            let a = app.send(method.clone(), &path, Some(token), body, &[]).await;
-            assert_eq!(a.status, StatusCode::FORBIDDEN, "{method} {path}: {:?}", a.body);
+            let a = app
+                .send(method.clone(), &path, Some(token), body, &[])
+                .await;
+            assert_eq!(
+                a.status,
+                StatusCode::FORBIDDEN,
+                "{method} {path}: {:?}",
+                a.body
+            );
             assert_eq!(a.body["status"], 403);
         }
     }
-    let after = app.get("/api/v1/admin/integrations/catalog", &admin).await.body;
+    let after = app
+        .get("/api/v1/admin/integrations/catalog", &admin)
+        .await
+        .body;
     assert_eq!(before, after);
 }
 
@@ -274,6 +304,8 @@ async fn public_routes_need_no_token() {
     let ready = app.send(Method::GET, "/ready", None, None, &[]).await;
     assert_eq!(ready.body["checks"]["store"]["status"], "ok");
     // A bad token on a public route does not make it fail.
-    let a = app.send(Method::GET, "/health", Some("garbage"), None, &[]).await;
+    let a = app
+        .send(Method::GET, "/health", Some("garbage"), None, &[])
+        .await;
     assert_eq!(a.status, StatusCode::OK);
 }

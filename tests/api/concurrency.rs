@@ -33,42 +33,112 @@ async fn integration_put_and_delete_honour_if_match() {
     let app = TestApp::new().await;
     let t = app.token(Uuid::new_v4());
     let created = app.create_integration(&t, "v0").await;
-    let path = format!("/api/v1/integrations/{}", created["id"].as_str().expect("id"));
+    let path = format!(
+        "/api/v1/integrations/{}",
+        created["id"].as_str().expect("id")
+    );
     let v0 = app.get(&path, &t).await.etag();
     assert_eq!(v0, created["etag"].as_str().expect("etag"));
 
-    let v1 = with_if_match(&app, Method::PUT, &path, &t, Some(json!({"name": "v1"})), &quoted(&v0)).await;
+    let v1 = with_if_match(
+        &app,
+        Method::PUT,
+        &path,
+        &t,
+        Some(json!({"name": "v1"})),
+        &quoted(&v0),
+    )
+    .await;
     assert_eq!(v1.status, StatusCode::OK, "{:?}", v1.body);
     assert_ne!(v1.etag(), v0, "each write changes the ETag");
     assert_eq!(v1.body["etag"].as_str(), Some(v1.etag().as_str()));
 
-    let stale = with_if_match(&app, Method::PUT, &path, &t, Some(json!({"name": "lost"})), &quoted(&v0)).await;
+    let stale = with_if_match(
+        &app,
+        Method::PUT,
+        &path,
+        &t,
+        Some(json!({"name": "lost"})),
+        &quoted(&v0),
+    )
+    .await;
     assert_412(&stale);
     assert_412(&with_if_match(&app, Method::DELETE, &path, &t, None, &quoted(&v0)).await);
-    assert_412(&with_if_match(&app, Method::PUT, &path, &t, Some(json!({"name": "lost"})), "\"nonsense\"").await);
+    assert_412(
+        &with_if_match(
+            &app,
+            Method::PUT,
+            &path,
+            &t,
+            Some(json!({"name": "lost"})),
+            "\"nonsense\"",
+        )
+        .await,
+    );
     // Unquoted and weak forms of the current tag are accepted.
-    let v2 = with_if_match(&app, Method::PUT, &path, &t, Some(json!({"name": "v2"})), &v1.etag()).await;
+    let v2 = with_if_match(
+        &app,
+        Method::PUT,
+        &path,
+        &t,
+        Some(json!({"name": "v2"})),
+        &v1.etag(),
+    )
+    .await;
     assert_eq!(v2.status, StatusCode::OK, "{:?}", v2.body);
-    let v3 = with_if_match(&app, Method::PUT, &path, &t, Some(json!({"name": "v3"})), &format!("W/{}", quoted(&v2.etag()))).await;
+    let v3 = with_if_match(
+        &app,
+        Method::PUT,
+        &path,
+        &t,
+        Some(json!({"name": "v3"})),
+        &format!("W/{}", quoted(&v2.etag())),
+    )
+    .await;
     assert_eq!(v3.status, StatusCode::OK);
-    let star = with_if_match(&app, Method::PUT, &path, &t, Some(json!({"name": "v4"})), "*").await;
+    let star = with_if_match(
+        &app,
+        Method::PUT,
+        &path,
+        &t,
+        Some(json!({"name": "v4"})),
+        "*",
+    )
+    .await;
     assert_eq!(star.status, StatusCode::OK);
     let no_header = app.put(&path, &t, json!({"name": "v5"})).await;
     assert_eq!(no_header.status, StatusCode::OK);
-    let tags = [&v0, &v1.etag(), &v2.etag(), &v3.etag(), &star.etag(), &no_header.etag()]
-        .iter()
-        .map(|s| s.to_string())
-        .collect::<std::collections::HashSet<_>>();
+    let tags = [
+        &v0,
+        &v1.etag(),
+        &v2.etag(),
+        &v3.etag(),
+        &star.etag(),
+        &no_header.etag(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect::<std::collections::HashSet<_>>();
     assert_eq!(tags.len(), 6, "every write has a new ETag");
     // A list of tags is not supported: 400, not a silent pass.
-    let list = with_if_match(&app, Method::PUT, &path, &t, Some(json!({"name": "x"})), &format!("{}, \"b\"", quoted(&no_header.etag()))).await;
+    let list = with_if_match(
+        &app,
+        Method::PUT,
+        &path,
+        &t,
+        Some(json!({"name": "x"})),
+        &format!("{}, \"b\"", quoted(&no_header.etag())),
+    )
+    .await;
     assert_eq!(list.status, StatusCode::BAD_REQUEST);
 
     let read = app.get(&path, &t).await;
     assert_eq!(read.body["name"], "v5");
     assert_eq!(read.etag(), no_header.etag());
     assert_eq!(
-        with_if_match(&app, Method::DELETE, &path, &t, None, &quoted(&read.etag())).await.status,
+        with_if_match(&app, Method::DELETE, &path, &t, None, &quoted(&read.etag()))
+            .await
+            .status,
         StatusCode::NO_CONTENT
     );
     assert_eq!(app.get(&path, &t).await.status, StatusCode::NOT_FOUND);
@@ -100,18 +170,33 @@ async fn field_mapping_put_honours_if_match() {
     let first = with_if_match(&app, Method::PUT, &path, &t, Some(body("a")), &quoted(&v0)).await;
     assert_eq!(first.status, StatusCode::OK, "{:?}", first.body);
     let integration = app.get(&format!("/api/v1/integrations/{id}"), &t).await;
-    assert_eq!(first.etag(), integration.etag(), "the mapping's ETag is the integration's");
+    assert_eq!(
+        first.etag(),
+        integration.etag(),
+        "the mapping's ETag is the integration's"
+    );
     assert_eq!(app.get(&path, &t).await.etag(), first.etag());
     assert_412(&with_if_match(&app, Method::PUT, &path, &t, Some(body("b")), &quoted(&v0)).await);
     assert_eq!(app.get(&path, &t).await.body["shardTypeId"], "a");
     // A mapping write makes an integration PUT with the old tag stale, too.
     assert_412(
-        &with_if_match(&app, Method::PUT, &format!("/api/v1/integrations/{id}"), &t, Some(json!({"name": "y"})), &quoted(&v0)).await,
+        &with_if_match(
+            &app,
+            Method::PUT,
+            &format!("/api/v1/integrations/{id}"),
+            &t,
+            Some(json!({"name": "y"})),
+            &quoted(&v0),
+        )
+        .await,
     );
     let second = with_if_match(&app, Method::PUT, &path, &t, Some(body("b")), "*").await;
     assert_eq!(second.status, StatusCode::OK);
     assert_ne!(second.etag(), first.etag());
-    assert_eq!(second.body["id"], first.body["id"], "the mapping keeps its id");
+    assert_eq!(
+        second.body["id"], first.body["id"],
+        "the mapping keeps its id"
+    );
 }
 
 #[tokio::test]
@@ -125,20 +210,74 @@ async fn admin_catalog_put_and_delete_honour_if_match() {
     let v0 = c.etag();
     let mut edit = catalog_entry("acme");
     edit["displayName"] = json!("Acme 2");
-    let v1 = with_if_match(&app, Method::PUT, &path, &admin, Some(edit.clone()), &quoted(&v0)).await;
+    let v1 = with_if_match(
+        &app,
+        Method::PUT,
+        &path,
+        &admin,
+        Some(edit.clone()),
+        &quoted(&v0),
+    )
+    .await;
     assert_eq!(v1.status, StatusCode::OK, "{:?}", v1.body);
     assert_ne!(v1.etag(), v0);
-    assert_412(&with_if_match(&app, Method::PUT, &path, &admin, Some(edit.clone()), &quoted(&v0)).await);
+    assert_412(
+        &with_if_match(
+            &app,
+            Method::PUT,
+            &path,
+            &admin,
+            Some(edit.clone()),
+            &quoted(&v0),
+        )
+        .await,
+    );
     assert_412(&with_if_match(&app, Method::DELETE, &path, &admin, None, &quoted(&v0)).await);
     // A category move keeps If-Match semantics.
     let mut moved = edit.clone();
     moved["category"] = json!("storage");
-    assert_412(&with_if_match(&app, Method::PUT, &path, &admin, Some(moved.clone()), &quoted(&v0)).await);
-    let v2 = with_if_match(&app, Method::PUT, &path, &admin, Some(moved), &quoted(&v1.etag())).await;
+    assert_412(
+        &with_if_match(
+            &app,
+            Method::PUT,
+            &path,
+            &admin,
+            Some(moved.clone()),
+            &quoted(&v0),
+        )
+        .await,
+    );
+    let v2 = with_if_match(
+        &app,
+        Method::PUT,
+        &path,
+        &admin,
+        Some(moved),
+        &quoted(&v1.etag()),
+    )
+    .await;
     assert_eq!(v2.status, StatusCode::OK, "{:?}", v2.body);
     assert_eq!(app.get(&path, &admin).await.etag(), v2.etag());
-    assert_412(&with_if_match(&app, Method::DELETE, &path, &admin, None, &quoted(&v1.etag())).await);
-    let del = with_if_match(&app, Method::DELETE, &path, &admin, None, &quoted(&v2.etag())).await;
+    assert_412(
+        &with_if_match(
+            &app,
+            Method::DELETE,
+            &path,
+            &admin,
+            None,
+            &quoted(&v1.etag()),
+        )
+        .await,
+    );
+    let del = with_if_match(
+        &app,
+        Method::DELETE,
+        &path,
+        &admin,
+        None,
+        &quoted(&v2.etag()),
+    )
+    .await;
     assert_eq!(del.status, StatusCode::NO_CONTENT);
     assert_eq!(app.get(&path, &admin).await.status, StatusCode::NOT_FOUND);
 }
@@ -148,15 +287,25 @@ async fn concurrent_writers_with_the_same_tag_one_wins() {
     let app = std::sync::Arc::new(TestApp::new().await);
     let t = app.token(Uuid::new_v4());
     let created = app.create_integration(&t, "x").await;
-    let path = format!("/api/v1/integrations/{}", created["id"].as_str().expect("id"));
+    let path = format!(
+        "/api/v1/integrations/{}",
+        created["id"].as_str().expect("id")
+    );
     let tag = quoted(created["etag"].as_str().expect("etag"));
     let mut tasks = Vec::new();
     for n in 0..8 {
         let (app, path, t, tag) = (app.clone(), path.clone(), t.clone(), tag.clone());
         tasks.push(tokio::spawn(async move {
-            with_if_match(&app, Method::PUT, &path, &t, Some(json!({"name": format!("w{n}")})), &tag)
-                .await
-                .status
+            with_if_match(
+                &app,
+                Method::PUT,
+                &path,
+                &t,
+                Some(json!({"name": format!("w{n}")})),
+                &tag,
+            )
+            .await
+            .status
         }));
     }
     let mut ok = 0;

@@ -42,13 +42,25 @@ async fn body_limit_is_one_mebibyte() {
     let post = |body: Vec<u8>| {
         let (app, t) = (&app, &t);
         async move {
-            app.send_bytes(Method::POST, "/api/v1/integrations", Some(t), Some("application/json"), body)
-                .await
+            app.send_bytes(
+                Method::POST,
+                "/api/v1/integrations",
+                Some(t),
+                Some("application/json"),
+                body,
+            )
+            .await
         }
     };
     assert_eq!(post(padded(LIMIT)).await.status, StatusCode::CREATED);
-    assert_problem(&post(padded(LIMIT + 1)).await, StatusCode::PAYLOAD_TOO_LARGE);
-    assert_problem(&post(padded(3 * LIMIT)).await, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_problem(
+        &post(padded(LIMIT + 1)).await,
+        StatusCode::PAYLOAD_TOO_LARGE,
+    );
+    assert_problem(
+        &post(padded(3 * LIMIT)).await,
+        StatusCode::PAYLOAD_TOO_LARGE,
+    );
     let id = app.integration_ids(&t).await;
     assert_eq!(id.len(), 1);
     let put = app
@@ -67,16 +79,40 @@ async fn body_limit_is_one_mebibyte() {
 async fn json_media_type_is_required() {
     let app = TestApp::new().await;
     let t = app.token(Uuid::new_v4());
-    let body = json!({"providerId": "salesforce", "name": "x"}).to_string().into_bytes();
-    for ct in [None, Some("text/plain"), Some("application/x-www-form-urlencoded"), Some("application/jsonx"), Some("")] {
+    let body = json!({"providerId": "salesforce", "name": "x"})
+        .to_string()
+        .into_bytes();
+    for ct in [
+        None,
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+        Some("application/jsonx"),
+        Some(""),
+    ] {
         let a = app
-            .send_bytes(Method::POST, "/api/v1/integrations", Some(&t), ct, body.clone())
+            .send_bytes(
+                Method::POST,
+                "/api/v1/integrations",
+                Some(&t),
+                ct,
+                body.clone(),
+            )
             .await;
         assert_problem(&a, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     }
-    for ct in ["application/json; charset=utf-8", "Application/JSON", "application/merge-patch+json"] {
+    for ct in [
+        "application/json; charset=utf-8",
+        "Application/JSON",
+        "application/merge-patch+json",
+    ] {
         let a = app
-            .send_bytes(Method::POST, "/api/v1/integrations", Some(&t), Some(ct), body.clone())
+            .send_bytes(
+                Method::POST,
+                "/api/v1/integrations",
+                Some(&t),
+                Some(ct),
+                body.clone(),
+            )
             .await;
         assert_eq!(a.status, StatusCode::CREATED, "{ct}");
     }
@@ -87,7 +123,13 @@ async fn json_media_type_is_required() {
 async fn unknown_routes_and_methods_are_problems() {
     let app = TestApp::new().await;
     let t = app.token(Uuid::new_v4());
-    for path in ["/nope", "/api/v1/nope", "/api/v1/integrations/a/b/c", "/api/v2/integrations", "/api/v1/integrations/"] {
+    for path in [
+        "/nope",
+        "/api/v1/nope",
+        "/api/v1/integrations/a/b/c",
+        "/api/v2/integrations",
+        "/api/v1/integrations/",
+    ] {
         let a = app.get(path, &t).await;
         assert_problem(&a, StatusCode::NOT_FOUND);
         let a = app.send(Method::GET, path, None, None, &[]).await;
@@ -102,7 +144,10 @@ async fn unknown_routes_and_methods_are_problems() {
     ] {
         let a = app.send(method.clone(), path, Some(&t), None, &[]).await;
         assert_problem(&a, StatusCode::METHOD_NOT_ALLOWED);
-        assert!(a.headers.contains_key(header::ALLOW), "{method} {path}: Allow header");
+        assert!(
+            a.headers.contains_key(header::ALLOW),
+            "{method} {path}: Allow header"
+        );
     }
 }
 
@@ -111,21 +156,43 @@ async fn single_resources_carry_etag_and_creates_location() {
     let app = TestApp::new().await;
     let t = app.token(Uuid::new_v4());
     let c = app
-        .post("/api/v1/integrations", &t, json!({"providerId": "salesforce", "name": "x"}))
+        .post(
+            "/api/v1/integrations",
+            &t,
+            json!({"providerId": "salesforce", "name": "x"}),
+        )
         .await;
     let raw = c.headers[header::ETAG].to_str().expect("etag");
-    assert!(raw.starts_with('"') && raw.ends_with('"'), "strong quoted ETag: {raw}");
+    assert!(
+        raw.starts_with('"') && raw.ends_with('"'),
+        "strong quoted ETag: {raw}"
+    );
     assert_eq!(c.etag(), c.body["etag"].as_str().expect("etag"));
-    let loc = c.headers[header::LOCATION].to_str().expect("location").to_owned();
+    let loc = c.headers[header::LOCATION]
+        .to_str()
+        .expect("location")
+        .to_owned();
     let r = app.get(&loc, &t).await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.etag(), c.etag());
     let entry = app.get("/api/v1/integrations/catalog/salesforce", &t).await;
     assert!(!entry.etag().is_empty());
-    assert!(app.get("/api/v1/integrations", &t).await.headers.get(header::ETAG).is_none());
+    assert!(
+        app.get("/api/v1/integrations", &t)
+            .await
+            .headers
+            .get(header::ETAG)
+            .is_none()
+    );
     // Every answer carries a request id; a sent one is kept.
     let a = app
-        .send(Method::GET, "/health", None, None, &[("x-request-id", "abc-1")])
+        .send(
+            Method::GET,
+            "/health",
+            None,
+            None,
+            &[("x-request-id", "abc-1")],
+        )
         .await;
     assert_eq!(a.headers["x-request-id"], "abc-1");
     let a = app.send(Method::GET, "/health", None, None, &[]).await;
@@ -135,9 +202,15 @@ async fn single_resources_carry_etag_and_creates_location() {
 #[tokio::test]
 async fn openapi_document_describes_the_api() {
     let app = TestApp::new().await;
-    let a = app.send(Method::GET, "/api/v1/openapi.json", None, None, &[]).await;
+    let a = app
+        .send(Method::GET, "/api/v1/openapi.json", None, None, &[])
+        .await;
     assert_eq!(a.headers[header::CONTENT_TYPE], "application/json");
-    assert!(a.body["openapi"].as_str().is_some_and(|v| v.starts_with("3.")));
+    assert!(
+        a.body["openapi"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("3."))
+    );
     for p in [
         "/api/v1/integrations",
         "/api/v1/integrations/{id}",
@@ -220,7 +293,10 @@ async fn server_errors_show_nothing_internal() {
     })
     .await;
     let t = app.token(Uuid::new_v4());
-    let id = app.create_integration(&t, "x").await["id"].as_str().expect("id").to_owned();
+    let id = app.create_integration(&t, "x").await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
     let path = format!("/api/v1/integrations/{id}");
     for (m, status) in [
         (BUG, StatusCode::INTERNAL_SERVER_ERROR),
@@ -231,7 +307,12 @@ async fn server_errors_show_nothing_internal() {
         let answers = [
             app.get(&path, &t).await,
             app.get("/api/v1/integrations", &t).await,
-            app.post("/api/v1/integrations", &t, json!({"providerId": "salesforce", "name": "y"})).await,
+            app.post(
+                "/api/v1/integrations",
+                &t,
+                json!({"providerId": "salesforce", "name": "y"}),
+            )
+            .await,
             app.put(&path, &t, json!({"name": "z"})).await,
             app.delete(&path, &t).await,
             app.get("/api/v1/integrations/catalog", &t).await,
@@ -239,7 +320,13 @@ async fn server_errors_show_nothing_internal() {
         for a in answers {
             assert_problem(&a, status);
             let text = a.body.to_string();
-            for leak in ["secret-db-path", "hunter2", "/var/lib", "panicked", "store refused"] {
+            for leak in [
+                "secret-db-path",
+                "hunter2",
+                "/var/lib",
+                "panicked",
+                "store refused",
+            ] {
                 assert!(!text.contains(leak), "{leak} in {text}");
             }
         }
@@ -247,7 +334,11 @@ async fn server_errors_show_nothing_internal() {
         if m != PANIC {
             assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE);
             assert_eq!(ready.body["checks"]["store"]["status"], "down");
-            assert!(!ready.body.to_string().contains("hunter2"), "{:?}", ready.body);
+            assert!(
+                !ready.body.to_string().contains("hunter2"),
+                "{:?}",
+                ready.body
+            );
         }
     }
     mode.store(PASS, Ordering::SeqCst);

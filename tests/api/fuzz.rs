@@ -29,22 +29,94 @@ impl Rng {
 
 /// Field names of every input type, so random objects often hit real fields.
 const KEYS: &[&str] = &[
-    "providerId", "name", "description", "instanceUrl", "settings", "syncConfig", "customApi",
-    "status", "entityMappings", "pullFilters", "externalEntity", "shardTypeId", "shardTypeName",
-    "enabled", "fieldMappings", "externalField", "shardField", "transform", "transformOptions",
-    "defaultValue", "required", "direction", "field", "operator", "value", "id", "tenantId",
-    "createdAt", "etag", "category", "displayName", "authMethods", "oauth", "authorizationUrl",
-    "tokenUrl", "scopes", "pkce", "visibility", "allowedTenants", "blockedTenants",
-    "shardMappings", "rateLimit", "requestsPerMinute", "requestsPerHour", "capabilities",
-    "a/b", "~0", "", "ключ", "\u{0}",
+    "providerId",
+    "name",
+    "description",
+    "instanceUrl",
+    "settings",
+    "syncConfig",
+    "customApi",
+    "status",
+    "entityMappings",
+    "pullFilters",
+    "externalEntity",
+    "shardTypeId",
+    "shardTypeName",
+    "enabled",
+    "fieldMappings",
+    "externalField",
+    "shardField",
+    "transform",
+    "transformOptions",
+    "defaultValue",
+    "required",
+    "direction",
+    "field",
+    "operator",
+    "value",
+    "id",
+    "tenantId",
+    "createdAt",
+    "etag",
+    "category",
+    "displayName",
+    "authMethods",
+    "oauth",
+    "authorizationUrl",
+    "tokenUrl",
+    "scopes",
+    "pkce",
+    "visibility",
+    "allowedTenants",
+    "blockedTenants",
+    "shardMappings",
+    "rateLimit",
+    "requestsPerMinute",
+    "requestsPerHour",
+    "capabilities",
+    "a/b",
+    "~0",
+    "",
+    "ключ",
+    "\u{0}",
 ];
 
 const STRINGS: &[&str] = &[
-    "", " ", "salesforce", "custom_rest", "crm", "pending", "disabled", "connected", "active",
-    "public", "superadmin_only", "oauth2", "api_key", "in", "equals", "both", "trim", "valueMap",
-    "https://example.com", "http://127.0.0.1:1/", "ftp://x", "https://u:p@h", "javascript:alert(1)",
-    "00000000-0000-0000-0000-000000000000", "\u{0}", "\u{202e}rtl", "😀", "a.b.c", "a..b",
-    "../../etc/passwd", "'; DROP TABLE documents; --", "%s%n", "\\", "\"", "NaN",
+    "",
+    " ",
+    "salesforce",
+    "custom_rest",
+    "crm",
+    "pending",
+    "disabled",
+    "connected",
+    "active",
+    "public",
+    "superadmin_only",
+    "oauth2",
+    "api_key",
+    "in",
+    "equals",
+    "both",
+    "trim",
+    "valueMap",
+    "https://example.com",
+    "http://127.0.0.1:1/",
+    "ftp://x",
+    "https://u:p@h",
+    "javascript:alert(1)",
+    "00000000-0000-0000-0000-000000000000",
+    "\u{0}",
+    "\u{202e}rtl",
+    "😀",
+    "a.b.c",
+    "a..b",
+    "../../etc/passwd",
+    "'; DROP TABLE documents; --",
+    "%s%n",
+    "\\",
+    "\"",
+    "NaN",
 ];
 
 fn random_value(rng: &mut Rng, depth: usize) -> Value {
@@ -76,7 +148,9 @@ fn random_value(rng: &mut Rng, depth: usize) -> Value {
 fn mutate(rng: &mut Rng, mut body: Value) -> Value {
     for _ in 0..=rng.below(3) {
         let v = random_value(rng, 2);
-        let Some(obj) = body.as_object_mut() else { break };
+        let Some(obj) = body.as_object_mut() else {
+            break;
+        };
         let keys: Vec<String> = obj.keys().cloned().collect();
         match rng.below(4) {
             0 if !keys.is_empty() => {
@@ -133,7 +207,11 @@ fn assert_no_5xx(a: &Answer, what: &str) {
         a.body
     );
     if a.status.is_client_error() {
-        assert!(a.body["status"].is_number(), "{what}: problem body {:?}", a.body);
+        assert!(
+            a.body["status"].is_number(),
+            "{what}: problem body {:?}",
+            a.body
+        );
     }
 }
 
@@ -147,7 +225,11 @@ async fn random_bodies_never_cause_a_5xx() {
         .expect("id")
         .to_owned();
     let created = app
-        .post("/api/v1/admin/integrations/catalog", &admin, catalog_entry("fuzzed"))
+        .post(
+            "/api/v1/admin/integrations/catalog",
+            &admin,
+            catalog_entry("fuzzed"),
+        )
         .await;
     assert_eq!(created.status, StatusCode::CREATED);
     let routes: Vec<(Method, String, String, Value)> = vec![
@@ -193,16 +275,24 @@ async fn random_bodies_never_cause_a_5xx() {
             let a = match rng.below(3) {
                 0 => {
                     let body = random_value(&mut rng, 0);
-                    app.send(method.clone(), path, Some(token), Some(body), &[]).await
+                    app.send(method.clone(), path, Some(token), Some(body), &[])
+                        .await
                 }
                 1 => {
                     let body = mutate(&mut rng, valid.clone());
-                    app.send(method.clone(), path, Some(token), Some(body), &[]).await
+                    app.send(method.clone(), path, Some(token), Some(body), &[])
+                        .await
                 }
                 _ => {
                     let bytes = damage(&mut rng, valid);
-                    app.send_bytes(method.clone(), path, Some(token), Some("application/json"), bytes)
-                        .await
+                    app.send_bytes(
+                        method.clone(),
+                        path,
+                        Some(token),
+                        Some("application/json"),
+                        bytes,
+                    )
+                    .await
                 }
             };
             assert_no_5xx(&a, &what);
@@ -210,10 +300,18 @@ async fn random_bodies_never_cause_a_5xx() {
         }
     }
     // The generator reaches both sides: accepted and refused bodies.
-    assert!(statuses.get(&400).copied().unwrap_or(0) > 100, "{statuses:?}");
+    assert!(
+        statuses.get(&400).copied().unwrap_or(0) > 100,
+        "{statuses:?}"
+    );
     assert!(statuses.keys().any(|s| *s < 300), "{statuses:?}");
     // The app still works.
-    assert_eq!(app.get(&format!("/api/v1/integrations/{id}"), &t).await.status, StatusCode::OK);
+    assert_eq!(
+        app.get(&format!("/api/v1/integrations/{id}"), &t)
+            .await
+            .status,
+        StatusCode::OK
+    );
 }
 
 fn nested(depth: usize) -> Value {
@@ -228,20 +326,40 @@ async fn hostile_shapes_are_refused_cleanly() {
         let (app, t) = (&app, &t);
         async move {
             let h: Vec<(&str, &str)> = key.map(|k| ("idempotency-key", k)).into_iter().collect();
-            app.send(Method::POST, "/api/v1/integrations", Some(t), Some(body), &h)
-                .await
+            app.send(
+                Method::POST,
+                "/api/v1/integrations",
+                Some(t),
+                Some(body),
+                &h,
+            )
+            .await
         }
     };
     // Nesting: fine up to the limit, 400 beyond it, never a 5xx.
-    let ok = post(json!({"providerId": "salesforce", "name": "d", "settings": nested(30)}), None).await;
+    let ok = post(
+        json!({"providerId": "salesforce", "name": "d", "settings": nested(30)}),
+        None,
+    )
+    .await;
     assert_eq!(ok.status, StatusCode::CREATED, "{:?}", ok.body);
     for depth in [32, 40, 126, 127, 200] {
-        let a = post(json!({"providerId": "salesforce", "name": "d", "settings": nested(depth)}), None).await;
+        let a = post(
+            json!({"providerId": "salesforce", "name": "d", "settings": nested(depth)}),
+            None,
+        )
+        .await;
         assert_eq!(a.status, StatusCode::BAD_REQUEST, "depth {depth}");
     }
     let deep_text = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
     let a = app
-        .send_bytes(Method::POST, "/api/v1/integrations", Some(&t), Some("application/json"), deep_text.into_bytes())
+        .send_bytes(
+            Method::POST,
+            "/api/v1/integrations",
+            Some(&t),
+            Some("application/json"),
+            deep_text.into_bytes(),
+        )
         .await;
     assert_eq!(a.status, StatusCode::BAD_REQUEST);
     // The deepest accepted body replays from its idempotency record.
@@ -254,33 +372,67 @@ async fn hostile_shapes_are_refused_cleanly() {
 
     // Huge arrays and strings within the body limit.
     let zeros = vec![0; 400_000];
-    let a = post(json!({"providerId": "salesforce", "name": "z", "settings": {"a": zeros}}), None).await;
+    let a = post(
+        json!({"providerId": "salesforce", "name": "z", "settings": {"a": zeros}}),
+        None,
+    )
+    .await;
     assert_eq!(a.pointers(), ["/settings"]);
-    let a = post(json!({"providerId": "salesforce", "name": "n".repeat(900_000)}), None).await;
+    let a = post(
+        json!({"providerId": "salesforce", "name": "n".repeat(900_000)}),
+        None,
+    )
+    .await;
     assert_eq!(a.pointers(), ["/name"]);
     let many: Vec<Value> = (0..3000)
         .map(|i| json!({"externalEntity": format!("E{i}"), "shardTypeId": "s"}))
         .collect();
-    let a = post(json!({"providerId": "salesforce", "name": "m", "syncConfig": {"entityMappings": many}}), None).await;
+    let a = post(
+        json!({"providerId": "salesforce", "name": "m", "syncConfig": {"entityMappings": many}}),
+        None,
+    )
+    .await;
     assert_eq!(a.status, StatusCode::CREATED, "{:?}", a.pointers());
     let bad_many: Vec<Value> = (0..20000).map(|_| json!({"field": 1})).collect();
-    let a = post(json!({"providerId": "salesforce", "name": "m", "syncConfig": {"pullFilters": bad_many}}), None).await;
+    let a = post(
+        json!({"providerId": "salesforce", "name": "m", "syncConfig": {"pullFilters": bad_many}}),
+        None,
+    )
+    .await;
     assert_eq!(a.status, StatusCode::BAD_REQUEST);
     assert!(a.pointers().len() < 100, "errors are bounded");
 
     // Keys that need escaping in pointers.
-    let a = post(json!({"providerId": "salesforce", "name": "k", "a/b": 1, "c~d": 2}), None).await;
+    let a = post(
+        json!({"providerId": "salesforce", "name": "k", "a/b": 1, "c~d": 2}),
+        None,
+    )
+    .await;
     assert_eq!(a.status, StatusCode::BAD_REQUEST);
     let mut p = a.pointers();
     p.sort();
     assert_eq!(p, ["/a~1b", "/c~0d"]);
-    let a = post(json!({"providerId": "salesforce", "name": "k", "settings": {"x/secret": "v"}}), None).await;
+    let a = post(
+        json!({"providerId": "salesforce", "name": "k", "settings": {"x/secret": "v"}}),
+        None,
+    )
+    .await;
     assert_eq!(a.pointers(), ["/settings/x~1secret"]);
     // Control characters and odd unicode are data, not errors.
-    let a = post(json!({"providerId": "salesforce", "name": "\u{0}\u{202e}😀", "description": "\u{1}"}), None).await;
+    let a = post(
+        json!({"providerId": "salesforce", "name": "\u{0}\u{202e}😀", "description": "\u{1}"}),
+        None,
+    )
+    .await;
     assert_eq!(a.status, StatusCode::CREATED, "{:?}", a.body);
     let read = app
-        .get(&format!("/api/v1/integrations/{}", a.body["id"].as_str().expect("id")), &t)
+        .get(
+            &format!(
+                "/api/v1/integrations/{}",
+                a.body["id"].as_str().expect("id")
+            ),
+            &t,
+        )
         .await;
     assert_eq!(read.body["name"], "\u{0}\u{202e}😀");
 }

@@ -31,14 +31,20 @@ async fn replay_returns_the_first_answer_and_creates_nothing_new() {
         let again = create(&app, &t, "key-1", body.clone()).await;
         assert_eq!(again.status, StatusCode::CREATED);
         assert_eq!(again.body, first.body);
-        assert_eq!(again.headers[header::LOCATION], first.headers[header::LOCATION]);
+        assert_eq!(
+            again.headers[header::LOCATION],
+            first.headers[header::LOCATION]
+        );
         assert_eq!(again.etag(), first.etag());
         assert_eq!(again.headers["idempotent-replayed"], "true");
     }
     assert_eq!(app.integration_ids(&t).await.len(), 1);
     assert_eq!(events.events().len(), 1, "one integration.created only");
     // Without a key, the same body creates another.
-    assert_eq!(app.post("/api/v1/integrations", &t, body).await.status, StatusCode::CREATED);
+    assert_eq!(
+        app.post("/api/v1/integrations", &t, body).await.status,
+        StatusCode::CREATED
+    );
     assert_eq!(app.integration_ids(&t).await.len(), 2);
 }
 
@@ -46,14 +52,32 @@ async fn replay_returns_the_first_answer_and_creates_nothing_new() {
 async fn same_key_with_another_body_is_a_conflict() {
     let app = TestApp::new().await;
     let t = app.token(Uuid::new_v4());
-    let first = create(&app, &t, "k", json!({"providerId": "salesforce", "name": "a"})).await;
+    let first = create(
+        &app,
+        &t,
+        "k",
+        json!({"providerId": "salesforce", "name": "a"}),
+    )
+    .await;
     assert_eq!(first.status, StatusCode::CREATED);
-    let other = create(&app, &t, "k", json!({"providerId": "salesforce", "name": "b"})).await;
+    let other = create(
+        &app,
+        &t,
+        "k",
+        json!({"providerId": "salesforce", "name": "b"}),
+    )
+    .await;
     assert_eq!(other.status, StatusCode::CONFLICT, "{:?}", other.body);
     assert_eq!(other.body["status"], 409);
     assert_eq!(app.integration_ids(&t).await.len(), 1);
     // The original is still replayed afterwards.
-    let again = create(&app, &t, "k", json!({"providerId": "salesforce", "name": "a"})).await;
+    let again = create(
+        &app,
+        &t,
+        "k",
+        json!({"providerId": "salesforce", "name": "a"}),
+    )
+    .await;
     assert_eq!(again.body["id"], first.body["id"]);
 }
 
@@ -72,7 +96,13 @@ async fn keys_are_scoped_per_tenant() {
     assert!(rb.headers.get("idempotent-replayed").is_none());
     // B with another body is not a conflict with A's use of the key.
     let c = app.token(Uuid::new_v4());
-    let rc = create(&app, &c, "shared-key", json!({"providerId": "hubspot", "name": "z"})).await;
+    let rc = create(
+        &app,
+        &c,
+        "shared-key",
+        json!({"providerId": "hubspot", "name": "z"}),
+    )
+    .await;
     assert_eq!(rc.status, StatusCode::CREATED);
     assert_eq!(app.integration_ids(&a).await.len(), 1);
     assert_eq!(app.integration_ids(&b).await.len(), 1);
@@ -88,7 +118,13 @@ async fn a_refused_request_does_not_use_the_key_up() {
     // Refused by the service (provider not visible).
     let bad = create(&app, &t, "k2", json!({"providerId": "nope", "name": "x"})).await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
-    let good = create(&app, &t, "k2", json!({"providerId": "salesforce", "name": "x"})).await;
+    let good = create(
+        &app,
+        &t,
+        "k2",
+        json!({"providerId": "salesforce", "name": "x"}),
+    )
+    .await;
     assert_eq!(good.status, StatusCode::CREATED, "{:?}", good.body);
     assert!(good.headers.get("idempotent-replayed").is_none());
     assert_eq!(app.integration_ids(&t).await.len(), 1);
@@ -100,11 +136,23 @@ async fn bad_keys_are_refused() {
     let t = app.token(Uuid::new_v4());
     let long = "k".repeat(256);
     for key in ["", "   ", long.as_str(), "has space"] {
-        let a = create(&app, &t, key, json!({"providerId": "salesforce", "name": "x"})).await;
+        let a = create(
+            &app,
+            &t,
+            key,
+            json!({"providerId": "salesforce", "name": "x"}),
+        )
+        .await;
         assert_eq!(a.status, StatusCode::BAD_REQUEST, "{key:?}");
     }
     assert!(app.integration_ids(&t).await.is_empty());
-    let ok = create(&app, &t, &"k".repeat(255), json!({"providerId": "salesforce", "name": "x"})).await;
+    let ok = create(
+        &app,
+        &t,
+        &"k".repeat(255),
+        json!({"providerId": "salesforce", "name": "x"}),
+    )
+    .await;
     assert_eq!(ok.status, StatusCode::CREATED);
 }
 
@@ -116,9 +164,14 @@ async fn concurrent_retries_create_one() {
     for _ in 0..6 {
         let (app, t) = (app.clone(), t.clone());
         tasks.push(tokio::spawn(async move {
-            create(&app, &t, "race", json!({"providerId": "salesforce", "name": "r"}))
-                .await
-                .status
+            create(
+                &app,
+                &t,
+                "race",
+                json!({"providerId": "salesforce", "name": "r"}),
+            )
+            .await
+            .status
         }));
     }
     for task in tasks {

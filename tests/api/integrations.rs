@@ -26,7 +26,10 @@ async fn create_read_replace_delete() {
     assert_eq!(c.status, StatusCode::CREATED, "{:?}", c.body);
     let id = c.body["id"].as_str().expect("id");
     assert!(Uuid::parse_str(id).is_ok());
-    assert_eq!(c.headers[header::LOCATION], format!("/api/v1/integrations/{id}"));
+    assert_eq!(
+        c.headers[header::LOCATION],
+        format!("/api/v1/integrations/{id}")
+    );
     assert_eq!(c.headers[header::CONTENT_TYPE], "application/json");
     for (k, v) in [
         ("tenantId", json!(tenant)),
@@ -49,11 +52,18 @@ async fn create_read_replace_delete() {
     assert_eq!(r.body, c.body);
 
     let u = app
-        .put(&path, &t, json!({"name": "Renamed", "settings": {"x": 1}, "syncConfig": c.body["syncConfig"]}))
+        .put(
+            &path,
+            &t,
+            json!({"name": "Renamed", "settings": {"x": 1}, "syncConfig": c.body["syncConfig"]}),
+        )
         .await;
     assert_eq!(u.status, StatusCode::OK, "{:?}", u.body);
     assert_eq!(u.body["name"], "Renamed");
-    assert_eq!(u.body["description"], "", "absent editable fields are cleared");
+    assert_eq!(
+        u.body["description"], "",
+        "absent editable fields are cleared"
+    );
     assert_eq!(u.body["instanceUrl"], Value::Null);
     assert_eq!(u.body["settings"], json!({"x": 1}));
     assert_eq!(u.body["syncConfig"]["entityMappings"][0]["id"], mapping_id);
@@ -64,7 +74,10 @@ async fn create_read_replace_delete() {
     let d = app.delete(&path, &t).await;
     assert_eq!(d.status, StatusCode::NO_CONTENT);
     assert_eq!(app.get(&path, &t).await.status, StatusCode::NOT_FOUND);
-    assert_eq!(app.put(&path, &t, json!({"name": "x"})).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        app.put(&path, &t, json!({"name": "x"})).await.status,
+        StatusCode::NOT_FOUND
+    );
     assert_eq!(app.delete(&path, &t).await.status, StatusCode::NOT_FOUND);
 }
 
@@ -92,7 +105,11 @@ async fn custom_api_only_for_custom_rest() {
         .await;
     assert_eq!(bad.pointers(), ["/customApi"]);
     let keep = app
-        .put(&format!("/api/v1/integrations/{id}"), &t, json!({"name": "c2", "customApi": {"baseUrl": "https://b.example.com"}}))
+        .put(
+            &format!("/api/v1/integrations/{id}"),
+            &t,
+            json!({"name": "c2", "customApi": {"baseUrl": "https://b.example.com"}}),
+        )
         .await;
     assert_eq!(keep.status, StatusCode::OK);
 }
@@ -105,14 +122,21 @@ async fn status_can_only_be_disabled_and_restored() {
     let path = format!("/api/v1/integrations/{}", i["id"].as_str().expect("id"));
     let put = |status: &'static str| {
         let (app, path, t) = (&app, &path, &t);
-        async move { app.put(path, t, json!({"name": "s", "status": status})).await }
+        async move {
+            app.put(path, t, json!({"name": "s", "status": status}))
+                .await
+        }
     };
     for refused in ["connected", "error"] {
         let a = put(refused).await;
         assert_eq!(a.status, StatusCode::BAD_REQUEST, "{refused}");
         assert_eq!(a.pointers(), ["/status"]);
     }
-    assert_eq!(put("pending").await.body["status"], "pending", "same status is a no-op");
+    assert_eq!(
+        put("pending").await.body["status"],
+        "pending",
+        "same status is a no-op"
+    );
     let d = put("disabled").await;
     assert_eq!(d.status, StatusCode::OK);
     assert_eq!(d.body["status"], "disabled");
@@ -124,7 +148,9 @@ async fn status_can_only_be_disabled_and_restored() {
         let a = put(refused).await;
         assert_eq!(a.status, StatusCode::BAD_REQUEST, "{refused}");
         assert!(
-            a.body["errors"][0]["detail"].as_str().is_some_and(|d| d.contains("pending")),
+            a.body["errors"][0]["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("pending")),
             "says where it can go back to: {:?}",
             a.body
         );
@@ -132,7 +158,11 @@ async fn status_can_only_be_disabled_and_restored() {
     let back = put("pending").await;
     assert_eq!(back.status, StatusCode::OK);
     assert_eq!(back.body["status"], "pending");
-    assert!(back.body.get("statusBeforeDisable").is_none_or(Value::is_null));
+    assert!(
+        back.body
+            .get("statusBeforeDisable")
+            .is_none_or(Value::is_null)
+    );
     // Listing by status follows.
     let pending = app.get("/api/v1/integrations?status=pending", &t).await;
     assert_eq!(pending.body["items"].as_array().map(Vec::len), Some(1));
@@ -147,7 +177,10 @@ async fn field_mappings_read_and_write_sync_config() {
     let i = app.create_integration(&t, "fm").await;
     let id = i["id"].as_str().expect("id");
     let base = format!("/api/v1/integrations/{id}/field-mappings");
-    assert_eq!(app.get(&format!("{base}/Account"), &t).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        app.get(&format!("{base}/Account"), &t).await.status,
+        StatusCode::NOT_FOUND
+    );
     let body = json!({"shardTypeId": "c_account", "shardTypeName": "Account",
         "fieldMappings": [{"externalField": "Name", "shardField": "name", "transform": "trim"},
                           {"externalField": "Owner.Email", "shardField": "owner", "defaultValue": "n/a",
@@ -161,7 +194,11 @@ async fn field_mappings_read_and_write_sync_config() {
     assert_eq!(got.body, put.body);
     // Another entity is added beside it; the integration shows both.
     let other = app
-        .put(&format!("{base}/Contact"), &t, json!({"shardTypeId": "c_contact", "enabled": false, "fieldMappings": []}))
+        .put(
+            &format!("{base}/Contact"),
+            &t,
+            json!({"shardTypeId": "c_contact", "enabled": false, "fieldMappings": []}),
+        )
         .await;
     assert_eq!(other.status, StatusCode::OK);
     let full = app.get(&format!("/api/v1/integrations/{id}"), &t).await;
@@ -174,20 +211,35 @@ async fn field_mappings_read_and_write_sync_config() {
     assert_eq!(entities, ["Account", "Contact"]);
     // Replacing keeps the mapping's id and its place.
     let again = app
-        .put(&format!("{base}/Account"), &t, json!({"shardTypeId": "c_account", "fieldMappings": []}))
+        .put(
+            &format!("{base}/Account"),
+            &t,
+            json!({"shardTypeId": "c_account", "fieldMappings": []}),
+        )
         .await;
     assert_eq!(again.body["id"], put.body["id"]);
     assert_eq!(again.body["fieldMappings"], json!([]));
     // Entity names with URL-encoded characters address one entity.
     let odd = app
-        .put(&format!("{base}/Sales%20Order"), &t, json!({"shardTypeId": "x", "fieldMappings": []}))
+        .put(
+            &format!("{base}/Sales%20Order"),
+            &t,
+            json!({"shardTypeId": "x", "fieldMappings": []}),
+        )
         .await;
     assert_eq!(odd.status, StatusCode::OK);
     assert_eq!(odd.body["externalEntity"], "Sales Order");
-    assert_eq!(app.get(&format!("{base}/Sales%20Order"), &t).await.status, StatusCode::OK);
+    assert_eq!(
+        app.get(&format!("{base}/Sales%20Order"), &t).await.status,
+        StatusCode::OK
+    );
     let long = "E".repeat(101);
     let a = app
-        .put(&format!("{base}/{long}"), &t, json!({"shardTypeId": "x", "fieldMappings": []}))
+        .put(
+            &format!("{base}/{long}"),
+            &t,
+            json!({"shardTypeId": "x", "fieldMappings": []}),
+        )
         .await;
     assert!(a.status.is_client_error(), "{}", a.status);
 }
@@ -218,18 +270,39 @@ async fn events_carry_the_envelope_and_no_secret() {
     let id = c.body["id"].as_str().expect("id").to_owned();
     let path = format!("/api/v1/integrations/{id}");
     let u = app
-        .send(Method::PUT, &path, Some(&t), Some(json!({"name": "Ev2", "status": "disabled"})), &[("x-correlation-id", corr)])
+        .send(
+            Method::PUT,
+            &path,
+            Some(&t),
+            Some(json!({"name": "Ev2", "status": "disabled"})),
+            &[("x-correlation-id", corr)],
+        )
         .await;
     assert_eq!(u.status, StatusCode::OK);
     let fm = app
-        .put(&format!("{path}/field-mappings/Account"), &t, json!({"shardTypeId": "c", "fieldMappings": []}))
+        .put(
+            &format!("{path}/field-mappings/Account"),
+            &t,
+            json!({"shardTypeId": "c", "fieldMappings": []}),
+        )
         .await;
     assert_eq!(fm.status, StatusCode::OK);
     // Refused writes raise nothing.
     app.put(&path, &t, json!({"name": ""})).await;
-    app.post("/api/v1/integrations", &t, json!({"providerId": "nope", "name": "x"})).await;
+    app.post(
+        "/api/v1/integrations",
+        &t,
+        json!({"providerId": "nope", "name": "x"}),
+    )
+    .await;
     let d = app
-        .send(Method::DELETE, &path, Some(&t), None, &[("x-request-id", "req-777")])
+        .send(
+            Method::DELETE,
+            &path,
+            Some(&t),
+            None,
+            &[("x-request-id", "req-777")],
+        )
         .await;
     assert_eq!(d.status, StatusCode::NO_CONTENT);
 
@@ -237,7 +310,10 @@ async fn events_carry_the_envelope_and_no_secret() {
     assert_eq!(events.len(), 4, "{events:?}");
     let created = one(&events, "integration.created");
     let deleted = one(&events, "integration.deleted");
-    let updated: Vec<&Event> = events.iter().filter(|e| e.event_type == "integration.updated").collect();
+    let updated: Vec<&Event> = events
+        .iter()
+        .filter(|e| e.event_type == "integration.updated")
+        .collect();
     assert_eq!(updated.len(), 2);
     assert_eq!(
         created.data,
@@ -255,7 +331,16 @@ async fn events_carry_the_envelope_and_no_secret() {
         assert!(!e.source.instance.is_empty());
         assert_eq!(e.metadata.user_id.as_deref(), Some("user-1"));
         let wire = serde_json::to_value(e).expect("json");
-        for k in ["id", "type", "version", "timestamp", "tenantId", "source", "data", "metadata"] {
+        for k in [
+            "id",
+            "type",
+            "version",
+            "timestamp",
+            "tenantId",
+            "source",
+            "data",
+            "metadata",
+        ] {
             assert!(wire.get(k).is_some(), "{k} in {wire}");
         }
         assert!(wire["metadata"]["correlationId"].is_string());
@@ -266,8 +351,14 @@ async fn events_carry_the_envelope_and_no_secret() {
     }
     assert_eq!(created.metadata.correlation_id, corr);
     assert_eq!(updated[0].metadata.correlation_id, corr);
-    assert_eq!(deleted.metadata.correlation_id, "req-777", "falls back to X-Request-ID");
-    assert_ne!(updated[1].metadata.correlation_id, corr, "each request its own flow");
+    assert_eq!(
+        deleted.metadata.correlation_id, "req-777",
+        "falls back to X-Request-ID"
+    );
+    assert_ne!(
+        updated[1].metadata.correlation_id, corr,
+        "each request its own flow"
+    );
     let unique: std::collections::HashSet<_> = events.iter().map(|e| e.id).collect();
     assert_eq!(unique.len(), 4);
 }

@@ -79,13 +79,20 @@ async fn pages_survive_changes_between_requests() {
         made.push(app.create_integration(&t, &format!("i{n}")).await);
     }
     let first = app.get("/api/v1/integrations?limit=4", &t).await;
-    let token = first.body["continuationToken"].as_str().expect("token").to_owned();
+    let token = first.body["continuationToken"]
+        .as_str()
+        .expect("token")
+        .to_owned();
     // A newer item appears and a not-yet-seen one is deleted.
     app.create_integration(&t, "late").await;
     let gone = made[0]["id"].as_str().expect("id");
-    app.delete(&format!("/api/v1/integrations/{gone}"), &t).await;
+    app.delete(&format!("/api/v1/integrations/{gone}"), &t)
+        .await;
     let (rest, _) = app
-        .list_all(&format!("/api/v1/integrations?limit=4&continuationToken={token}"), &t)
+        .list_all(
+            &format!("/api/v1/integrations?limit=4&continuationToken={token}"),
+            &t,
+        )
         .await;
     let mut seen = ids(first.body["items"].as_array().expect("items"));
     seen.extend(ids(&rest));
@@ -94,7 +101,10 @@ async fn pages_survive_changes_between_requests() {
         .rev()
         .map(|i| i["id"].as_str().expect("id").to_owned())
         .collect();
-    assert_eq!(seen, expected, "the rest continues where the first page stopped");
+    assert_eq!(
+        seen, expected,
+        "the rest continues where the first page stopped"
+    );
 }
 
 #[tokio::test]
@@ -140,7 +150,11 @@ async fn filters_combine_with_paging() {
         .list_all("/api/v1/integrations?status=disabled&limit=2", &t)
         .await;
     assert_eq!(ids(&items), disabled);
-    let both: Vec<String> = sf.iter().filter(|i| disabled.contains(i)).cloned().collect();
+    let both: Vec<String> = sf
+        .iter()
+        .filter(|i| disabled.contains(i))
+        .cloned()
+        .collect();
     let (items, _) = app
         .list_all(
             "/api/v1/integrations?status=disabled&providerId=salesforce&limit=2",
@@ -149,7 +163,10 @@ async fn filters_combine_with_paging() {
         .await;
     assert_eq!(ids(&items), both);
     let (items, _) = app
-        .list_all("/api/v1/integrations?providerId=google_workspace&limit=2", &t)
+        .list_all(
+            "/api/v1/integrations?providerId=google_workspace&limit=2",
+            &t,
+        )
         .await;
     assert!(items.is_empty());
 }

@@ -123,7 +123,10 @@ async fn same_names_in_two_tenants_are_independent() {
     let ib = app.create_integration(&b, "Sales").await;
     assert_ne!(ia["id"], ib["id"]);
     let del = app
-        .delete(&format!("/api/v1/integrations/{}", ib["id"].as_str().expect("id")), &b)
+        .delete(
+            &format!("/api/v1/integrations/{}", ib["id"].as_str().expect("id")),
+            &b,
+        )
         .await;
     assert_eq!(del.status, StatusCode::NO_CONTENT);
     assert_eq!(app.integration_ids(&a).await.len(), 1);

@@ -66,10 +66,19 @@ async fn create_names_every_missing_wrong_unknown_and_read_only_field() {
         .as_array()
         .and_then(|e| e.iter().find(|e| e["pointer"] == "/id"))
         .expect("id error");
-    assert!(id_err["detail"].as_str().is_some_and(|d| d.contains("server")));
+    assert!(
+        id_err["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("server"))
+    );
     // A null required field among other errors still names the others.
     assert_400(
-        &post(&app, &t, json!({"name": null, "providerId": "salesforce", "zzz": 1})).await,
+        &post(
+            &app,
+            &t,
+            json!({"name": null, "providerId": "salesforce", "zzz": 1}),
+        )
+        .await,
         &["/name", "/zzz"],
     );
     assert!(app.integration_ids(&t).await.is_empty());
@@ -168,7 +177,12 @@ async fn rule_violations_are_all_named_and_secrets_not_echoed() {
     assert_400(&creds, &["/instanceUrl"]);
     assert!(!creds.body.to_string().contains("u:p@"));
     assert_400(
-        &post(&app, &t, json!({"providerId": "salesforce", "name": "n".repeat(201)})).await,
+        &post(
+            &app,
+            &t,
+            json!({"providerId": "salesforce", "name": "n".repeat(201)}),
+        )
+        .await,
         &["/name"],
     );
     assert!(app.integration_ids(&t).await.is_empty());
@@ -249,7 +263,10 @@ async fn update_refuses_bad_input_and_changes_nothing() {
     let app = TestApp::new().await;
     let t = app.token(Uuid::new_v4());
     let created = app.create_integration(&t, "orig").await;
-    let path = format!("/api/v1/integrations/{}", created["id"].as_str().expect("id"));
+    let path = format!(
+        "/api/v1/integrations/{}",
+        created["id"].as_str().expect("id")
+    );
     let before = app.get(&path, &t).await;
     let a = app
         .put(
@@ -284,7 +301,8 @@ async fn update_refuses_bad_input_and_changes_nothing() {
     assert_400(&app.put(&path, &t, json!({})).await, &["/name"]);
     // A forbidden status transition together with a bad field: both named.
     assert_400(
-        &app.put(&path, &t, json!({"name": " ", "status": "connected"})).await,
+        &app.put(&path, &t, json!({"name": " ", "status": "connected"}))
+            .await,
         &["/name", "/status"],
     );
     let after = app.get(&path, &t).await;
@@ -365,7 +383,8 @@ async fn bad_query_parameters_are_named() {
     );
     let admin = app.admin_token(Uuid::new_v4());
     assert_400(
-        &app.get("/api/v1/admin/integrations/catalog?limit=0", &admin).await,
+        &app.get("/api/v1/admin/integrations/catalog?limit=0", &admin)
+            .await,
         &["/limit"],
     );
     // A token of one query does not continue another.
