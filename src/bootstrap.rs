@@ -10,6 +10,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, StoreConfig};
 use crate::events::Events;
 use crate::events::in_process::InProcessBus;
+use crate::outbound::{OutboundClient, OutboundPolicy};
 use crate::services::catalog;
 use crate::state::{App, AppState};
 use crate::store::Store;
@@ -51,12 +52,17 @@ pub async fn build_with(
         config.jwt.audience.clone(),
     );
     let events = Events::new(Arc::new(InProcessBus), clock.clone());
+    let outbound = Arc::new(OutboundClient::new(
+        OutboundPolicy::new(config.outbound_allowed_cidrs.clone()),
+        std::time::Duration::from_secs(u64::from(config.webhooks.timeout_seconds)),
+    ));
     let app = App {
         config,
         store,
         clock,
         tokens,
         events,
+        outbound,
     };
     let seeded = catalog::seed(&app)
         .await

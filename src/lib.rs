@@ -13,6 +13,7 @@ pub mod error;
 pub mod events;
 mod files;
 pub mod http;
+pub mod outbound;
 pub mod run;
 pub mod services;
 pub mod state;

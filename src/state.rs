@@ -7,6 +7,7 @@ use crate::auth::TokenKeys;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::events::Events;
+use crate::outbound::OutboundClient;
 use crate::store::Store;
 
 /// Everything a request, timer or job needs.
@@ -21,6 +22,8 @@ pub struct App {
     pub tokens: TokenKeys,
     /// Event facade.
     pub events: Events,
+    /// The SSRF-guarded client for every tenant-directed outbound call.
+    pub outbound: Arc<OutboundClient>,
 }
 
 impl std::fmt::Debug for App {
