@@ -15,6 +15,7 @@ mod files;
 pub mod http;
 pub mod outbound;
 pub mod run;
+pub mod secrets;
 pub mod services;
 pub mod state;
 pub mod store;

@@ -8,6 +8,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::events::Events;
 use crate::outbound::OutboundClient;
+use crate::secrets::SecretStore;
 use crate::store::Store;
 
 /// Everything a request, timer or job needs.
@@ -24,6 +25,8 @@ pub struct App {
     pub events: Events,
     /// The SSRF-guarded client for every tenant-directed outbound call.
     pub outbound: Arc<OutboundClient>,
+    /// Secret store: credentials and webhook secrets live only here.
+    pub secrets: Arc<dyn SecretStore>,
 }
 
 impl std::fmt::Debug for App {
