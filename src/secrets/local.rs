@@ -56,6 +56,10 @@ pub fn generate_key() -> String {
     STANDARD.encode(key)
 }
 
+#[expect(
+    clippy::needless_pass_by_value,
+    reason = "used as map_err(unavailable)"
+)]
 fn unavailable(e: StoreError) -> SecretError {
     SecretError::Unavailable(e.to_string())
 }

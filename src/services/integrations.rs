@@ -101,6 +101,10 @@ pub struct IntegrationFilter {
     pub status: Option<IntegrationStatus>,
 }
 
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the editable fields of create and replace, checked alike"
+)]
 fn check_editable(
     v: &mut Violations,
     provider_id: &str,
@@ -143,10 +147,10 @@ async fn check_instance_target(app: &App, instance_url: Option<&str>, v: &mut Vi
     if v.has("/instanceUrl") {
         return;
     }
-    if let Ok(url) = url::Url::parse(raw) {
-        if let Err(e) = app.outbound.policy().check_for_storage(&url).await {
-            v.add("/instanceUrl", e.to_string());
-        }
+    if let Ok(url) = url::Url::parse(raw)
+        && let Err(e) = app.outbound.policy().check_for_storage(&url).await
+    {
+        v.add("/instanceUrl", e.to_string());
     }
 }
 
