@@ -7,9 +7,12 @@ use anyhow::Context as _;
 
 use crate::auth::{self, TokenKeys};
 use crate::clock::{Clock, SystemClock};
-use crate::config::{Config, StoreConfig};
+use crate::config::{Config, SecretsConfig, StoreConfig};
 use crate::events::Events;
 use crate::events::in_process::InProcessBus;
+use crate::outbound::{OutboundClient, OutboundPolicy};
+use crate::secrets::SecretStore;
+use crate::secrets::local::{self, LocalSecretStore};
 use crate::services::catalog;
 use crate::state::{App, AppState};
 use crate::store::Store;
@@ -26,6 +29,35 @@ pub async fn open_store(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Resul
         }
         StoreConfig::Cosmos { .. } => {
             anyhow::bail!("STORE=cosmos is not available in this build yet")
+        }
+    }
+}
+
+/// Opens the configured secret store.
+pub fn open_secrets(
+    config: &Config,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<Arc<dyn SecretStore>> {
+    match &config.secrets {
+        SecretsConfig::Local { key } => {
+            let encoded = match key {
+                Some(k) => secrecy::ExposeSecret::expose_secret(k).to_owned(),
+                None => crate::files::read_or_create_secret(
+                    &config.data_dir.join("secrets.key"),
+                    local::generate_key,
+                )
+                .context("reading or creating DATA_DIR/secrets.key")?,
+            };
+            let key = local::decode_key(&encoded)
+                .context("the secrets key is not the base64 encoding of 32 bytes (SECRETS_KEY or DATA_DIR/secrets.key)")?;
+            Ok(Arc::new(LocalSecretStore::new(&key, store, clock)))
+        }
+        SecretsConfig::Castiel { .. } => {
+            anyhow::bail!("SECRETS=castiel is not available in this build yet; use SECRETS=local")
+        }
+        SecretsConfig::KeyVault { .. } => {
+            anyhow::bail!("SECRETS=keyvault is not available in this build yet; use SECRETS=local")
         }
     }
 }
@@ -51,12 +83,19 @@ pub async fn build_with(
         config.jwt.audience.clone(),
     );
     let events = Events::new(Arc::new(InProcessBus), clock.clone());
+    let outbound = Arc::new(OutboundClient::new(
+        OutboundPolicy::new(config.outbound_allowed_cidrs.clone()),
+        std::time::Duration::from_secs(u64::from(config.webhooks.timeout_seconds)),
+    ));
+    let secrets = open_secrets(&config, store.clone(), clock.clone())?;
     let app = App {
         config,
         store,
         clock,
         tokens,
         events,
+        outbound,
+        secrets,
     };
     let seeded = catalog::seed(&app)
         .await

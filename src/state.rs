@@ -7,6 +7,8 @@ use crate::auth::TokenKeys;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::events::Events;
+use crate::outbound::OutboundClient;
+use crate::secrets::SecretStore;
 use crate::store::Store;
 
 /// Everything a request, timer or job needs.
@@ -21,6 +23,10 @@ pub struct App {
     pub tokens: TokenKeys,
     /// Event facade.
     pub events: Events,
+    /// The SSRF-guarded client for every tenant-directed outbound call.
+    pub outbound: Arc<OutboundClient>,
+    /// Secret store: credentials and webhook secrets live only here.
+    pub secrets: Arc<dyn SecretStore>,
 }
 
 impl std::fmt::Debug for App {

@@ -101,6 +101,10 @@ pub struct IntegrationFilter {
     pub status: Option<IntegrationStatus>,
 }
 
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the editable fields of create and replace, checked alike"
+)]
 fn check_editable(
     v: &mut Violations,
     provider_id: &str,
@@ -135,6 +139,19 @@ fn event(app: &App, ctx: &Ctx, kind: &str, i: &Integration) -> Event {
         kind,
         json!({ "integrationId": i.id, "providerId": i.provider_id, "name": i.name, "status": i.status }),
     )
+}
+
+/// Refuses an `instanceUrl` that is, or resolves to, a forbidden target.
+async fn check_instance_target(app: &App, instance_url: Option<&str>, v: &mut Violations) {
+    let Some(raw) = instance_url else { return };
+    if v.has("/instanceUrl") {
+        return;
+    }
+    if let Ok(url) = url::Url::parse(raw)
+        && let Err(e) = app.outbound.policy().check_for_storage(&url).await
+    {
+        v.add("/instanceUrl", e.to_string());
+    }
 }
 
 /// Creates an integration in `pending` state and raises `integration.created`.
@@ -284,6 +301,7 @@ pub async fn replace(
         input.sync_config.as_mut(),
         input.custom_api.as_ref(),
     );
+    check_instance_target(app, input.instance_url.as_deref(), &mut v).await;
     // A refused status is reported together with every other bad field.
     let next = next_status(&current, input.status);
     if let Err(Error::Invalid(status)) = &next {

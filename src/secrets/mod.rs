@@ -1,0 +1,63 @@
+//! The secret-store port: credentials and webhook secrets live only here;
+//! documents keep [`SecretRef`]s. Every secret belongs to one owner (tenant +
+//! kind + id) and is only readable by that owner.
+
+pub mod local;
+
+use async_trait::async_trait;
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+
+use crate::domain::tenancy::TenantId;
+
+/// Who a secret belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretOwner {
+    /// The owning tenant.
+    pub tenant_id: TenantId,
+    /// `webhook` or `connection`.
+    pub kind: &'static str,
+    /// The owning document's id.
+    pub id: String,
+}
+
+/// A reference to a stored secret (safe to store and log).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(transparent)]
+pub struct SecretRef(pub String);
+
+/// A secret-store failure (never contains a secret).
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    /// No such secret.
+    #[error("secret not found")]
+    NotFound,
+    /// The secret exists but belongs to another owner.
+    #[error("secret belongs to another owner")]
+    Forbidden,
+    /// The stored secret cannot be decrypted (wrong key or tampered).
+    #[error("secret cannot be decrypted")]
+    Corrupt,
+    /// The backend is down.
+    #[error("secret store unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Where secrets are kept.
+#[async_trait]
+pub trait SecretStore: Send + Sync + 'static {
+    /// Stores a new secret for an owner and returns its reference.
+    async fn put(
+        &self,
+        owner: &SecretOwner,
+        value: &SecretString,
+    ) -> Result<SecretRef, SecretError>;
+    /// Reads a secret; only its owner may.
+    async fn get(&self, owner: &SecretOwner, r: &SecretRef) -> Result<SecretString, SecretError>;
+    /// Deletes a secret (an absent one is fine).
+    async fn delete(&self, owner: &SecretOwner, r: &SecretRef) -> Result<(), SecretError>;
+    /// Checks the backend.
+    async fn health(&self) -> Result<(), SecretError>;
+    /// A name for `/ready`.
+    fn name(&self) -> &'static str;
+}
