@@ -103,7 +103,7 @@ async fn ready(State(app): State<AppState>) -> Response {
         Check {
             status: status_of(&secrets),
             backend: app.secrets.name(),
-            error: secrets.err().map(|e| e.to_string()),
+            error: secrets.err().map(|e| hidden("secrets", &e)),
         },
     );
     let all_ok = checks.values().all(|c| c.status == "ok");
