@@ -169,10 +169,10 @@ fn mutate(rng: &mut Rng, mut body: Value) -> Value {
                 let k = rng.pick(KEYS);
                 if let Some(Value::Object(inner)) = obj.get_mut(*k) {
                     inner.insert((*rng.pick(KEYS)).to_owned(), v);
-                } else if let Some(Value::Array(items)) = obj.get_mut(*k) {
-                    if let Some(Value::Object(first)) = items.first_mut() {
-                        first.insert((*rng.pick(KEYS)).to_owned(), v);
-                    }
+                } else if let Some(Value::Array(items)) = obj.get_mut(*k)
+                    && let Some(Value::Object(first)) = items.first_mut()
+                {
+                    first.insert((*rng.pick(KEYS)).to_owned(), v);
                 }
             }
         }
