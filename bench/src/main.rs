@@ -153,16 +153,13 @@ fn locked_versions(lock: &Path, names: &[&str]) -> serde_json::Map<String, serde
         if let Some(name) = l
             .strip_prefix("name = \"")
             .and_then(|s| s.strip_suffix('"'))
+            && names.contains(&name)
+            && let Some(v) = lines
+                .next()
+                .and_then(|v| v.strip_prefix("version = \""))
+                .and_then(|s| s.strip_suffix('"'))
         {
-            if names.contains(&name) {
-                if let Some(v) = lines
-                    .next()
-                    .and_then(|v| v.strip_prefix("version = \""))
-                    .and_then(|s| s.strip_suffix('"'))
-                {
-                    out.insert(name.to_owned(), json!(v));
-                }
-            }
+            out.insert(name.to_owned(), json!(v));
         }
     }
     out
