@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use figment::Figment;
-use figment::providers::{Env, Format, Serialized, Toml};
+use figment::providers::{Format, Serialized, Toml};
 use ipnet::IpNet;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
@@ -253,7 +253,21 @@ pub struct Config {
 impl Config {
     /// Loads defaults, then the TOML file (if given), then the environment.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
-        let names: Vec<String> = KEYS.iter().map(|(k, _)| k.to_ascii_lowercase()).collect();
+        Self::load_with(file, std::env::vars())
+    }
+
+    /// Like [`Config::load`], with `vars` standing for the environment.
+    ///
+    /// Only the exact (upper-case) names of [`KEYS`] are read.
+    pub fn load_with(
+        file: Option<&Path>,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let env: std::collections::BTreeMap<String, String> = vars
+            .into_iter()
+            .filter(|(k, _)| KEYS.iter().any(|(n, _)| n == k))
+            .map(|(k, v)| (k.to_ascii_lowercase(), v))
+            .collect();
         let mut fig = Figment::from(Serialized::defaults(Raw::default()));
         if let Some(file) = file {
             if !file.exists() {
@@ -264,7 +278,9 @@ impl Config {
             }
             fig = fig.merge(Toml::file(file));
         }
-        let fig = fig.merge(Env::raw().filter(move |k| names.iter().any(|n| k.as_str() == n)));
+        // figment's `Env` hands its filter lower-cased keys, so it is not
+        // used: the environment is merged as a plain map of the known keys.
+        let fig = fig.merge(Serialized::defaults(env));
         let raw: Raw = fig
             .extract()
             .map_err(|e| bad("CONFIG_FILE", e.to_string()))?;
@@ -545,6 +561,24 @@ mod tests {
             let expected = if v == "cosmos" { "COSMOS_ENDPOINT" } else { k };
             assert_eq!(err.key, expected, "{k}={v}");
         }
+    }
+
+    #[test]
+    fn environment_overrides_file_and_defaults() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "port = \"4000\"\nworkers = \"2\"\n").expect("write");
+        let vars = [
+            ("PORT", "4100"),
+            ("DATA_DIR", "/tmp/x"),
+            ("port", "1"),
+            ("HOME", "/"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()));
+        let c = Config::load_with(Some(&file), vars).expect("config");
+        assert_eq!(c.port, 4100);
+        assert_eq!(c.workers, 2);
+        assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
     }
 
     #[test]

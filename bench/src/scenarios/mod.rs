@@ -1,0 +1,95 @@
+//! Scenarios: each measures some figures on the service and on its baseline.
+//!
+//! Add a benchmark (webhook delivery, event publishing, handler start, …) by
+//! writing a module with a type implementing [`Scenario`] and listing it in
+//! [`all`]; `--only <name>` runs a subset.
+
+pub mod http;
+pub mod startup;
+
+use serde::Serialize;
+
+use crate::Options;
+use crate::proc::Binaries;
+
+/// Whether a larger figure is better.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Better {
+    /// Throughput.
+    Higher,
+    /// Latency, memory, time.
+    Lower,
+}
+
+/// One figure, measured on both programs.
+#[derive(Debug, Clone, Serialize)]
+pub struct Metric {
+    /// The scenario that measured it.
+    pub scenario: &'static str,
+    /// Stable key (`get_rps`, `start_ms_median`, …).
+    pub key: String,
+    /// Human label for the table.
+    pub label: String,
+    /// Unit of both values.
+    pub unit: &'static str,
+    /// Direction.
+    pub better: Better,
+    /// Value for the service.
+    pub service: f64,
+    /// Value for the baseline (`None` when the baseline has no equivalent).
+    pub baseline: Option<f64>,
+}
+
+impl Metric {
+    /// service / baseline.
+    pub fn ratio(&self) -> Option<f64> {
+        self.baseline
+            .filter(|b| *b != 0.0)
+            .map(|b| self.service / b)
+    }
+}
+
+/// What a scenario gets to work with.
+pub struct Env<'a> {
+    /// Command-line options.
+    pub opts: &'a Options,
+    /// The release binaries.
+    pub bins: &'a Binaries,
+    /// Runtime for the load generator.
+    pub rt: &'a tokio::runtime::Runtime,
+    /// Notes for the report (errors seen, anomalies).
+    pub notes: std::cell::RefCell<Vec<String>>,
+}
+
+impl Env<'_> {
+    /// Adds a note to the report (also printed at once).
+    pub fn note(&self, text: String) {
+        eprintln!("  note: {text}");
+        self.notes.borrow_mut().push(text);
+    }
+}
+
+/// A benchmark scenario.
+pub trait Scenario {
+    /// Short name (`--only`).
+    fn name(&self) -> &'static str;
+    /// Runs it and returns its figures.
+    fn run(&self, env: &Env<'_>) -> anyhow::Result<Vec<Metric>>;
+}
+
+/// Every scenario, in running order.
+pub fn all() -> Vec<Box<dyn Scenario>> {
+    vec![Box::new(startup::Startup), Box::new(http::Http)]
+}
+
+/// The value at quantile `q` of `xs` (nearest rank).
+pub fn quantile(xs: &[f64], q: f64) -> f64 {
+    let mut v = xs.to_vec();
+    v.sort_by(f64::total_cmp);
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len());
+    v[rank - 1]
+}
