@@ -9,7 +9,6 @@ use crate::auth::{self, TokenKeys};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, StoreConfig};
 use crate::events::Events;
-use crate::events::in_process::InProcessBus;
 use crate::services::catalog;
 use crate::state::{App, AppState};
 use crate::store::Store;
@@ -50,7 +49,8 @@ pub async fn build_with(
         config.jwt.issuer.clone(),
         config.jwt.audience.clone(),
     );
-    let events = Events::new(Arc::new(InProcessBus), clock.clone());
+    let events =
+        Events::new(crate::events::bus_for(&config), clock.clone()).with_outbox(store.clone());
     let app = App {
         config,
         store,
