@@ -169,6 +169,9 @@ struct Entry {
     state: State,
     seq: String,
     handled: bool,
+    /// The broker confirmed it; only local handlers are still owed.
+    #[serde(default)]
+    published: bool,
     #[serde(default)]
     handler_attempts: u32,
     #[serde(default)]
@@ -352,6 +355,7 @@ impl Events {
                 state,
                 seq: outbox.next_seq(self.clock.now()),
                 handled: false,
+                published: false,
                 handler_attempts: 0,
                 change: change.clone(),
                 staged_at: self.clock.now(),
@@ -394,9 +398,14 @@ impl Events {
         let events: Vec<Event> = direct.iter().map(|e| e.event.clone()).collect();
         let results = self.bus.publish_each(&events).await;
         let mut failed = HashSet::new();
-        for (entry, result) in direct.iter().zip(results) {
+        for (entry, result) in direct.iter_mut().zip(results) {
             match result {
-                Ok(()) => delete_entry(outbox, entry).await,
+                Ok(()) if entry.handled => delete_entry(outbox, entry).await,
+                Ok(()) => {
+                    // Published; the relay still owes the local handlers.
+                    entry.published = true;
+                    keep_entry(outbox, entry).await;
+                }
                 Err(e) => {
                     tracing::debug!(event.id = %entry.id, error = %e, "event kept in the outbox");
                     failed.insert(entry.event.tenant_id);
@@ -466,7 +475,10 @@ impl Events {
                 report.scanned += 1;
                 let tenant = entry.event.tenant_id;
                 if blocked.contains(&tenant) {
+                    // Waits behind the tenant's first unpublished entry, but its
+                    // local handlers need not wait for the broker.
                     report.failed += 1;
+                    self.redrive_handlers(outbox, entry, &mut report).await;
                     continue;
                 }
                 if let Some(entry) = self
@@ -538,13 +550,29 @@ impl Events {
             }
             entries.push((entry, run));
         }
-        let events: Vec<Event> = entries.iter().map(|(e, _)| e.event.clone()).collect();
-        let results = self.bus.publish_each(&events).await;
-        for ((entry, ran), result) in entries.into_iter().zip(results) {
+        let unpublished: Vec<Event> = entries
+            .iter()
+            .filter(|(e, _)| !e.published)
+            .map(|(e, _)| e.event.clone())
+            .collect();
+        let mut results = self.bus.publish_each(&unpublished).await.into_iter();
+        for (mut entry, ran) in entries {
+            let result = if entry.published {
+                Ok(())
+            } else {
+                results.next().unwrap_or(Ok(()))
+            };
             let tenant = entry.event.tenant_id;
             if result.is_ok() {
-                delete_entry(outbox, &entry).await;
-                report.published += 1;
+                if !entry.published {
+                    report.published += 1;
+                }
+                entry.published = true;
+                if entry.handled || entry.handler_attempts >= HANDLER_ATTEMPTS {
+                    delete_entry(outbox, &entry).await;
+                } else {
+                    keep_entry(outbox, &entry).await;
+                }
             } else {
                 // Keep it; later entries of this tenant wait behind it.
                 blocked.insert(tenant);
@@ -554,6 +582,17 @@ impl Events {
                 }
             }
         }
+    }
+
+    async fn redrive_handlers(&self, outbox: &Outbox, mut entry: Entry, report: &mut RelayReport) {
+        if entry.state != State::Ready || entry.handled || entry.handler_attempts >= HANDLER_ATTEMPTS
+        {
+            return;
+        }
+        report.handled += 1;
+        entry.handler_attempts += 1;
+        entry.handled = self.run_handlers(&entry.event).await;
+        keep_entry(outbox, &entry).await;
     }
 
     /// Tenants whose backlog the run emptied publish directly again.
