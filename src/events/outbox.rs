@@ -585,7 +585,9 @@ impl Events {
     }
 
     async fn redrive_handlers(&self, outbox: &Outbox, mut entry: Entry, report: &mut RelayReport) {
-        if entry.state != State::Ready || entry.handled || entry.handler_attempts >= HANDLER_ATTEMPTS
+        if entry.state != State::Ready
+            || entry.handled
+            || entry.handler_attempts >= HANDLER_ATTEMPTS
         {
             return;
         }

@@ -134,7 +134,9 @@ impl Tap {
 
     /// The next message, or `None` after `wait` of silence.
     pub async fn next(&mut self, wait: Duration) -> Option<Received> {
-        let d = tokio::time::timeout(wait, self.consumer.next()).await.ok()??;
+        let d = tokio::time::timeout(wait, self.consumer.next())
+            .await
+            .ok()??;
         let d = d.expect("delivery");
         d.ack(BasicAckOptions::default()).await.expect("ack");
         let p = &d.properties;
@@ -170,7 +172,10 @@ impl Tap {
             .await;
         let _ = self
             .channel
-            .exchange_delete(self.exchange.as_str().into(), ExchangeDeleteOptions::default())
+            .exchange_delete(
+                self.exchange.as_str().into(),
+                ExchangeDeleteOptions::default(),
+            )
             .await;
         let _ = self.conn.close(200, "bye".into()).await;
     }

@@ -150,7 +150,9 @@ async fn bad_and_failing_messages_are_dead_lettered_and_good_ones_acked_once() {
     let queue = unique("test_sync_service");
     let conn = connect().await;
     let ch = conn.create_channel().await.expect("channel");
-    ch.confirm_select(ConfirmSelectOptions::default()).await.expect("confirms");
+    ch.confirm_select(ConfirmSelectOptions::default())
+        .await
+        .expect("confirms");
     declare_exchange(&ch, &exchange).await;
     let s = settings(&exchange, &queue);
     let handler = Arc::new(Flaky::default());
@@ -159,16 +161,32 @@ async fn bad_and_failing_messages_are_dead_lettered_and_good_ones_acked_once() {
 
     // Malformed: not an envelope at all.
     publish(&ch, &exchange, "shard.updated", b"{not json").await;
-    let (body, reason) = get_one(&ch, &s.dead_letter_queue).await.expect("malformed dead-lettered");
+    let (body, reason) = get_one(&ch, &s.dead_letter_queue)
+        .await
+        .expect("malformed dead-lettered");
     assert_eq!(body, b"{not json");
     assert!(reason.starts_with("invalid envelope"), "{reason}");
-    assert!(handler.calls.lock().expect("lock").is_empty(), "never reached the handler");
+    assert!(
+        handler.calls.lock().expect("lock").is_empty(),
+        "never reached the handler"
+    );
 
     // The handler keeps failing: retried, then dead-lettered.
     let failing = envelope("shard.updated", json!({"shardId": "s-1", "fail": true}));
-    publish(&ch, &exchange, "shard.updated", failing.to_string().as_bytes()).await;
-    let (body, reason) = get_one(&ch, &s.dead_letter_queue).await.expect("failing dead-lettered");
-    assert_eq!(serde_json::from_slice::<Value>(&body).expect("json"), failing);
+    publish(
+        &ch,
+        &exchange,
+        "shard.updated",
+        failing.to_string().as_bytes(),
+    )
+    .await;
+    let (body, reason) = get_one(&ch, &s.dead_letter_queue)
+        .await
+        .expect("failing dead-lettered");
+    assert_eq!(
+        serde_json::from_slice::<Value>(&body).expect("json"),
+        failing
+    );
     assert!(reason.contains("handler failed 3 times"), "{reason}");
     assert_eq!(handler.calls.lock().expect("lock").len(), 3);
 
@@ -179,14 +197,25 @@ async fn bad_and_failing_messages_are_dead_lettered_and_good_ones_acked_once() {
     running.stop().await; // unacked deliveries would go back to the queue now
     assert_eq!(message_count(&ch, &queue).await, 0, "acked, not requeued");
     assert_eq!(message_count(&ch, &s.dead_letter_queue).await, 0);
-    let good_id: Uuid = good["id"].as_str().and_then(|s| s.parse().ok()).expect("id");
+    let good_id: Uuid = good["id"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .expect("id");
     let calls = handler.calls.lock().expect("lock").clone();
-    assert_eq!(calls.iter().filter(|c| **c == good_id).count(), 1, "handled once");
+    assert_eq!(
+        calls.iter().filter(|c| **c == good_id).count(),
+        1,
+        "handled once"
+    );
 
     for q in [&queue, &s.dead_letter_queue] {
-        let _ = ch.queue_delete(q.as_str().into(), QueueDeleteOptions::default()).await;
+        let _ = ch
+            .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
+            .await;
     }
-    let _ = ch.exchange_delete(exchange.as_str().into(), Default::default()).await;
+    let _ = ch
+        .exchange_delete(exchange.as_str().into(), Default::default())
+        .await;
     let _ = conn.close(200, "bye".into()).await;
 }
 
@@ -197,7 +226,9 @@ async fn the_default_handler_records_shard_updates_and_rejects_ones_without_a_sh
     let queue = unique("test_sync_service");
     let conn = connect().await;
     let ch = conn.create_channel().await.expect("channel");
-    ch.confirm_select(ConfirmSelectOptions::default()).await.expect("confirms");
+    ch.confirm_select(ConfirmSelectOptions::default())
+        .await
+        .expect("confirms");
     declare_exchange(&ch, &exchange).await;
     let s = settings(&exchange, &queue);
     let running = consumer::spawn(
@@ -206,12 +237,17 @@ async fn the_default_handler_records_shard_updates_and_rejects_ones_without_a_sh
     );
     wait_consuming(&conn, &queue).await;
 
-    let good = envelope("shard.updated", json!({"id": "shard-9", "shardTypeId": "c_opportunity"}));
+    let good = envelope(
+        "shard.updated",
+        json!({"id": "shard-9", "shardTypeId": "c_opportunity"}),
+    );
     publish(&ch, &exchange, "shard.updated", good.to_string().as_bytes()).await;
     let bad = envelope("shard.updated", json!({"shardTypeId": "c_opportunity"}));
     publish(&ch, &exchange, "shard.updated", bad.to_string().as_bytes()).await;
 
-    let (body, reason) = get_one(&ch, &s.dead_letter_queue).await.expect("rejected dead-lettered");
+    let (body, reason) = get_one(&ch, &s.dead_letter_queue)
+        .await
+        .expect("rejected dead-lettered");
     assert_eq!(serde_json::from_slice::<Value>(&body).expect("json"), bad);
     assert!(reason.starts_with("rejected:"), "{reason}");
     let tenant = good["tenantId"].as_str().expect("tenant").to_owned();
@@ -234,8 +270,12 @@ async fn the_default_handler_records_shard_updates_and_rejects_ones_without_a_sh
     assert_eq!(record.body["kind"], "inbound");
     running.stop().await;
     for q in [&queue, &s.dead_letter_queue] {
-        let _ = ch.queue_delete(q.as_str().into(), QueueDeleteOptions::default()).await;
+        let _ = ch
+            .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
+            .await;
     }
-    let _ = ch.exchange_delete(exchange.as_str().into(), Default::default()).await;
+    let _ = ch
+        .exchange_delete(exchange.as_str().into(), Default::default())
+        .await;
     let _ = conn.close(200, "bye".into()).await;
 }

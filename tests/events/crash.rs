@@ -126,8 +126,42 @@ async fn after_sigkill_every_acknowledged_change_reaches_the_broker() {
     let mut child = serve.start();
     serve.wait_ready(&client).await;
 
-    // Wait for an integration.created event for every acknowledged change.
-    let want: HashSet<&str> = acked.iter().map(String::as_str).collect();
+    // Every committed change (acknowledged or cut off before its answer) must
+    // get its event: read what the store really holds.
+    let mut stored: HashSet<String> = HashSet::new();
+    for t in &tenants {
+        let token = keys.mint(TenantId(*t), Some("u"), false, 3600);
+        let mut next: Option<String> = None;
+        loop {
+            let mut url = format!("{}/api/v1/integrations?limit=200", serve.base());
+            if let Some(c) = &next {
+                url.push_str(&format!("&continuationToken={c}"));
+            }
+            let page: serde_json::Value = client
+                .get(url)
+                .bearer_auth(&token)
+                .send()
+                .await
+                .expect("list")
+                .json()
+                .await
+                .expect("json");
+            for i in page["items"].as_array().expect("items") {
+                stored.insert(i["id"].as_str().expect("id").to_owned());
+            }
+            next = page["continuationToken"].as_str().map(str::to_owned);
+            if next.is_none() {
+                break;
+            }
+        }
+    }
+    for id in &acked {
+        assert!(
+            stored.contains(id),
+            "acknowledged change {id} is in the store"
+        );
+    }
+    let want: HashSet<&str> = stored.iter().map(String::as_str).collect();
     let mut event_ids: HashMap<String, HashSet<String>> = HashMap::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
     while tokio::time::Instant::now() < deadline
@@ -135,17 +169,38 @@ async fn after_sigkill_every_acknowledged_change_reaches_the_broker() {
     {
         if let Some(m) = tap.next(Duration::from_secs(1)).await {
             assert_eq!(m.routing_key, "integration.created");
-            let integration = m.body["data"]["integrationId"].as_str().expect("id").to_owned();
+            let integration = m.body["data"]["integrationId"]
+                .as_str()
+                .expect("id")
+                .to_owned();
             event_ids
                 .entry(integration)
                 .or_default()
                 .insert(m.message_id.clone().expect("messageId"));
         }
     }
-    let missing: Vec<&&str> = want.iter().filter(|id| !event_ids.contains_key(**id)).collect();
-    assert!(missing.is_empty(), "{} of {} changes lost their event: {missing:?}", missing.len(), want.len());
+    let missing: Vec<&&str> = want
+        .iter()
+        .filter(|id| !event_ids.contains_key(**id))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} changes lost their event: {missing:?}",
+        missing.len(),
+        want.len()
+    );
+    for integration in event_ids.keys() {
+        assert!(
+            stored.contains(integration),
+            "no event for a change that did not happen"
+        );
+    }
     for (integration, ids) in &event_ids {
-        assert_eq!(ids.len(), 1, "duplicates of {integration} must share one event id");
+        assert_eq!(
+            ids.len(),
+            1,
+            "duplicates of {integration} must share one event id"
+        );
     }
     child.start_kill().expect("kill");
     let _ = child.wait().await;

@@ -32,21 +32,27 @@ async fn app_on(store: Arc<dyn Store>, dir: &std::path::Path, extra: &[(&str, &s
     pairs.extend_from_slice(extra);
     let config = Config::from_pairs(&pairs).expect("config");
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    bootstrap::build_with(config, store, clock).await.expect("app")
+    bootstrap::build_with(config, store, clock)
+        .await
+        .expect("app")
 }
 
 async fn create(state: &AppState, token: &str, name: &str) -> Value {
     let req = Request::post("/api/v1/integrations")
         .header(header::AUTHORIZATION, format!("Bearer {token}"))
         .header(header::CONTENT_TYPE, "application/json")
-        .body(Body::from(json!({"providerId": "hubspot", "name": name}).to_string()))
+        .body(Body::from(
+            json!({"providerId": "hubspot", "name": name}).to_string(),
+        ))
         .expect("request");
     let res = castiel_integrations::http::router(state.clone())
         .oneshot(req)
         .await
         .expect("infallible");
     assert_eq!(res.status(), StatusCode::CREATED);
-    let bytes = axum::body::to_bytes(res.into_body(), usize::MAX).await.expect("body");
+    let bytes = axum::body::to_bytes(res.into_body(), usize::MAX)
+        .await
+        .expect("body");
     serde_json::from_slice(&bytes).expect("json")
 }
 
@@ -54,7 +60,9 @@ async fn outbox_events(store: &dyn Store, tenant: Uuid) -> usize {
     store
         .query(
             Container::Outbox,
-            &Query::partition(tenant.to_string()).eq("kind", "event").limit(1000),
+            &Query::partition(tenant.to_string())
+                .eq("kind", "event")
+                .limit(1000),
         )
         .await
         .expect("query")
@@ -92,7 +100,15 @@ async fn events_accumulate_while_the_broker_is_down_and_the_relay_delivers_them_
         clock,
     ));
     let exchange = unique("test_outbox");
-    let down = app_on(store.clone(), dir.path(), &[("RABBITMQ_URL", &dead_url()), ("RABBITMQ_EXCHANGE", &exchange)]).await;
+    let down = app_on(
+        store.clone(),
+        dir.path(),
+        &[
+            ("RABBITMQ_URL", &dead_url()),
+            ("RABBITMQ_EXCHANGE", &exchange),
+        ],
+    )
+    .await;
     let recorder = Arc::new(Recorder {
         fail_first: AtomicUsize::new(7),
         ..Default::default()
@@ -124,7 +140,12 @@ async fn events_accumulate_while_the_broker_is_down_and_the_relay_delivers_them_
     drop(down);
 
     let mut tap = Tap::on(&exchange).await;
-    let up = app_on(store.clone(), dir.path(), &[("RABBITMQ_URL", &url()), ("RABBITMQ_EXCHANGE", &exchange)]).await;
+    let up = app_on(
+        store.clone(),
+        dir.path(),
+        &[("RABBITMQ_URL", &url()), ("RABBITMQ_EXCHANGE", &exchange)],
+    )
+    .await;
     wait_bus(&up).await;
     let mut published = 0;
     for _ in 0..20 {
@@ -145,11 +166,20 @@ async fn events_accumulate_while_the_broker_is_down_and_the_relay_delivers_them_
         order
             .entry(m.body["tenantId"].as_str().expect("tenant").to_owned())
             .or_default()
-            .push(m.body["data"]["integrationId"].as_str().expect("id").to_owned());
+            .push(
+                m.body["data"]["integrationId"]
+                    .as_str()
+                    .expect("id")
+                    .to_owned(),
+            );
     }
     assert_eq!(order, expected, "in order per tenant");
     for t in &tenants {
-        assert_eq!(outbox_events(store.as_ref(), *t).await, 0, "confirmed entries removed");
+        assert_eq!(
+            outbox_events(store.as_ref(), *t).await,
+            0,
+            "confirmed entries removed"
+        );
     }
     tap.cleanup().await;
 }

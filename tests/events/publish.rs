@@ -11,11 +11,18 @@ use crate::helpers::TestApp;
 
 fn check_envelope(m: &crate::broker::Received, tenant: Uuid, event_type: &str, correlation: &str) {
     let b = &m.body;
-    let id: Uuid = b["id"].as_str().and_then(|s| s.parse().ok()).expect("uuid id");
+    let id: Uuid = b["id"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .expect("uuid id");
     assert_eq!(m.routing_key, event_type);
     assert_eq!(b["type"], event_type);
     assert_eq!(m.kind.as_deref(), Some(event_type), "AMQP type");
-    assert_eq!(m.message_id.as_deref(), Some(id.to_string().as_str()), "messageId");
+    assert_eq!(
+        m.message_id.as_deref(),
+        Some(id.to_string().as_str()),
+        "messageId"
+    );
     assert_eq!(m.app_id.as_deref(), Some("integration-manager"));
     assert_eq!(m.content_type.as_deref(), Some("application/json"));
     assert_eq!(m.delivery_mode, Some(2), "persistent");
@@ -23,17 +30,33 @@ fn check_envelope(m: &crate::broker::Received, tenant: Uuid, event_type: &str, c
     assert_eq!(m.header("version").as_deref(), Some("1.0"));
     let ts = b["timestamp"].as_str().expect("timestamp");
     chrono::DateTime::parse_from_rfc3339(ts).expect("RFC 3339 timestamp");
-    let t: Uuid = b["tenantId"].as_str().and_then(|s| s.parse().ok()).expect("uuid tenant");
+    let t: Uuid = b["tenantId"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .expect("uuid tenant");
     assert_eq!(t, tenant);
     assert_eq!(m.header("tenantId"), Some(tenant.to_string()));
     assert_eq!(b["source"]["service"], "integration-manager");
-    assert!(b["source"]["instance"].as_str().is_some_and(|s| !s.is_empty()));
+    assert!(
+        b["source"]["instance"]
+            .as_str()
+            .is_some_and(|s| !s.is_empty())
+    );
     assert_eq!(b["metadata"]["correlationId"], correlation);
     assert_eq!(b["metadata"]["userId"], "user-1");
     let keys: Vec<&String> = b.as_object().expect("object").keys().collect();
     assert_eq!(
         keys,
-        ["data", "id", "metadata", "source", "tenantId", "timestamp", "type", "version"]
+        [
+            "data",
+            "id",
+            "metadata",
+            "source",
+            "tenantId",
+            "timestamp",
+            "type",
+            "version"
+        ]
     );
     let data = b["data"].as_object().expect("data");
     for k in ["integrationId", "providerId", "name", "status"] {
@@ -63,7 +86,10 @@ async fn each_crud_operation_publishes_its_event() {
         .await;
     assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
     let id = created.body["id"].as_str().expect("id").to_owned();
-    let m = tap.next(Duration::from_secs(10)).await.expect("created event");
+    let m = tap
+        .next(Duration::from_secs(10))
+        .await
+        .expect("created event");
     check_envelope(&m, tenant, "integration.created", &corr);
     assert_eq!(m.body["data"]["integrationId"], id.as_str());
     assert_eq!(m.body["data"]["status"], "pending");
@@ -79,7 +105,10 @@ async fn each_crud_operation_publishes_its_event() {
         )
         .await;
     assert_eq!(updated.status, StatusCode::OK, "{:?}", updated.body);
-    let m = tap.next(Duration::from_secs(10)).await.expect("updated event");
+    let m = tap
+        .next(Duration::from_secs(10))
+        .await
+        .expect("updated event");
     check_envelope(&m, tenant, "integration.updated", &corr);
     assert_eq!(m.body["data"]["name"], "Sales EU");
 
@@ -93,12 +122,21 @@ async fn each_crud_operation_publishes_its_event() {
         )
         .await;
     assert_eq!(mapping.status, StatusCode::OK, "{:?}", mapping.body);
-    let m = tap.next(Duration::from_secs(10)).await.expect("mapping event");
+    let m = tap
+        .next(Duration::from_secs(10))
+        .await
+        .expect("mapping event");
     check_envelope(&m, tenant, "integration.updated", &corr);
 
     // A refused change publishes nothing.
     let bad = app
-        .send(Method::PUT, &path, Some(&token), Some(json!({"name": ""})), &h)
+        .send(
+            Method::PUT,
+            &path,
+            Some(&token),
+            Some(json!({"name": ""})),
+            &h,
+        )
         .await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
 
@@ -106,7 +144,10 @@ async fn each_crud_operation_publishes_its_event() {
         .send(Method::DELETE, &path, Some(&token), None, &h)
         .await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{:?}", deleted.body);
-    let m = tap.next(Duration::from_secs(10)).await.expect("deleted event");
+    let m = tap
+        .next(Duration::from_secs(10))
+        .await
+        .expect("deleted event");
     check_envelope(&m, tenant, "integration.deleted", &corr);
     assert_eq!(m.body["data"]["integrationId"], id.as_str());
 
@@ -124,7 +165,11 @@ async fn each_crud_operation_publishes_its_event() {
         )
         .await
         .expect("query");
-    assert!(left.items.is_empty(), "outbox not cleaned: {:?}", left.items);
+    assert!(
+        left.items.is_empty(),
+        "outbox not cleaned: {:?}",
+        left.items
+    );
     let ready = app.get("/ready", &token).await;
     assert_eq!(ready.body["checks"]["events"]["backend"], "rabbitmq");
     assert_eq!(ready.body["checks"]["events"]["status"], "ok");
@@ -139,7 +184,9 @@ async fn ready_reports_an_unreachable_broker_and_the_api_keeps_working() {
     assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(ready.body["checks"]["events"]["status"], "down");
     assert_eq!(ready.body["checks"]["events"]["backend"], "rabbitmq");
-    let e = ready.body["checks"]["events"]["error"].as_str().unwrap_or_default();
+    let e = ready.body["checks"]["events"]["error"]
+        .as_str()
+        .unwrap_or_default();
     assert!(!e.contains("guest"), "no credentials in /ready: {e}");
     app.create_integration(&token, "works").await;
 }
