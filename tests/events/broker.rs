@@ -99,7 +99,11 @@ impl Tap {
         channel
             .queue_declare(
                 queue.as_str().into(),
-                QueueDeclareOptions::default(),
+                // Gone with the connection, even when a test fails midway.
+                QueueDeclareOptions {
+                    exclusive: true,
+                    ..Default::default()
+                },
                 FieldTable::default(),
             )
             .await
