@@ -9,7 +9,6 @@ use crate::auth::{self, TokenKeys};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, SecretsConfig, StoreConfig};
 use crate::events::Events;
-use crate::events::in_process::InProcessBus;
 use crate::outbound::{OutboundClient, OutboundPolicy};
 use crate::secrets::SecretStore;
 use crate::secrets::local::{self, LocalSecretStore};
@@ -82,7 +81,8 @@ pub async fn build_with(
         config.jwt.issuer.clone(),
         config.jwt.audience.clone(),
     );
-    let events = Events::new(Arc::new(InProcessBus), clock.clone());
+    let events =
+        Events::new(crate::events::bus_for(&config), clock.clone()).with_outbox(store.clone());
     let outbound = Arc::new(OutboundClient::new(
         OutboundPolicy::new(config.outbound_allowed_cidrs.clone()),
         std::time::Duration::from_secs(u64::from(config.webhooks.timeout_seconds)),

@@ -30,6 +30,7 @@ pub const KEYS: &[(&str, Option<&str>)] = &[
     ("SERVICEBUS_ENDPOINT", None),
     ("RABBITMQ_URL", None),
     ("RABBITMQ_EXCHANGE", Some("coder_events")),
+    ("RABBITMQ_QUEUE", Some("integration_sync_service")),
     ("SECRETS", Some("local")),
     ("SECRETS_KEY", None),
     ("SECRET_MANAGEMENT_URL", None),
@@ -68,6 +69,7 @@ struct Raw {
     servicebus_endpoint: Option<String>,
     rabbitmq_url: Option<String>,
     rabbitmq_exchange: Option<String>,
+    rabbitmq_queue: Option<String>,
     secrets: Option<String>,
     secrets_key: Option<String>,
     secret_management_url: Option<String>,
@@ -226,6 +228,8 @@ pub struct Config {
     pub rabbitmq_url: Option<SecretString>,
     /// Topic exchange for events.
     pub rabbitmq_exchange: String,
+    /// Queue `serve` consumes `shard.updated` from (dead letters in `<queue>.dlq`).
+    pub rabbitmq_queue: String,
     /// Secret store.
     pub secrets: SecretsConfig,
     /// Shard sink.
@@ -405,6 +409,8 @@ impl Config {
                 .transpose()?,
             rabbitmq_exchange: non_empty(r.rabbitmq_exchange)
                 .unwrap_or_else(|| "coder_events".into()),
+            rabbitmq_queue: non_empty(r.rabbitmq_queue)
+                .unwrap_or_else(|| "integration_sync_service".into()),
             secrets,
             shards,
             jwt: JwtConfig {

@@ -9,9 +9,12 @@ use crate::state::AppState;
 pub async fn serve(state: AppState, listener: TcpListener) -> std::io::Result<()> {
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "castiel-integrations listening");
-    axum::serve(listener, http::router(state))
+    let background = crate::events::background::start(&state);
+    let served = axum::serve(listener, http::router(state))
         .with_graceful_shutdown(shutdown_signal())
-        .await
+        .await;
+    background.stop().await;
+    served
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -5,7 +5,11 @@
 //! production), and local [`EventHandler`]s (webhook fan-out, sync) get every
 //! event either way.
 
+pub mod background;
+pub mod consumer;
 pub mod in_process;
+pub mod outbox;
+pub mod rabbitmq;
 
 use std::sync::Arc;
 
@@ -17,6 +21,20 @@ use uuid::Uuid;
 
 use crate::clock::Clock;
 use crate::domain::tenancy::{Ctx, TenantId};
+
+/// The configured bus: RabbitMQ when `RABBITMQ_URL` is set, else in-process.
+///
+/// Must be called inside the tokio runtime (the RabbitMQ bus connects in the
+/// background and never blocks start-up on the broker).
+pub fn bus_for(config: &crate::config::Config) -> Arc<dyn EventBus> {
+    match &config.rabbitmq_url {
+        Some(url) => Arc::new(rabbitmq::RabbitBus::start(rabbitmq::RabbitSettings::new(
+            url.clone(),
+            config.rabbitmq_exchange.clone(),
+        ))),
+        None => Arc::new(in_process::InProcessBus),
+    }
+}
 
 /// The service name in every envelope's `source`.
 pub const SOURCE_SERVICE: &str = "integration-manager";
@@ -87,6 +105,14 @@ pub struct BusError(pub String);
 pub trait EventBus: Send + Sync + 'static {
     /// Publishes events, returning once the transport has accepted all of them.
     async fn publish(&self, events: &[Event]) -> Result<(), BusError>;
+    /// Publishes events (pipelined where the transport can), with one result
+    /// per event: `Ok` only once the transport confirmed that event.
+    async fn publish_each(&self, events: &[Event]) -> Vec<Result<(), BusError>> {
+        match self.publish(events).await {
+            Ok(()) => events.iter().map(|_| Ok(())).collect(),
+            Err(e) => events.iter().map(|_| Err(BusError(e.0.clone()))).collect(),
+        }
+    }
     /// Checks the transport.
     async fn health(&self) -> Result<(), BusError>;
     /// A name for `/ready` (`in-process`, `rabbitmq`).
@@ -106,6 +132,7 @@ pub struct Events {
     handlers: std::sync::RwLock<Vec<Arc<dyn EventHandler>>>,
     clock: Arc<dyn Clock>,
     instance: String,
+    outbox: Option<outbox::Outbox>,
 }
 
 impl std::fmt::Debug for Events {
@@ -125,7 +152,16 @@ impl Events {
             handlers: Default::default(),
             clock,
             instance: format!("{host}-{}", std::process::id()),
+            outbox: None,
         }
+    }
+
+    /// Records every event in the outbox of `store` before it is published
+    /// (see [`outbox`]); without it events are published directly.
+    #[must_use]
+    pub fn with_outbox(mut self, store: Arc<dyn crate::store::Store>) -> Self {
+        self.outbox = Some(outbox::Outbox::new(store));
+        self
     }
 
     /// Adds a local handler.
@@ -162,24 +198,18 @@ impl Events {
         }
     }
 
-    /// Raises events: local handlers first, then the bus.
+    /// Raises events whose change already happened: recorded in the outbox
+    /// (when configured), then local handlers, then the bus.
     ///
-    /// A bus failure is logged and does not fail the caller's change.
+    /// A bus failure is logged and does not fail the caller's change; the
+    /// outbox relay publishes the event later. Changes should prefer
+    /// [`Events::within`], which records the events before the change.
     pub async fn emit(&self, events: Vec<Event>) {
-        if events.is_empty() {
+        if events.is_empty() || self.emit_recorded(events.clone()).await {
             return;
         }
-        let handlers = self
-            .handlers
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone();
         for event in &events {
-            for h in &handlers {
-                if let Err(e) = h.handle(event).await {
-                    tracing::warn!(event.id = %event.id, event.type = %event.event_type, error = %e, "event handler failed");
-                }
-            }
+            self.run_handlers(event).await;
         }
         if let Err(e) = self.bus.publish(&events).await {
             tracing::warn!(error = %e, count = events.len(), "publishing events failed");

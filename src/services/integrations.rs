@@ -12,11 +12,12 @@ use crate::domain::integration::{
 use crate::domain::tenancy::Ctx;
 use crate::domain::validation::Violations;
 use crate::error::{Error, Result};
+use crate::events::outbox::Change;
 use crate::events::{Event, types};
 use crate::services::catalog;
 use crate::services::pages::{PageRequest, Paged};
 use crate::state::App;
-use crate::store::{ETag, Query};
+use crate::store::{Container, ETag, Query};
 
 /// The catalog id of custom REST integrations.
 pub const CUSTOM_REST: &str = "custom_rest";
@@ -207,11 +208,17 @@ pub async fn create(app: &App, ctx: &Ctx, mut input: NewIntegration) -> Result<I
         created_by: ctx.principal.user_id.clone(),
         etag: String::new(),
     };
-    let saved = app.store.insert(&integration).await?;
+    let change = Change::create(
+        Container::Integrations,
+        integration.tenant_id.key(),
+        integration.id.to_string(),
+    );
+    let events = vec![event(app, ctx, types::INTEGRATION_CREATED, &integration)];
     app.events
-        .emit(vec![event(app, ctx, types::INTEGRATION_CREATED, &saved)])
-        .await;
-    Ok(saved)
+        .within(change, events, async {
+            Ok(app.store.insert(&integration).await?)
+        })
+        .await
 }
 
 /// One integration of the caller's tenant.
@@ -321,11 +328,32 @@ pub async fn replace(
     next.status = status;
     next.status_before_disable = before;
     next.updated_at = app.clock.now();
-    let saved = app.store.put(&next, Some(&ETag::new(current.etag))).await?;
+    save_with_event(app, ctx, &next, current.etag).await
+}
+
+/// Replaces an integration read at `before` and raises `integration.updated`
+/// in the same unit of work (see [`crate::events::outbox`]).
+async fn save_with_event(
+    app: &App,
+    ctx: &Ctx,
+    next: &Integration,
+    before: String,
+) -> Result<Integration> {
+    let change = Change::replace(
+        Container::Integrations,
+        next.tenant_id.key(),
+        next.id.to_string(),
+        &before,
+    );
+    let events = vec![event(app, ctx, types::INTEGRATION_UPDATED, next)];
     app.events
-        .emit(vec![event(app, ctx, types::INTEGRATION_UPDATED, &saved)])
-        .await;
-    Ok(saved)
+        .within(change, events, async {
+            Ok(app
+                .store
+                .put(next, Some(&ETag::new(before.clone())))
+                .await?)
+        })
+        .await
 }
 
 /// Deletes an integration and raises `integration.deleted`.
@@ -334,17 +362,25 @@ pub async fn delete(app: &App, ctx: &Ctx, id: Uuid, if_match: Option<&ETag>) -> 
     if if_match.is_some_and(|m| m.as_str() != current.etag) {
         return Err(Error::PreconditionFailed);
     }
-    app.store
-        .remove::<Integration>(
-            &ctx.tenant().key(),
-            &id.to_string(),
-            Some(&ETag::new(current.etag.clone())),
-        )
-        .await?;
+    let change = Change::delete(
+        Container::Integrations,
+        ctx.tenant().key(),
+        id.to_string(),
+        &current.etag,
+    );
+    let events = vec![event(app, ctx, types::INTEGRATION_DELETED, &current)];
     app.events
-        .emit(vec![event(app, ctx, types::INTEGRATION_DELETED, &current)])
-        .await;
-    Ok(())
+        .within(change, events, async {
+            Ok(app
+                .store
+                .remove::<Integration>(
+                    &ctx.tenant().key(),
+                    &id.to_string(),
+                    Some(&ETag::new(current.etag.clone())),
+                )
+                .await?)
+        })
+        .await
 }
 
 /// The mapping of one external entity, with the integration's ETag.
@@ -405,9 +441,6 @@ pub async fn put_field_mapping(
         None => next.sync_config.entity_mappings.push(mapping.clone()),
     }
     next.updated_at = app.clock.now();
-    let saved = app.store.put(&next, Some(&ETag::new(current.etag))).await?;
-    app.events
-        .emit(vec![event(app, ctx, types::INTEGRATION_UPDATED, &saved)])
-        .await;
+    let saved = save_with_event(app, ctx, &next, current.etag).await?;
     Ok((mapping, saved.etag))
 }

@@ -1,0 +1,202 @@
+//! Events/s published with publisher confirms, measured three ways in one run
+//! against the same broker and exchange:
+//!
+//! - `bare lapin`: C tasks on one confirm channel, each publishing an
+//!   envelope-sized message and awaiting its confirm (the shape of the API
+//!   path: one event per request, confirmed before the answer);
+//! - `emit`: C tasks calling `app.events.emit(vec![event])` (outbox record,
+//!   publish with confirm, outbox delete);
+//! - `api create`: C tasks calling the integrations service's `create`
+//!   (validation, catalog read, outbox intent, insert, publish with confirm,
+//!   outbox delete) — the API path minus HTTP.
+//!
+//! Prints a table with ratios to the bare loop and writes JSON next to the
+//! other scenarios' results (`bench/results/events.json`).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use castiel_integrations::bootstrap;
+use castiel_integrations::clock::{Clock, SystemClock};
+use castiel_integrations::config::Config;
+use castiel_integrations::domain::tenancy::{Ctx, TenantId};
+use castiel_integrations::services::integrations::{self, NewIntegration};
+use castiel_integrations::state::AppState;
+use castiel_integrations::store::Store;
+use castiel_integrations::store::embedded::{EmbeddedStore, SqliteDb};
+use lapin::options::{
+    BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, ExchangeDeleteOptions,
+};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Connection, ConnectionProperties, ExchangeKind};
+use serde_json::json;
+use uuid::Uuid;
+
+fn url() -> String {
+    std::env::var("RABBITMQ_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+}
+
+async fn bare(exchange: &str, n: usize, c: usize, body: Vec<u8>) -> anyhow::Result<f64> {
+    let conn = Connection::connect(&url(), ConnectionProperties::default()).await?;
+    let ch = conn.create_channel().await?;
+    ch.confirm_select(ConfirmSelectOptions::default()).await?;
+    let body = Arc::new(body);
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..c {
+        let (ch, body, exchange) = (ch.clone(), body.clone(), exchange.to_owned());
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..n / c {
+                let props = BasicProperties::default()
+                    .with_content_type("application/json".into())
+                    .with_delivery_mode(2)
+                    .with_message_id(Uuid::new_v4().to_string().into())
+                    .with_type("integration.created".into());
+                let ok = ch
+                    .basic_publish(
+                        exchange.as_str().into(),
+                        "integration.created".into(),
+                        BasicPublishOptions::default(),
+                        &body,
+                        props,
+                    )
+                    .await?
+                    .await?
+                    .is_ack();
+                anyhow::ensure!(ok, "nack");
+            }
+            Ok::<_, anyhow::Error>(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let rate = (n / c * c) as f64 / start.elapsed().as_secs_f64();
+    conn.close(200, "bye".into()).await?;
+    Ok(rate)
+}
+
+async fn app(exchange: &str, dir: &std::path::Path) -> anyhow::Result<AppState> {
+    let data_dir = dir.to_string_lossy().into_owned();
+    let u = url();
+    let config = Config::from_pairs(&[
+        ("DATA_DIR", &data_dir),
+        ("JWT_SECRET", "bench-secret-bench-secret-bench-secret-01"),
+        ("RABBITMQ_URL", &u),
+        ("RABBITMQ_EXCHANGE", exchange),
+    ])?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let store: Arc<dyn Store> = Arc::new(EmbeddedStore::new(
+        SqliteDb::open(&dir.join("bench.db"))?,
+        clock.clone(),
+    ));
+    let state = bootstrap::build_with(config, store, clock).await?;
+    for _ in 0..500 {
+        if state.events.bus().health().await.is_ok() {
+            return Ok(state);
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    anyhow::bail!("the service did not connect to RabbitMQ")
+}
+
+async fn run_api(state: &AppState, n: usize, c: usize, create: bool) -> anyhow::Result<f64> {
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for t in 0..c {
+        let state = state.clone();
+        tasks.push(tokio::spawn(async move {
+            let ctx = Ctx::system(TenantId(Uuid::new_v4()), Uuid::new_v4().to_string());
+            for i in 0..n / c {
+                if create {
+                    let input: NewIntegration = serde_json::from_value(
+                        json!({"providerId": "salesforce", "name": format!("b{t}-{i}")}),
+                    )?;
+                    integrations::create(&state, &ctx, input)
+                        .await
+                        .map_err(|e| anyhow::anyhow!("{e}"))?;
+                } else {
+                    let ev = state.events.envelope(
+                        &ctx,
+                        "integration.updated",
+                        json!({"integrationId": Uuid::new_v4(), "providerId": "salesforce", "name": "x", "status": "active"}),
+                    );
+                    state.events.emit(vec![ev]).await;
+                }
+            }
+            Ok::<_, anyhow::Error>(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    Ok((n / c * c) as f64 / start.elapsed().as_secs_f64())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let n: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(10_000);
+    let c: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(32);
+    let exchange = format!("bench_events_{}", Uuid::new_v4().simple());
+    let conn = Connection::connect(&url(), ConnectionProperties::default()).await?;
+    let ch = conn.create_channel().await?;
+    ch.exchange_declare(
+        exchange.as_str().into(),
+        ExchangeKind::Topic,
+        ExchangeDeclareOptions {
+            durable: true,
+            ..Default::default()
+        },
+        FieldTable::default(),
+    )
+    .await?;
+    let dir = tempfile::tempdir()?;
+    let state = app(&exchange, dir.path()).await?;
+    // An envelope of the size the service publishes.
+    let sample = state.events.envelope(
+        &Ctx::system(TenantId(Uuid::new_v4()), Uuid::new_v4().to_string()),
+        "integration.created",
+        json!({"integrationId": Uuid::new_v4(), "providerId": "salesforce", "name": "b0-0", "status": "pending"}),
+    );
+    let body = serde_json::to_vec(&sample)?;
+
+    // Warm-up, then measure each mode.
+    bare(&exchange, 1000, c, body.clone()).await?;
+    run_api(&state, 500, c, true).await?;
+    let bare_rate = bare(&exchange, n, c, body.clone()).await?;
+    let emit_rate = run_api(&state, n, c, false).await?;
+    let api_rate = run_api(&state, n, c, true).await?;
+
+    println!("events scenario: {n} events, {c} concurrent, confirms, 1 broker (same run)");
+    println!("{:<14} {:>12} {:>8}", "mode", "events/s", "ratio");
+    println!("{:<14} {:>12.0} {:>8.2}", "bare lapin", bare_rate, 1.0);
+    println!(
+        "{:<14} {:>12.0} {:>8.2}",
+        "emit",
+        emit_rate,
+        emit_rate / bare_rate
+    );
+    println!(
+        "{:<14} {:>12.0} {:>8.2}",
+        "api create",
+        api_rate,
+        api_rate / bare_rate
+    );
+    let result = json!({
+        "scenario": "events", "events": n, "concurrency": c,
+        "bareLapinPerSec": bare_rate, "emitPerSec": emit_rate, "apiCreatePerSec": api_rate,
+        "emitRatio": emit_rate / bare_rate, "apiCreateRatio": api_rate / bare_rate,
+    });
+    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../results");
+    if std::fs::create_dir_all(&out).is_ok() {
+        std::fs::write(
+            out.join("events.json"),
+            serde_json::to_string_pretty(&result)?,
+        )?;
+    }
+    ch.exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
+        .await?;
+    conn.close(200, "bye".into()).await?;
+    Ok(())
+}

@@ -1,0 +1,685 @@
+//! The event outbox (`integration_outbox`, `kind: "event"`): no event is lost
+//! while the broker is down or when the process dies.
+//!
+//! # The protocol (intent first, then the change)
+//!
+//! Cosmos DB has no transaction across containers, so an event and the change
+//! that raises it cannot be written atomically. The service therefore writes
+//! the outbox entry **before** the change, as an *intent*, and only publishes
+//! entries whose change really happened:
+//!
+//! 1. [`Events::within`] writes one entry per event in state `staged`,
+//!    carrying the envelope and the address of the change (container,
+//!    partition, id, create/replace/delete and the ETag it replaces). If this
+//!    write fails the change is refused (503): no change without its record.
+//! 2. The change runs.
+//! 3. If it succeeded, the events are *dispatched*: local handlers (webhook
+//!    fan-out) get each event, then the bus publishes them (pipelined, with
+//!    publisher confirms, time-bounded). An entry whose publish the broker
+//!    acked is deleted; any other becomes `ready` (remembering whether the
+//!    local handlers succeeded). If the change failed for a definite reason
+//!    (validation, 404, 409, 412) the entries are deleted; if the outcome is
+//!    unknown (store unavailable or an internal error) they stay `staged`.
+//! 4. The relay ([`relay_outbox`]) republishes `ready` entries in order per
+//!    tenant. A `staged` entry older than [`STAGE_GRACE`] belongs to a change
+//!    whose process died or whose outcome was unknown: the relay *probes* the
+//!    changed document — a create happened if the document exists; a replace
+//!    if its ETag is no longer the one replaced (or it has since been
+//!    deleted); a delete if it is gone — and then publishes or drops it.
+//!
+//! # Guarantees
+//!
+//! - Every committed change's events reach the broker at least once (after a
+//!   crash, within one relay period plus [`STAGE_GRACE`]); a duplicate always
+//!   carries the same event id (`messageId`), so consumers deduplicate.
+//! - Local handlers get every event at least once too: an entry records
+//!   whether they ran (`handled`), and the relay re-drives those that did not
+//!   (up to [`HANDLER_ATTEMPTS`] times). Handlers must be idempotent per
+//!   event id.
+//! - Order per tenant: the relay scans entries by `seq` (assigned when the
+//!   event is staged) and stops at a tenant's first entry it cannot publish.
+//!   While a tenant has a backlog, this process records that tenant's new
+//!   events as `ready` instead of publishing them directly, so they cannot
+//!   overtake the backlog. Across processes (several Functions instances) and
+//!   right after a restart, order per tenant is best effort.
+//! - Residual risks of the probe, accepted and bounded to changes that were in
+//!   flight when a process died: a replace whose document was changed by a
+//!   write that raises no event, or deleted, within the grace period is
+//!   published even if it did not happen itself; a create deleted again
+//!   before the relay probes it is dropped (its `integration.deleted` still
+//!   goes out).
+//! - [`Events::emit`] (no change address) records entries (staged, without a
+//!   change to probe) *after* the caller's change: it survives a broker outage and a
+//!   crash after the record, but not a crash between the change and the
+//!   record. Callers that change documents should use [`Events::within`].
+//!
+//! The relay's only cross-partition read is one paged query ordered by `seq`
+//! (at most [`MAX_PAGES`] pages of [`PAGE_SIZE`] per run); everything else
+//! is point operations or queries within a tenant's partition.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{Event, Events};
+use crate::domain::tenancy::TenantId;
+use crate::error::Error;
+use crate::state::App;
+use crate::store::{Container, Filter, Op, Query, Store, StoreError};
+
+/// The `kind` of event entries in the outbox container.
+pub const KIND_EVENT: &str = "event";
+/// How old a `staged` entry must be before the relay probes its change.
+pub const STAGE_GRACE: Duration = Duration::from_secs(10);
+/// Entries read per relay page.
+pub const PAGE_SIZE: u32 = 200;
+/// Pages read per relay run (bounds the cross-partition scan).
+pub const MAX_PAGES: usize = 50;
+/// How many times local handlers are re-driven for one entry.
+pub const HANDLER_ATTEMPTS: u32 = 10;
+
+/// What kind of change raised the events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChangeOp {
+    /// A new document.
+    Create,
+    /// A replaced document.
+    Replace,
+    /// A deleted document.
+    Delete,
+}
+
+/// The address of the change a group of events belongs to (for the probe).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change {
+    /// Container name.
+    pub container: String,
+    /// Partition key of the changed document.
+    pub pk: String,
+    /// Id of the changed document.
+    pub id: String,
+    /// Create, replace or delete.
+    pub op: ChangeOp,
+    /// The ETag the change replaces or deletes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<String>,
+}
+
+impl Change {
+    /// A document is created.
+    pub fn create(container: Container, pk: impl Into<String>, id: impl Into<String>) -> Self {
+        Self {
+            container: container.name().into(),
+            pk: pk.into(),
+            id: id.into(),
+            op: ChangeOp::Create,
+            before: None,
+        }
+    }
+
+    /// The document at version `before` is replaced.
+    pub fn replace(
+        container: Container,
+        pk: impl Into<String>,
+        id: impl Into<String>,
+        before: &str,
+    ) -> Self {
+        Self {
+            op: ChangeOp::Replace,
+            before: Some(before.into()),
+            ..Self::create(container, pk, id)
+        }
+    }
+
+    /// The document at version `before` is deleted.
+    pub fn delete(
+        container: Container,
+        pk: impl Into<String>,
+        id: impl Into<String>,
+        before: &str,
+    ) -> Self {
+        Self {
+            op: ChangeOp::Delete,
+            before: Some(before.into()),
+            ..Self::create(container, pk, id)
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum State {
+    Staged,
+    Ready,
+}
+
+/// One outbox entry (document of `integration_outbox` with `kind: "event"`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Entry {
+    id: String,
+    tenant_id: String,
+    kind: String,
+    state: State,
+    seq: String,
+    handled: bool,
+    /// The broker confirmed it; only local handlers are still owed.
+    #[serde(default)]
+    published: bool,
+    #[serde(default)]
+    handler_attempts: u32,
+    #[serde(default)]
+    change: Option<Change>,
+    staged_at: DateTime<Utc>,
+    event: Event,
+}
+
+impl Entry {
+    fn body(&self) -> Result<Value, StoreError> {
+        serde_json::to_value(self).map_err(|e| StoreError::Invalid(e.to_string()))
+    }
+}
+
+/// Outbox state of one process.
+pub(crate) struct Outbox {
+    store: Arc<dyn Store>,
+    /// Tenants with unpublished entries: their new events queue behind them.
+    backlog: tokio::sync::RwLock<HashSet<TenantId>>,
+    /// One relay run at a time in this process.
+    relay_lock: tokio::sync::Mutex<()>,
+    last_seq: std::sync::Mutex<i64>,
+}
+
+impl Outbox {
+    pub(crate) fn new(store: Arc<dyn Store>) -> Self {
+        Self {
+            store,
+            backlog: Default::default(),
+            relay_lock: Default::default(),
+            last_seq: std::sync::Mutex::new(0),
+        }
+    }
+
+    /// A per-process strictly increasing, time-based sort key.
+    fn next_seq(&self, now: DateTime<Utc>) -> String {
+        let mut last = self
+            .last_seq
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let next = now.timestamp_micros().max(*last + 1);
+        *last = next;
+        format!("{next:017}")
+    }
+}
+
+/// What one relay run did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RelayReport {
+    /// Entries read.
+    pub scanned: usize,
+    /// Published and confirmed by the broker (then deleted).
+    pub published: usize,
+    /// Staged entries whose change never happened (deleted unpublished).
+    pub dropped: usize,
+    /// Could not be published this time (kept).
+    pub failed: usize,
+    /// Staged entries too young to probe (kept).
+    pub waiting: usize,
+    /// Entries whose local handlers were (re-)run.
+    pub handled: usize,
+    /// The run stopped at [`MAX_PAGES`]; more may be waiting.
+    pub truncated: bool,
+    /// Another run was in progress in this process; nothing done.
+    pub skipped: bool,
+}
+
+/// The `outbox-relay` job: republishes unconfirmed events, in order per tenant.
+///
+/// Called by the `outbox-relay` timer in Functions and by a loop in `serve`.
+pub async fn relay_outbox(app: &App) -> anyhow::Result<RelayReport> {
+    app.events.relay().await
+}
+
+/// Runs [`relay_outbox`] every `every` until the app is dropped (`serve`).
+pub fn spawn_relay_loop(app: std::sync::Weak<App>, every: Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            let Some(app) = app.upgrade() else { return };
+            match relay_outbox(&app).await {
+                Ok(r) if r.published + r.dropped + r.failed > 0 => {
+                    tracing::info!(
+                        published = r.published,
+                        failed = r.failed,
+                        dropped = r.dropped,
+                        waiting = r.waiting,
+                        "outbox relay"
+                    );
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "outbox relay failed"),
+            }
+            drop(app);
+            tokio::time::sleep(every).await;
+        }
+    })
+}
+
+fn is_definite(e: &Error) -> bool {
+    !matches!(e, Error::Unavailable { .. } | Error::Internal(_))
+}
+
+impl Events {
+    /// Runs a change as a unit of work with its events (see the module docs).
+    ///
+    /// The events are recorded before `change` runs; if that record cannot be
+    /// written the change does not run and the call fails with
+    /// [`Error::Unavailable`]. After a successful change the events go to
+    /// local handlers and the bus; a bus failure never fails the call.
+    pub async fn within<T, Fut>(
+        &self,
+        change: Change,
+        events: Vec<Event>,
+        op: Fut,
+    ) -> crate::error::Result<T>
+    where
+        Fut: Future<Output = crate::error::Result<T>>,
+    {
+        let Some(outbox) = &self.outbox else {
+            let out = op.await?;
+            self.emit(events).await;
+            return Ok(out);
+        };
+        let entries = self
+            .record(outbox, Some(change), events, State::Staged)
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "could not record events in the outbox");
+                Error::Unavailable {
+                    detail: "the event outbox is unavailable".into(),
+                    retry_after: None,
+                }
+            })?;
+        match op.await {
+            Ok(out) => {
+                self.dispatch(outbox, entries).await;
+                Ok(out)
+            }
+            Err(e) => {
+                if is_definite(&e) {
+                    for entry in &entries {
+                        delete_entry(outbox, entry).await;
+                    }
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Records and dispatches events whose change already happened.
+    pub(crate) async fn emit_recorded(&self, events: Vec<Event>) -> bool {
+        let Some(outbox) = &self.outbox else {
+            return false;
+        };
+        match self.record(outbox, None, events, State::Staged).await {
+            Ok(entries) => {
+                self.dispatch(outbox, entries).await;
+                true
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not record events in the outbox; publishing directly");
+                false
+            }
+        }
+    }
+
+    async fn record(
+        &self,
+        outbox: &Outbox,
+        change: Option<Change>,
+        events: Vec<Event>,
+        state: State,
+    ) -> Result<Vec<Entry>, StoreError> {
+        let mut written: Vec<Entry> = Vec::with_capacity(events.len());
+        for event in events {
+            let entry = Entry {
+                id: event.id.to_string(),
+                tenant_id: event.tenant_id.key(),
+                kind: KIND_EVENT.into(),
+                state,
+                seq: outbox.next_seq(self.clock.now()),
+                handled: false,
+                published: false,
+                handler_attempts: 0,
+                change: change.clone(),
+                staged_at: self.clock.now(),
+                event,
+            };
+            if let Err(e) = outbox.store.create(Container::Outbox, entry.body()?).await {
+                for w in &written {
+                    delete_entry(outbox, w).await;
+                }
+                return Err(e);
+            }
+            written.push(entry);
+        }
+        Ok(written)
+    }
+
+    /// Local handlers, then the bus; keeps what the broker did not confirm.
+    async fn dispatch(&self, outbox: &Outbox, mut entries: Vec<Entry>) {
+        for entry in &mut entries {
+            entry.handled = self.run_handlers(&entry.event).await;
+            entry.state = State::Ready;
+        }
+        let mut direct = Vec::with_capacity(entries.len());
+        {
+            let backlog = outbox.backlog.read().await;
+            for entry in entries {
+                let tenant = entry.event.tenant_id;
+                if backlog.contains(&tenant) {
+                    // Queue behind the tenant's backlog (the guard keeps the relay
+                    // from declaring it drained meanwhile).
+                    keep_entry(outbox, &entry).await;
+                } else {
+                    direct.push(entry);
+                }
+            }
+        }
+        if direct.is_empty() {
+            return;
+        }
+        let events: Vec<Event> = direct.iter().map(|e| e.event.clone()).collect();
+        let results = self.bus.publish_each(&events).await;
+        let mut failed = HashSet::new();
+        for (entry, result) in direct.iter_mut().zip(results) {
+            match result {
+                Ok(()) if entry.handled => delete_entry(outbox, entry).await,
+                Ok(()) => {
+                    // Published; the relay still owes the local handlers.
+                    entry.published = true;
+                    keep_entry(outbox, entry).await;
+                }
+                Err(e) => {
+                    tracing::debug!(event.id = %entry.id, error = %e, "event kept in the outbox");
+                    failed.insert(entry.event.tenant_id);
+                    keep_entry(outbox, entry).await;
+                }
+            }
+        }
+        if !failed.is_empty() {
+            outbox.backlog.write().await.extend(failed);
+        }
+    }
+
+    /// Runs every local handler on one event; true if all succeeded.
+    pub(crate) async fn run_handlers(&self, event: &Event) -> bool {
+        let handlers = self
+            .handlers
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let mut ok = true;
+        for h in &handlers {
+            if let Err(e) = h.handle(event).await {
+                ok = false;
+                tracing::warn!(event.id = %event.id, event.type = %event.event_type, error = %e, "event handler failed");
+            }
+        }
+        ok
+    }
+
+    /// One relay run (see [`relay_outbox`]).
+    pub async fn relay(&self) -> anyhow::Result<RelayReport> {
+        let mut report = RelayReport::default();
+        let Some(outbox) = &self.outbox else {
+            return Ok(report);
+        };
+        let Ok(_guard) = outbox.relay_lock.try_lock() else {
+            report.skipped = true;
+            return Ok(report);
+        };
+        let mut blocked: HashSet<TenantId> = HashSet::new();
+        let mut after: Option<String> = None;
+        let mut complete = false;
+        for _ in 0..MAX_PAGES {
+            let mut q = Query::cross_partition()
+                .eq("kind", KIND_EVENT)
+                .order_by("seq", false)
+                .limit(PAGE_SIZE);
+            if let Some(a) = &after {
+                q = q.filter(Filter::new("seq", Op::Gt, a.as_str()));
+            }
+            let page = outbox.store.query(Container::Outbox, &q).await?;
+            if page.items.is_empty() {
+                complete = true;
+                break;
+            }
+            let more = page.continuation.is_some();
+            let mut batch: Vec<(Entry, bool)> = Vec::new();
+            for doc in page.items {
+                let entry: Entry = match serde_json::from_value(doc.body) {
+                    Ok(e) => e,
+                    Err(e) => {
+                        tracing::error!(id = %doc.id, error = %e, "unreadable outbox entry left in place");
+                        continue;
+                    }
+                };
+                after = Some(entry.seq.clone());
+                report.scanned += 1;
+                let tenant = entry.event.tenant_id;
+                if blocked.contains(&tenant) {
+                    // Waits behind the tenant's first unpublished entry, but its
+                    // local handlers need not wait for the broker.
+                    report.failed += 1;
+                    self.redrive_handlers(outbox, entry, &mut report).await;
+                    continue;
+                }
+                if let Some(entry) = self
+                    .resolve(outbox, entry, &mut report, &mut blocked)
+                    .await?
+                {
+                    batch.push(entry);
+                }
+            }
+            self.relay_batch(outbox, batch, &mut report, &mut blocked)
+                .await;
+            if !more {
+                complete = true;
+                break;
+            }
+        }
+        report.truncated = !complete;
+        if complete {
+            self.clear_backlog(outbox, &blocked).await?;
+        }
+        Ok(report)
+    }
+
+    /// Decides what to do with one scanned entry: `Some((entry, run handlers))`
+    /// to publish, `None` when it waits or was dropped.
+    async fn resolve(
+        &self,
+        outbox: &Outbox,
+        mut entry: Entry,
+        report: &mut RelayReport,
+        blocked: &mut HashSet<TenantId>,
+    ) -> anyhow::Result<Option<(Entry, bool)>> {
+        let tenant = entry.event.tenant_id;
+        if entry.state == State::Staged {
+            let age = self.clock.now() - entry.staged_at;
+            if age.to_std().unwrap_or_default() < STAGE_GRACE {
+                report.waiting += 1;
+                blocked.insert(tenant);
+                return Ok(None);
+            }
+            if !happened(outbox.store.as_ref(), entry.change.as_ref()).await? {
+                tracing::info!(event.id = %entry.id, "dropping the event of a change that did not happen");
+                delete_entry(outbox, &entry).await;
+                report.dropped += 1;
+                return Ok(None);
+            }
+            entry.state = State::Ready;
+        }
+        let run = !entry.handled && entry.handler_attempts < HANDLER_ATTEMPTS;
+        Ok(Some((entry, run)))
+    }
+
+    async fn relay_batch(
+        &self,
+        outbox: &Outbox,
+        batch: Vec<(Entry, bool)>,
+        report: &mut RelayReport,
+        blocked: &mut HashSet<TenantId>,
+    ) {
+        let mut entries = Vec::with_capacity(batch.len());
+        for (mut entry, run) in batch {
+            if run {
+                report.handled += 1;
+                entry.handler_attempts += 1;
+                entry.handled = self.run_handlers(&entry.event).await;
+                if !entry.handled && entry.handler_attempts >= HANDLER_ATTEMPTS {
+                    tracing::error!(event.id = %entry.id, "giving up re-driving local handlers");
+                }
+            }
+            entries.push((entry, run));
+        }
+        let unpublished: Vec<Event> = entries
+            .iter()
+            .filter(|(e, _)| !e.published)
+            .map(|(e, _)| e.event.clone())
+            .collect();
+        let mut results = self.bus.publish_each(&unpublished).await.into_iter();
+        for (mut entry, ran) in entries {
+            let result = if entry.published {
+                Ok(())
+            } else {
+                results.next().unwrap_or(Ok(()))
+            };
+            let tenant = entry.event.tenant_id;
+            if result.is_ok() {
+                if !entry.published {
+                    report.published += 1;
+                }
+                entry.published = true;
+                if entry.handled || entry.handler_attempts >= HANDLER_ATTEMPTS {
+                    delete_entry(outbox, &entry).await;
+                } else {
+                    keep_entry(outbox, &entry).await;
+                }
+            } else {
+                // Keep it; later entries of this tenant wait behind it.
+                blocked.insert(tenant);
+                report.failed += 1;
+                if ran {
+                    keep_entry(outbox, &entry).await;
+                }
+            }
+        }
+    }
+
+    async fn redrive_handlers(&self, outbox: &Outbox, mut entry: Entry, report: &mut RelayReport) {
+        if entry.state != State::Ready
+            || entry.handled
+            || entry.handler_attempts >= HANDLER_ATTEMPTS
+        {
+            return;
+        }
+        report.handled += 1;
+        entry.handler_attempts += 1;
+        entry.handled = self.run_handlers(&entry.event).await;
+        keep_entry(outbox, &entry).await;
+    }
+
+    /// Tenants whose backlog the run emptied publish directly again.
+    async fn clear_backlog(
+        &self,
+        outbox: &Outbox,
+        blocked: &HashSet<TenantId>,
+    ) -> anyhow::Result<()> {
+        let candidates: Vec<TenantId> = outbox
+            .backlog
+            .read()
+            .await
+            .iter()
+            .filter(|t| !blocked.contains(t))
+            .copied()
+            .collect();
+        if candidates.is_empty() {
+            return Ok(());
+        }
+        let mut backlog = outbox.backlog.write().await;
+        for tenant in candidates {
+            let q = Query::partition(tenant.key())
+                .eq("kind", KIND_EVENT)
+                .eq("state", "ready")
+                .limit(1);
+            if outbox
+                .store
+                .query(Container::Outbox, &q)
+                .await?
+                .items
+                .is_empty()
+            {
+                backlog.remove(&tenant);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Did the change of a staged entry happen? (See the module docs.)
+async fn happened(store: &dyn Store, change: Option<&Change>) -> anyhow::Result<bool> {
+    let Some(change) = change else {
+        return Ok(true);
+    };
+    let Some(container) = Container::ALL
+        .iter()
+        .copied()
+        .find(|c| c.name() == change.container)
+    else {
+        anyhow::bail!(
+            "outbox entry names an unknown container {}",
+            change.container
+        );
+    };
+    let doc = store.read(container, &change.pk, &change.id).await?;
+    Ok(match (change.op, doc) {
+        (ChangeOp::Create, doc) => doc.is_some(),
+        (ChangeOp::Replace, Some(doc)) => Some(doc.etag.as_str()) != change.before.as_deref(),
+        (ChangeOp::Replace, None) => true,
+        (ChangeOp::Delete, doc) => doc.is_none(),
+    })
+}
+
+async fn delete_entry(outbox: &Outbox, entry: &Entry) {
+    match outbox
+        .store
+        .delete(Container::Outbox, &entry.tenant_id, &entry.id, None)
+        .await
+    {
+        Ok(()) | Err(StoreError::NotFound) => {}
+        Err(e) => {
+            tracing::warn!(event.id = %entry.id, error = %e, "could not delete a confirmed outbox entry; it may be published again");
+        }
+    }
+}
+
+async fn keep_entry(outbox: &Outbox, entry: &Entry) {
+    let body = match entry.body() {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::error!(event.id = %entry.id, error = %e, "outbox entry does not serialize");
+            return;
+        }
+    };
+    if let Err(e) = outbox.store.upsert(Container::Outbox, body).await {
+        tracing::warn!(event.id = %entry.id, error = %e, "could not mark an outbox entry ready; the relay will probe it");
+    }
+}

@@ -1,0 +1,214 @@
+//! `serve` killed with SIGKILL during a burst of changes: after a restart,
+//! every acknowledged change's event reaches the broker (duplicates only with
+//! the same event id). Runs the real binary on a random port with its own
+//! DATA_DIR.
+
+use std::collections::{HashMap, HashSet};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use castiel_integrations::auth::TokenKeys;
+use castiel_integrations::domain::tenancy::TenantId;
+use secrecy::SecretString;
+use serde_json::json;
+use tokio::process::{Child, Command};
+use uuid::Uuid;
+
+use crate::broker::{Tap, unique, url};
+use crate::helpers::JWT_SECRET;
+
+struct Serve {
+    port: u16,
+    dir: std::path::PathBuf,
+    exchange: String,
+    queue: String,
+}
+
+impl Serve {
+    fn start(&self) -> Child {
+        Command::new(env!("CARGO_BIN_EXE_castiel-integrations"))
+            .arg("serve")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("PORT", self.port.to_string())
+            .env("DATA_DIR", &self.dir)
+            .env("JWT_SECRET", JWT_SECRET)
+            .env("RABBITMQ_URL", url())
+            .env("RABBITMQ_EXCHANGE", &self.exchange)
+            .env("RABBITMQ_QUEUE", &self.queue)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start serve")
+    }
+
+    fn base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    async fn wait_ready(&self, client: &reqwest::Client) {
+        for _ in 0..600 {
+            if let Ok(r) = client.get(format!("{}/ready", self.base())).send().await {
+                if r.status().is_success() {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("serve did not become ready");
+    }
+}
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_sigkill_every_acknowledged_change_reaches_the_broker() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let serve = Serve {
+        port: free_port(),
+        dir: dir.path().to_owned(),
+        exchange: unique("test_crash"),
+        queue: unique("test_crash_sync"),
+    };
+    let mut tap = Tap::on(&serve.exchange).await;
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client");
+    let keys = TokenKeys::new(&SecretString::from(JWT_SECRET), None, None);
+    let tenants: Vec<Uuid> = (0..3).map(|_| Uuid::new_v4()).collect();
+
+    let mut child = serve.start();
+    serve.wait_ready(&client).await;
+
+    let acked: Arc<Mutex<Vec<String>>> = Arc::default();
+    let mut workers = Vec::new();
+    for w in 0..6 {
+        let (client, acked, base) = (client.clone(), acked.clone(), serve.base());
+        let token = keys.mint(TenantId(tenants[w % tenants.len()]), Some("u"), false, 3600);
+        workers.push(tokio::spawn(async move {
+            for i in 0.. {
+                let res = client
+                    .post(format!("{base}/api/v1/integrations"))
+                    .bearer_auth(&token)
+                    .json(&json!({"providerId": "salesforce", "name": format!("w{w}-{i}")}))
+                    .send()
+                    .await;
+                match res {
+                    Ok(r) if r.status() == reqwest::StatusCode::CREATED => {
+                        let body: serde_json::Value = r.json().await.expect("json");
+                        let id = body["id"].as_str().expect("id").to_owned();
+                        acked.lock().expect("lock").push(id);
+                    }
+                    Ok(r) => panic!("unexpected status {}", r.status()),
+                    Err(_) => return, // the server died
+                }
+            }
+        }));
+    }
+    // Let the burst run, then kill mid-flight.
+    while acked.lock().expect("lock").len() < 150 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    child.start_kill().expect("SIGKILL");
+    let _ = child.wait().await;
+    for w in workers {
+        w.await.expect("worker");
+    }
+    let acked: Vec<String> = acked.lock().expect("lock").clone();
+
+    let mut child = serve.start();
+    serve.wait_ready(&client).await;
+
+    // Every committed change (acknowledged or cut off before its answer) must
+    // get its event: read what the store really holds.
+    let mut stored: HashSet<String> = HashSet::new();
+    for t in &tenants {
+        let token = keys.mint(TenantId(*t), Some("u"), false, 3600);
+        let mut next: Option<String> = None;
+        loop {
+            let mut url = format!("{}/api/v1/integrations?limit=200", serve.base());
+            if let Some(c) = &next {
+                url.push_str(&format!("&continuationToken={c}"));
+            }
+            let page: serde_json::Value = client
+                .get(url)
+                .bearer_auth(&token)
+                .send()
+                .await
+                .expect("list")
+                .json()
+                .await
+                .expect("json");
+            for i in page["items"].as_array().expect("items") {
+                stored.insert(i["id"].as_str().expect("id").to_owned());
+            }
+            next = page["continuationToken"].as_str().map(str::to_owned);
+            if next.is_none() {
+                break;
+            }
+        }
+    }
+    for id in &acked {
+        assert!(
+            stored.contains(id),
+            "acknowledged change {id} is in the store"
+        );
+    }
+    let want: HashSet<&str> = stored.iter().map(String::as_str).collect();
+    let mut event_ids: HashMap<String, HashSet<String>> = HashMap::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    while tokio::time::Instant::now() < deadline
+        && !want.iter().all(|id| event_ids.contains_key(*id))
+    {
+        if let Some(m) = tap.next(Duration::from_secs(1)).await {
+            assert_eq!(m.routing_key, "integration.created");
+            let integration = m.body["data"]["integrationId"]
+                .as_str()
+                .expect("id")
+                .to_owned();
+            event_ids
+                .entry(integration)
+                .or_default()
+                .insert(m.message_id.clone().expect("messageId"));
+        }
+    }
+    let missing: Vec<&&str> = want
+        .iter()
+        .filter(|id| !event_ids.contains_key(**id))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} changes lost their event: {missing:?}",
+        missing.len(),
+        want.len()
+    );
+    for integration in event_ids.keys() {
+        assert!(
+            stored.contains(integration),
+            "no event for a change that did not happen"
+        );
+    }
+    for (integration, ids) in &event_ids {
+        assert_eq!(
+            ids.len(),
+            1,
+            "duplicates of {integration} must share one event id"
+        );
+    }
+    child.start_kill().expect("kill");
+    let _ = child.wait().await;
+    tap.cleanup().await;
+    let conn = crate::broker::connect().await;
+    let ch = conn.create_channel().await.expect("channel");
+    for q in [serve.queue.clone(), format!("{}.dlq", serve.queue)] {
+        let _ = ch.queue_delete(q.as_str().into(), Default::default()).await;
+    }
+    let _ = conn.close(200, "bye".into()).await;
+}

@@ -1,0 +1,12 @@
+//! Events against the real RabbitMQ broker (127.0.0.1:5672, guest/guest, or
+//! `TEST_RABBITMQ_URL`). Every exchange and queue a test declares has a uuid
+//! suffix, so tests share the broker with anything else safely.
+
+#[path = "../api/helpers.rs"]
+mod helpers;
+
+mod broker;
+mod consumer;
+mod crash;
+mod outbox;
+mod publish;
