@@ -7,10 +7,16 @@ use anyhow::Context as _;
 
 use crate::auth::{self, TokenKeys};
 use crate::clock::{Clock, SystemClock};
-use crate::config::{Config, StoreConfig};
+use crate::config::{Config, QueueConfig, StoreConfig};
 use crate::events::Events;
 use crate::events::in_process::InProcessBus;
+use crate::outbound::{OutboundClient, OutboundPolicy};
+use crate::queue::JobQueue;
+use crate::queue::embedded::EmbeddedQueue;
+use crate::queue::servicebus::ServiceBusQueue;
+use crate::secrets::MemorySecrets;
 use crate::services::catalog;
+use crate::webhooks::fanout::WebhookFanout;
 use crate::state::{App, AppState};
 use crate::store::Store;
 use crate::store::embedded::{EmbeddedStore, SqliteDb};
@@ -19,14 +25,45 @@ use crate::store::embedded::{EmbeddedStore, SqliteDb};
 pub async fn open_store(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc<dyn Store>> {
     match &config.store {
         StoreConfig::Embedded => {
-            let path = config.database_path();
-            let db = SqliteDb::open(&path)
-                .with_context(|| format!("opening the embedded store at {}", path.display()))?;
+            let db = shared_db(config)?;
             Ok(Arc::new(EmbeddedStore::new(db, clock)))
         }
         StoreConfig::Cosmos { .. } => {
             anyhow::bail!("STORE=cosmos is not available in this build yet")
         }
+    }
+}
+
+/// The embedded SQLite database of `DATA_DIR`, opened once per process so
+/// that the store and the embedded queue share one writer connection.
+pub fn shared_db(config: &Config) -> anyhow::Result<Arc<SqliteDb>> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock, PoisonError, Weak};
+    static OPEN: OnceLock<Mutex<HashMap<std::path::PathBuf, Weak<SqliteDb>>>> = OnceLock::new();
+    let path = config.database_path();
+    let mut open = OPEN
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    if let Some(db) = open.get(&path).and_then(Weak::upgrade) {
+        return Ok(db);
+    }
+    let db = SqliteDb::open(&path)
+        .with_context(|| format!("opening the embedded database at {}", path.display()))?;
+    open.insert(path, Arc::downgrade(&db));
+    Ok(db)
+}
+
+/// Opens the configured job queue.
+pub async fn open_queue(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc<dyn JobQueue>> {
+    match &config.queue {
+        QueueConfig::Embedded => {
+            let db = shared_db(config)?;
+            Ok(Arc::new(EmbeddedQueue::open(db, clock).await?))
+        }
+        QueueConfig::ServiceBus { .. } => Ok(Arc::new(
+            ServiceBusQueue::from_config(&config.queue).context("configuring Service Bus")?,
+        )),
     }
 }
 
@@ -51,12 +88,25 @@ pub async fn build_with(
         config.jwt.audience.clone(),
     );
     let events = Events::new(Arc::new(InProcessBus), clock.clone());
+    let outbound = Arc::new(OutboundClient::new(
+        OutboundPolicy::new(config.outbound_allowed_cidrs.clone()),
+        std::time::Duration::from_secs(30),
+    ));
+    let queue = open_queue(&config, clock.clone()).await?;
+    events.subscribe(Arc::new(WebhookFanout::new(
+        store.clone(),
+        queue.clone(),
+        clock.clone(),
+    )));
     let app = App {
         config,
         store,
         clock,
         tokens,
         events,
+        outbound,
+        secrets: Arc::new(MemorySecrets::default()),
+        queue,
     };
     let seeded = catalog::seed(&app)
         .await

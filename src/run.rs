@@ -9,9 +9,14 @@ use crate::state::AppState;
 pub async fn serve(state: AppState, listener: TcpListener) -> std::io::Result<()> {
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "castiel-integrations listening");
-    axum::serve(listener, http::router(state))
+    let workers = crate::jobs::workers::start(&state);
+    let served = axum::serve(listener, http::router(state))
         .with_graceful_shutdown(shutdown_signal())
-        .await
+        .await;
+    if let Some(w) = workers {
+        w.stop().await;
+    }
+    served
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

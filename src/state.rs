@@ -7,6 +7,9 @@ use crate::auth::TokenKeys;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::events::Events;
+use crate::outbound::OutboundClient;
+use crate::queue::JobQueue;
+use crate::secrets::SecretStore;
 use crate::store::Store;
 
 /// Everything a request, timer or job needs.
@@ -21,6 +24,12 @@ pub struct App {
     pub tokens: TokenKeys,
     /// Event facade.
     pub events: Events,
+    /// SSRF-guarded client for every tenant-directed call.
+    pub outbound: Arc<OutboundClient>,
+    /// Secret store.
+    pub secrets: Arc<dyn SecretStore>,
+    /// Job queue (webhook deliveries, sync runs).
+    pub queue: Arc<dyn JobQueue>,
 }
 
 impl std::fmt::Debug for App {

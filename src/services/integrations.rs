@@ -313,6 +313,9 @@ pub async fn delete(app: &App, ctx: &Ctx, id: Uuid, if_match: Option<&ETag>) -> 
             Some(&ETag::new(current.etag.clone())),
         )
         .await?;
+    if let Err(e) = crate::webhooks::service::delete_for_integration(app, ctx, id).await {
+        tracing::warn!(integration.id = %id, error = %e, "deleting the integration's webhooks failed");
+    }
     app.events
         .emit(vec![event(app, ctx, types::INTEGRATION_DELETED, &current)])
         .await;
