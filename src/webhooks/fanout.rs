@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use super::delivery::enqueue;
 use super::model::{Delivery, DeliveryStatus, Webhook, delivery_id};
+
 use crate::clock::Clock;
 use crate::events::{Event, EventHandler};
 use crate::queue::JobQueue;
@@ -90,7 +91,7 @@ pub async fn offer(
         created_at: now,
         updated_at: now,
         completed_at: (!webhook.enabled).then_some(now),
-        created_ms: now.timestamp_millis(),
+        sort_key: super::model::sort_key(now),
         etag: String::new(),
     };
     let d = match store.insert(&d).await {

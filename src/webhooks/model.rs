@@ -271,9 +271,10 @@ pub struct Delivery {
     /// When it reached its final status.
     #[serde(default)]
     pub completed_at: Option<DateTime<Utc>>,
-    /// Creation time in milliseconds (the log's sort key).
+    /// The log's sort key: creation time in milliseconds × 1000 plus a
+    /// per-process counter, so deliveries of one millisecond keep their order.
     #[serde(default)]
-    pub created_ms: i64,
+    pub sort_key: i64,
     /// Version (never stored).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub etag: String,
@@ -330,6 +331,13 @@ impl From<&Delivery> for DeliverySummary {
             completed_at: d.completed_at,
         }
     }
+}
+
+/// A sort key for a delivery created at `now` (see [`Delivery::sort_key`]).
+pub fn sort_key(now: DateTime<Utc>) -> i64 {
+    static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 1000;
+    now.timestamp_millis() * 1000 + i64::from(n)
 }
 
 /// The namespace of delivery ids (UUID v5 of `{eventId}:{webhookId}`).

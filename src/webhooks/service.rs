@@ -429,7 +429,7 @@ pub async fn deliveries(
     get(app, ctx, id).await?;
     let mut q = Query::partition(ctx.tenant().key())
         .eq("webhookId", id.to_string())
-        .order_by("createdMs", true)
+        .order_by("sortKey", true)
         .limit(page.limit)
         .after(page.continuation.clone());
     if let Some(s) = status {
@@ -500,8 +500,8 @@ pub async fn recover(app: &App, ctx: &Ctx, id: Uuid, input: Recover) -> Result<u
     let q = Query::partition(ctx.tenant().key())
         .eq("webhookId", id.to_string())
         .filter(Filter::new("status", Op::In, json!(["failed", "exhausted", "skipped"])))
-        .filter(Filter::new("createdMs", Op::Gte, input.since.timestamp_millis()))
-        .order_by("createdMs", false)
+        .filter(Filter::new("sortKey", Op::Gte, input.since.timestamp_millis() * 1000))
+        .order_by("sortKey", false)
         .limit(500);
     let found = app.store.all::<Delivery>(q, RECOVER_MAX / 500).await?;
     let mut n = 0;

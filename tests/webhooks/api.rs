@@ -85,7 +85,7 @@ async fn other_tenants_see_404_and_lists_filter() {
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
     // If-Match is honoured.
     let put = h
-        .send(Method::PUT, &format!("/api/v1/webhooks/{wid}"), Some(json!({"url": rx.url("/a"), "events": ["*"]})))
+        .send(Method::PUT, &format!("/api/v1/webhooks/{wid}"), Some(json!({"url": rx.url("/a"), "events": ["*"], "integrationId": i["id"]})))
         .await;
     assert_eq!(put.status, StatusCode::OK, "{}", put.text);
     assert!(put.body.get("secret").is_none());
