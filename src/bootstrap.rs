@@ -7,14 +7,15 @@ use anyhow::Context as _;
 
 use crate::auth::{self, TokenKeys};
 use crate::clock::{Clock, SystemClock};
-use crate::config::{Config, QueueConfig, StoreConfig};
+use crate::config::{Config, QueueConfig, SecretsConfig, StoreConfig};
 use crate::events::Events;
 use crate::events::in_process::InProcessBus;
 use crate::outbound::{OutboundClient, OutboundPolicy};
+use crate::secrets::SecretStore;
+use crate::secrets::local::{self, LocalSecretStore};
 use crate::queue::JobQueue;
 use crate::queue::embedded::EmbeddedQueue;
 use crate::queue::servicebus::ServiceBusQueue;
-use crate::secrets::MemorySecrets;
 use crate::services::catalog;
 use crate::webhooks::fanout::WebhookFanout;
 use crate::state::{App, AppState};
@@ -67,6 +68,35 @@ pub async fn open_queue(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Resul
     }
 }
 
+/// Opens the configured secret store.
+pub fn open_secrets(
+    config: &Config,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<Arc<dyn SecretStore>> {
+    match &config.secrets {
+        SecretsConfig::Local { key } => {
+            let encoded = match key {
+                Some(k) => secrecy::ExposeSecret::expose_secret(k).to_owned(),
+                None => crate::files::read_or_create_secret(
+                    &config.data_dir.join("secrets.key"),
+                    local::generate_key,
+                )
+                .context("reading or creating DATA_DIR/secrets.key")?,
+            };
+            let key = local::decode_key(&encoded)
+                .context("the secrets key is not the base64 encoding of 32 bytes (SECRETS_KEY or DATA_DIR/secrets.key)")?;
+            Ok(Arc::new(LocalSecretStore::new(&key, store, clock)))
+        }
+        SecretsConfig::Castiel { .. } => {
+            anyhow::bail!("SECRETS=castiel is not available in this build yet; use SECRETS=local")
+        }
+        SecretsConfig::KeyVault { .. } => {
+            anyhow::bail!("SECRETS=keyvault is not available in this build yet; use SECRETS=local")
+        }
+    }
+}
+
 /// Builds the application from configuration and seeds the catalog.
 pub async fn build(config: Config) -> anyhow::Result<AppState> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -90,8 +120,9 @@ pub async fn build_with(
     let events = Events::new(Arc::new(InProcessBus), clock.clone());
     let outbound = Arc::new(OutboundClient::new(
         OutboundPolicy::new(config.outbound_allowed_cidrs.clone()),
-        std::time::Duration::from_secs(30),
+        std::time::Duration::from_secs(u64::from(config.webhooks.timeout_seconds)),
     ));
+    let secrets = open_secrets(&config, store.clone(), clock.clone())?;
     let queue = open_queue(&config, clock.clone()).await?;
     events.subscribe(Arc::new(WebhookFanout::new(
         store.clone(),
@@ -105,7 +136,7 @@ pub async fn build_with(
         tokens,
         events,
         outbound,
-        secrets: Arc::new(MemorySecrets::default()),
+        secrets,
         queue,
     };
     let seeded = catalog::seed(&app)

@@ -24,9 +24,9 @@ pub struct App {
     pub tokens: TokenKeys,
     /// Event facade.
     pub events: Events,
-    /// SSRF-guarded client for every tenant-directed call.
+    /// The SSRF-guarded client for every tenant-directed outbound call.
     pub outbound: Arc<OutboundClient>,
-    /// Secret store.
+    /// Secret store: credentials and webhook secrets live only here.
     pub secrets: Arc<dyn SecretStore>,
     /// Job queue (webhook deliveries, sync runs).
     pub queue: Arc<dyn JobQueue>,

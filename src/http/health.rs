@@ -97,6 +97,24 @@ async fn ready(State(app): State<AppState>) -> Response {
             error: bus.err().map(|e| e.to_string()),
         },
     );
+    let queue = app.queue.health().await;
+    checks.insert(
+        "queue",
+        Check {
+            status: status_of(&queue),
+            backend: app.queue.name(),
+            error: queue.err().map(|e| e.to_string()),
+        },
+    );
+    let secrets = app.secrets.health().await;
+    checks.insert(
+        "secrets",
+        Check {
+            status: status_of(&secrets),
+            backend: app.secrets.name(),
+            error: secrets.err().map(|e| e.to_string()),
+        },
+    );
     let all_ok = checks.values().all(|c| c.status == "ok");
     let code = if all_ok {
         StatusCode::OK

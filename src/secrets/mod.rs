@@ -1,79 +1,63 @@
-//! TEMPORARY STUB of the lead's SecretStore port (replaced on merge with
-//! `main`): same interface, kept in memory.
+//! The secret-store port: credentials and webhook secrets live only here;
+//! documents keep [`SecretRef`]s. Every secret belongs to one owner (tenant +
+//! kind + id) and is only readable by that owner.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+pub mod local;
 
 use async_trait::async_trait;
-use secrecy::{ExposeSecret as _, SecretString};
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::tenancy::TenantId;
 
-/// Whose secret it is (bound into the ciphertext).
+/// Who a secret belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SecretOwner {
-    /// Tenant.
+    /// The owning tenant.
     pub tenant_id: TenantId,
     /// `webhook` or `connection`.
     pub kind: &'static str,
-    /// Owner id.
+    /// The owning document's id.
     pub id: String,
 }
 
-/// A reference to a stored secret.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A reference to a stored secret (safe to store and log).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(transparent)]
 pub struct SecretRef(pub String);
 
-/// Secret-store failures.
+/// A secret-store failure (never contains a secret).
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
-    /// Not found.
+    /// No such secret.
     #[error("secret not found")]
     NotFound,
-    /// Backend failure.
+    /// The secret exists but belongs to another owner.
+    #[error("secret belongs to another owner")]
+    Forbidden,
+    /// The stored secret cannot be decrypted (wrong key or tampered).
+    #[error("secret cannot be decrypted")]
+    Corrupt,
+    /// The backend is down.
     #[error("secret store unavailable: {0}")]
     Unavailable(String),
 }
 
-/// The secret-store port.
+/// Where secrets are kept.
 #[async_trait]
 pub trait SecretStore: Send + Sync + 'static {
-    /// Stores a secret.
-    async fn put(&self, owner: &SecretOwner, value: &SecretString) -> Result<SecretRef, SecretError>;
-    /// Reads a secret.
+    /// Stores a new secret for an owner and returns its reference.
+    async fn put(
+        &self,
+        owner: &SecretOwner,
+        value: &SecretString,
+    ) -> Result<SecretRef, SecretError>;
+    /// Reads a secret; only its owner may.
     async fn get(&self, owner: &SecretOwner, r: &SecretRef) -> Result<SecretString, SecretError>;
-    /// Deletes a secret.
+    /// Deletes a secret (an absent one is fine).
     async fn delete(&self, owner: &SecretOwner, r: &SecretRef) -> Result<(), SecretError>;
-    /// Health.
+    /// Checks the backend.
     async fn health(&self) -> Result<(), SecretError>;
-    /// Name.
+    /// A name for `/ready`.
     fn name(&self) -> &'static str;
-}
-
-/// In-memory stub.
-#[derive(Debug, Default)]
-pub struct MemorySecrets(Mutex<HashMap<String, String>>);
-
-#[async_trait]
-impl SecretStore for MemorySecrets {
-    async fn put(&self, owner: &SecretOwner, value: &SecretString) -> Result<SecretRef, SecretError> {
-        let r = format!("{}/{}/{}/{}", owner.tenant_id, owner.kind, owner.id, uuid::Uuid::new_v4());
-        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(r.clone(), value.expose_secret().to_owned());
-        Ok(SecretRef(r))
-    }
-    async fn get(&self, _owner: &SecretOwner, r: &SecretRef) -> Result<SecretString, SecretError> {
-        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&r.0).cloned().map(SecretString::from).ok_or(SecretError::NotFound)
-    }
-    async fn delete(&self, _owner: &SecretOwner, r: &SecretRef) -> Result<(), SecretError> {
-        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&r.0);
-        Ok(())
-    }
-    async fn health(&self) -> Result<(), SecretError> {
-        Ok(())
-    }
-    fn name(&self) -> &'static str {
-        "memory"
-    }
 }

@@ -137,6 +137,19 @@ fn event(app: &App, ctx: &Ctx, kind: &str, i: &Integration) -> Event {
     )
 }
 
+/// Refuses an `instanceUrl` that is, or resolves to, a forbidden target.
+async fn check_instance_target(app: &App, instance_url: Option<&str>, v: &mut Violations) {
+    let Some(raw) = instance_url else { return };
+    if v.has("/instanceUrl") {
+        return;
+    }
+    if let Ok(url) = url::Url::parse(raw) {
+        if let Err(e) = app.outbound.policy().check_for_storage(&url).await {
+            v.add("/instanceUrl", e.to_string());
+        }
+    }
+}
+
 /// Creates an integration in `pending` state and raises `integration.created`.
 pub async fn create(app: &App, ctx: &Ctx, mut input: NewIntegration) -> Result<Integration> {
     let mut v = Violations::default();
@@ -281,6 +294,7 @@ pub async fn replace(
         input.sync_config.as_mut(),
         input.custom_api.as_ref(),
     );
+    check_instance_target(app, input.instance_url.as_deref(), &mut v).await;
     v.into_result()?;
     let (status, before) = next_status(&current, input.status)?;
     let mut next = current.clone();

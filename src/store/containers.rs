@@ -28,11 +28,13 @@ pub enum Container {
     Outbox,
     /// Locally stored shards (standalone mode's shard sink).
     Shards,
+    /// Encrypted secrets of the local secret store (`SECRETS=local`).
+    Secrets,
 }
 
 impl Container {
     /// Every container, in provisioning order.
-    pub const ALL: [Container; 12] = [
+    pub const ALL: [Container; 13] = [
         Container::Providers,
         Container::Integrations,
         Container::Connections,
@@ -45,6 +47,7 @@ impl Container {
         Container::OauthStates,
         Container::Outbox,
         Container::Shards,
+        Container::Secrets,
     ];
 
     /// The container's name in the database.
@@ -62,6 +65,7 @@ impl Container {
             Container::OauthStates => "integration_oauth_states",
             Container::Outbox => "integration_outbox",
             Container::Shards => "integration_shards",
+            Container::Secrets => "integration_secrets",
         }
     }
 

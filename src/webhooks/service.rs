@@ -116,7 +116,7 @@ async fn check_fields(
     match url::Url::parse(url) {
         Ok(_) if url.len() > 2048 => v.add("/url", "must have at most 2048 characters"),
         Ok(u) => {
-            if let Err(e) = app.outbound.policy().check_url(&u).await {
+            if let Err(e) = app.outbound.policy().check_for_storage(&u).await {
                 v.add("/url", e.to_string());
             }
         }
