@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use figment::Figment;
-use figment::providers::{Env, Format, Serialized, Toml};
+use figment::providers::{Format, Serialized, Toml};
 use ipnet::IpNet;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
@@ -264,7 +264,15 @@ impl Config {
             }
             fig = fig.merge(Toml::file(file));
         }
-        let fig = fig.merge(Env::raw().filter(move |k| names.iter().any(|n| k.as_str() == n)));
+        // Environment values stay strings (figment's Env would parse `3026`
+        // as a number, which the string-typed `Raw` refuses).
+        let env: serde_json::Map<String, serde_json::Value> = std::env::vars()
+            .filter_map(|(k, v)| {
+                let k = k.to_ascii_lowercase();
+                names.contains(&k).then(|| (k, serde_json::Value::String(v)))
+            })
+            .collect();
+        let fig = fig.merge(Serialized::defaults(env));
         let raw: Raw = fig
             .extract()
             .map_err(|e| bad("CONFIG_FILE", e.to_string()))?;
