@@ -19,7 +19,7 @@ const MAX_RECEIVES: u32 = 25;
 
 /// The lease a job gets: longer than any attempt can take.
 pub fn visibility_timeout(app: &App) -> Duration {
-    Duration::from_secs(u64::from(app.config.webhooks.timeout_seconds) * 2 + 30)
+    Duration::from_secs(u64::from(app.config.webhooks.timeout_seconds) * 2 + 5)
 }
 
 /// A running pool; dropping the handle does not stop it, [`Workers::stop`] does.
