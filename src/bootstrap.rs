@@ -11,16 +11,16 @@ use crate::config::{Config, QueueConfig, SecretsConfig, StoreConfig};
 use crate::events::Events;
 use crate::events::in_process::InProcessBus;
 use crate::outbound::{OutboundClient, OutboundPolicy};
-use crate::secrets::SecretStore;
-use crate::secrets::local::{self, LocalSecretStore};
 use crate::queue::JobQueue;
 use crate::queue::embedded::EmbeddedQueue;
 use crate::queue::servicebus::ServiceBusQueue;
+use crate::secrets::SecretStore;
+use crate::secrets::local::{self, LocalSecretStore};
 use crate::services::catalog;
-use crate::webhooks::fanout::WebhookFanout;
 use crate::state::{App, AppState};
 use crate::store::Store;
 use crate::store::embedded::{EmbeddedStore, SqliteDb};
+use crate::webhooks::fanout::WebhookFanout;
 
 /// Opens the configured document store.
 pub async fn open_store(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc<dyn Store>> {
@@ -56,7 +56,10 @@ pub fn shared_db(config: &Config) -> anyhow::Result<Arc<SqliteDb>> {
 }
 
 /// Opens the configured job queue.
-pub async fn open_queue(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc<dyn JobQueue>> {
+pub async fn open_queue(
+    config: &Config,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<Arc<dyn JobQueue>> {
     match &config.queue {
         QueueConfig::Embedded => {
             let db = shared_db(config)?;

@@ -269,7 +269,9 @@ impl Config {
         let env: serde_json::Map<String, serde_json::Value> = std::env::vars()
             .filter_map(|(k, v)| {
                 let k = k.to_ascii_lowercase();
-                names.contains(&k).then(|| (k, serde_json::Value::String(v)))
+                names
+                    .contains(&k)
+                    .then_some((k, serde_json::Value::String(v)))
             })
             .collect();
         let fig = fig.merge(Serialized::defaults(env));

@@ -96,7 +96,11 @@ fn optional_body<T: ApiInput + Default>(headers: &HeaderMap, bytes: &Bytes) -> R
     let json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("application/json"));
+        .is_some_and(|v| {
+            v.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("application/json")
+        });
     if !json {
         return Err(ApiError::unsupported_media_type());
     }
@@ -145,10 +149,17 @@ async fn create_webhook(
     key: IdempotencyKey,
     body: Valid<NewWebhook>,
 ) -> Result<Response, ApiError> {
-    idempotent(&app, &ctx, &key, "POST /api/v1/webhooks", &body.digest, || async {
-        let w = service::create(&app, &ctx, body.value).await?;
-        Ok(created(&format!("/api/v1/webhooks/{}", w.id), &w.etag, &w))
-    })
+    idempotent(
+        &app,
+        &ctx,
+        &key,
+        "POST /api/v1/webhooks",
+        &body.digest,
+        || async {
+            let w = service::create(&app, &ctx, body.value).await?;
+            Ok(created(&format!("/api/v1/webhooks/{}", w.id), &w.etag, &w))
+        },
+    )
     .await
 }
 
@@ -163,7 +174,11 @@ async fn get_webhook(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let w = service::get(&app, &ctx, parse_id(&id, "webhook")?).await?;
-    Ok(with_etag(StatusCode::OK, &w.etag, &WebhookView::of(&w, app.clock.now())))
+    Ok(with_etag(
+        StatusCode::OK,
+        &w.etag,
+        &WebhookView::of(&w, app.clock.now()),
+    ))
 }
 
 /// Replaces a webhook's editable fields (honours `If-Match`).
@@ -180,7 +195,11 @@ async fn update_webhook(
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id, "webhook")?;
     let w = service::replace(&app, &ctx, id, body.value, if_match.etag()).await?;
-    Ok(with_etag(StatusCode::OK, &w.etag, &WebhookView::of(&w, app.clock.now())))
+    Ok(with_etag(
+        StatusCode::OK,
+        &w.etag,
+        &WebhookView::of(&w, app.clock.now()),
+    ))
 }
 
 /// Deletes a webhook and its secrets.
@@ -254,7 +273,9 @@ async fn list_deliveries(
     let status = q.parse("status");
     let page = q.page();
     q.finish()?;
-    Ok(Json(service::deliveries(&app, &ctx, id, status, &page).await?))
+    Ok(Json(
+        service::deliveries(&app, &ctx, id, status, &page).await?,
+    ))
 }
 
 /// One delivery with every attempt.

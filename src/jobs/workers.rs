@@ -98,9 +98,9 @@ pub async fn run_one(app: &App, queue: &EmbeddedQueue, job: Leased) {
             queue.complete(&job).await.map(|_| ())
         }
         Err(e) => {
-            let delay = e.retry_after.unwrap_or_else(|| {
-                Duration::from_secs(2u64.saturating_pow(job.attempts.min(8)))
-            });
+            let delay = e
+                .retry_after
+                .unwrap_or_else(|| Duration::from_secs(2u64.saturating_pow(job.attempts.min(8))));
             tracing::warn!(job.message_id = %job.message_id, error = %e.cause, retry_in_s = delay.as_secs(), "job failed; will retry");
             queue.abandon(&job, delay).await
         }

@@ -62,6 +62,10 @@ fn unavailable(e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(e.to_string())
 }
 
+#[expect(
+    clippy::needless_pass_by_value,
+    reason = "used as map_err(queue_error)"
+)]
 fn queue_error(e: StoreError) -> QueueError {
     QueueError::Unavailable(e.to_string())
 }
@@ -149,9 +153,12 @@ impl EmbeddedQueue {
     async fn delete(&self, seq: i64, lease: String) -> Result<bool, QueueError> {
         self.db
             .write(move |c| {
-                c.execute("DELETE FROM jobs WHERE seq = ?1 AND lease = ?2", params![seq, lease])
-                    .map(|n| n > 0)
-                    .map_err(unavailable)
+                c.execute(
+                    "DELETE FROM jobs WHERE seq = ?1 AND lease = ?2",
+                    params![seq, lease],
+                )
+                .map(|n| n > 0)
+                .map_err(unavailable)
             })
             .await
             .map_err(queue_error)

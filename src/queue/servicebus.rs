@@ -34,10 +34,7 @@ pub const SCOPE: &str = "https://servicebus.azure.net/.default";
 /// How requests are authorised.
 enum Auth {
     /// Shared access key from a connection string.
-    Sas {
-        key_name: String,
-        key: SecretString,
-    },
+    Sas { key_name: String, key: SecretString },
     /// Microsoft Entra token (managed identity).
     Entra(Arc<dyn TokenCredential>),
 }

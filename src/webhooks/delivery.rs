@@ -124,7 +124,13 @@ pub async fn attempt(
     Ok(JobOutcome::Done)
 }
 
-async fn signatures(app: &App, webhook: &Webhook, msg_id: &str, ts: i64, body: &[u8]) -> Result<String, JobError> {
+async fn signatures(
+    app: &App,
+    webhook: &Webhook,
+    msg_id: &str,
+    ts: i64,
+    body: &[u8],
+) -> Result<String, JobError> {
     let now = app.clock.now();
     let mut sigs = Vec::new();
     for s in webhook.signing_secrets(now) {
@@ -132,9 +138,13 @@ async fn signatures(app: &App, webhook: &Webhook, msg_id: &str, ts: i64, body: &
         match app.secrets.get(&owner, &s.secret_ref).await {
             Ok(v) => match secret_key(v.expose_secret()) {
                 Some(key) => sigs.push(sign(&key, msg_id, ts, body)),
-                None => tracing::error!(webhook.id = %webhook.id, "a stored webhook secret is malformed"),
+                None => {
+                    tracing::error!(webhook.id = %webhook.id, "a stored webhook secret is malformed")
+                }
             },
-            Err(e) => tracing::warn!(webhook.id = %webhook.id, error = %e, "reading a webhook secret failed"),
+            Err(e) => {
+                tracing::warn!(webhook.id = %webhook.id, error = %e, "reading a webhook secret failed")
+            }
         }
     }
     if sigs.is_empty() {
@@ -176,7 +186,10 @@ async fn send(app: &App, webhook: &Webhook, d: &Delivery) -> Result<Sent, JobErr
         .outbound
         .request(Method::POST, url)
         .header("content-type", "application/json")
-        .header("user-agent", concat!("castiel-integrations/", env!("CARGO_PKG_VERSION")))
+        .header(
+            "user-agent",
+            concat!("castiel-integrations/", env!("CARGO_PKG_VERSION")),
+        )
         .header("webhook-id", &msg_id)
         .header("webhook-timestamp", ts.to_string())
         .header("webhook-signature", signature)
@@ -206,7 +219,9 @@ async fn send(app: &App, webhook: &Webhook, d: &Delivery) -> Result<Sent, JobErr
     let error = if status.is_success() {
         None
     } else if status.is_redirection() {
-        Some(format!("the endpoint answered {code}; redirects are not followed"))
+        Some(format!(
+            "the endpoint answered {code}; redirects are not followed"
+        ))
     } else {
         Some(format!("the endpoint answered {code}"))
     };
@@ -258,7 +273,8 @@ async fn record(app: &App, mut d: Delivery, webhook: Webhook, sent: Sent) -> Res
                     gap
                 };
                 d.status = DeliveryStatus::Pending;
-                d.next_attempt_at = Some(now + chrono::Duration::from_std(wait).unwrap_or_default());
+                d.next_attempt_at =
+                    Some(now + chrono::Duration::from_std(wait).unwrap_or_default());
             }
             None => d.status = DeliveryStatus::Exhausted,
         }
@@ -285,7 +301,12 @@ async fn record(app: &App, mut d: Delivery, webhook: Webhook, sent: Sent) -> Res
 }
 
 /// Sets a final status without an attempt (webhook gone or disabled).
-async fn finish(app: &App, mut d: Delivery, status: DeliveryStatus, error: Option<String>) -> Result<(), JobError> {
+async fn finish(
+    app: &App,
+    mut d: Delivery,
+    status: DeliveryStatus,
+    error: Option<String>,
+) -> Result<(), JobError> {
     let now = app.clock.now();
     let etag = crate::store::ETag::new(d.etag.clone());
     d.status = status;
@@ -341,7 +362,9 @@ async fn update_webhook_health(app: &App, webhook: &Webhook, sent: &Sent, now: D
             tracing::info!(webhook.id = %w.id, tenant.id = %w.tenant_id, "webhook disabled after failures");
         }
         Ok(_) | Err(StoreError::NotFound) => {}
-        Err(e) => tracing::warn!(webhook.id = %webhook.id, error = %e, "could not update webhook health"),
+        Err(e) => {
+            tracing::warn!(webhook.id = %webhook.id, error = %e, "could not update webhook health")
+        }
     }
 }
 

@@ -135,7 +135,10 @@ impl EventHandler for WebhookFanout {
         };
         let now = self.clock.now();
         let mut first_error = None;
-        for w in hooks.iter().filter(|w| w.wants(&event.event_type, integration_id)) {
+        for w in hooks
+            .iter()
+            .filter(|w| w.wants(&event.event_type, integration_id))
+        {
             if let Err(e) = offer(self.store.as_ref(), self.queue.as_ref(), now, w, &o).await {
                 tracing::warn!(webhook.id = %w.id, event.id = %event.id, error = %e, "offering an event to a webhook failed");
                 first_error.get_or_insert(e);

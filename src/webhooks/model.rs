@@ -415,8 +415,14 @@ mod tests {
         assert!(pattern_matches("*", "integration.created"));
         assert!(pattern_matches("integration.*", "integration.sync.started"));
         assert!(!pattern_matches("integration.*", "integrations.x"));
-        assert!(pattern_matches("integration.created", "integration.created"));
-        assert!(!pattern_matches("integration.created", "integration.updated"));
+        assert!(pattern_matches(
+            "integration.created",
+            "integration.created"
+        ));
+        assert!(!pattern_matches(
+            "integration.created",
+            "integration.updated"
+        ));
         assert!(is_valid_pattern("integration.*"));
         assert!(!is_valid_pattern("Integration.x"));
         assert!(!is_valid_pattern("a..b"));

@@ -29,11 +29,7 @@ pub fn next_gap(made: u32) -> Option<Duration> {
 
 /// The delay an endpoint asked for with `Retry-After` (seconds or an HTTP
 /// date), capped at twice the scheduled gap.
-pub fn honour_retry_after(
-    header: Option<&str>,
-    gap: Duration,
-    now: DateTime<Utc>,
-) -> Duration {
+pub fn honour_retry_after(header: Option<&str>, gap: Duration, now: DateTime<Utc>) -> Duration {
     let Some(raw) = header.map(str::trim) else {
         return gap;
     };
@@ -59,7 +55,10 @@ mod tests {
         assert_eq!(ATTEMPTS_PER_ROUND, 8);
         for (i, base) in GAPS.iter().enumerate() {
             let g = next_gap(u32::try_from(i).unwrap_or(0) + 1).unwrap_or_default();
-            assert!(g >= base.mul_f64(0.8) && g <= base.mul_f64(1.2), "{i}: {g:?}");
+            assert!(
+                g >= base.mul_f64(0.8) && g <= base.mul_f64(1.2),
+                "{i}: {g:?}"
+            );
         }
         assert!(next_gap(8).is_none());
         assert!(next_gap(0).is_none());
@@ -69,8 +68,14 @@ mod tests {
     fn retry_after_is_capped() {
         let now = Utc::now();
         let gap = Duration::from_secs(5);
-        assert_eq!(honour_retry_after(Some("3"), gap, now), Duration::from_secs(3));
-        assert_eq!(honour_retry_after(Some("60"), gap, now), Duration::from_secs(10));
+        assert_eq!(
+            honour_retry_after(Some("3"), gap, now),
+            Duration::from_secs(3)
+        );
+        assert_eq!(
+            honour_retry_after(Some("60"), gap, now),
+            Duration::from_secs(10)
+        );
         assert_eq!(honour_retry_after(Some("soon"), gap, now), gap);
         assert_eq!(honour_retry_after(None, gap, now), gap);
     }

@@ -103,16 +103,23 @@ pub struct WebhookFilter {
     pub enabled: Option<bool>,
 }
 
-async fn check_fields(
-    app: &App,
-    ctx: &Ctx,
-    v: &mut Violations,
-    url: &str,
-    events: &[String],
+/// The editable fields shared by create and replace.
+struct Fields<'a> {
+    url: &'a str,
+    events: &'a [String],
     integration_id: Option<Uuid>,
-    description: Option<&str>,
+    description: Option<&'a str>,
     rate: Option<u32>,
-) {
+}
+
+async fn check_fields(app: &App, ctx: &Ctx, v: &mut Violations, f: Fields<'_>) {
+    let Fields {
+        url,
+        events,
+        integration_id,
+        description,
+        rate,
+    } = f;
     match url::Url::parse(url) {
         Ok(_) if url.len() > 2048 => v.add("/url", "must have at most 2048 characters"),
         Ok(u) => {
@@ -134,7 +141,10 @@ async fn check_fields(
                 "must be an event type (`integration.created`), a prefix pattern (`integration.*`) or `*`",
             );
         } else if e.starts_with("webhook.") {
-            v.add(format!("/events/{i}"), "webhook.* events are not delivered to webhooks");
+            v.add(
+                format!("/events/{i}"),
+                "webhook.* events are not delivered to webhooks",
+            );
         }
     }
     if let Some(d) = description {
@@ -191,17 +201,22 @@ pub async fn create(app: &App, ctx: &Ctx, input: NewWebhook) -> Result<WebhookVi
         app,
         ctx,
         &mut v,
-        &input.url,
-        &input.events,
-        input.integration_id,
-        input.description.as_deref(),
-        input.rate_limit_per_second,
+        Fields {
+            url: &input.url,
+            events: &input.events,
+            integration_id: input.integration_id,
+            description: input.description.as_deref(),
+            rate: input.rate_limit_per_second,
+        },
     )
     .await;
     if let Some(s) = &input.secret
         && secret_key(s).is_none()
     {
-        v.add("/secret", "must be `whsec_` followed by the base64 of 24 to 64 bytes");
+        v.add(
+            "/secret",
+            "must be `whsec_` followed by the base64 of 24 to 64 bytes",
+        );
     }
     v.into_result()?;
     let now = app.clock.now();
@@ -289,11 +304,13 @@ pub async fn replace(
         app,
         ctx,
         &mut v,
-        &input.url,
-        &input.events,
-        input.integration_id,
-        input.description.as_deref(),
-        input.rate_limit_per_second,
+        Fields {
+            url: &input.url,
+            events: &input.events,
+            integration_id: input.integration_id,
+            description: input.description.as_deref(),
+            rate: input.rate_limit_per_second,
+        },
     )
     .await;
     v.into_result()?;
@@ -466,9 +483,11 @@ async fn requeue(app: &App, d: Delivery) -> Result<Delivery> {
     next.updated_at = now;
     let saved = match app.store.put(&next, Some(&etag)).await {
         Ok(s) => s,
-        Err(StoreError::PreconditionFailed) => return Err(Error::Conflict(
-            "the delivery is being attempted right now; retry shortly".into(),
-        )),
+        Err(StoreError::PreconditionFailed) => {
+            return Err(Error::Conflict(
+                "the delivery is being attempted right now; retry shortly".into(),
+            ));
+        }
         Err(e) => return Err(e.into()),
     };
     enqueue_now(app.queue.as_ref(), &saved).await.map_err(|e| {
@@ -485,7 +504,9 @@ async fn requeue(app: &App, d: Delivery) -> Result<Delivery> {
 pub async fn retry(app: &App, ctx: &Ctx, id: Uuid, delivery_id: Uuid) -> Result<Delivery> {
     let w = get(app, ctx, id).await?;
     if !w.enabled {
-        return Err(Error::Conflict("the webhook is disabled; enable it first".into()));
+        return Err(Error::Conflict(
+            "the webhook is disabled; enable it first".into(),
+        ));
     }
     let d = delivery(app, ctx, id, delivery_id).await?;
     requeue(app, d).await
@@ -495,12 +516,22 @@ pub async fn retry(app: &App, ctx: &Ctx, id: Uuid, delivery_id: Uuid) -> Result<
 pub async fn recover(app: &App, ctx: &Ctx, id: Uuid, input: Recover) -> Result<usize> {
     let w = get(app, ctx, id).await?;
     if !w.enabled {
-        return Err(Error::Conflict("the webhook is disabled; enable it first".into()));
+        return Err(Error::Conflict(
+            "the webhook is disabled; enable it first".into(),
+        ));
     }
     let q = Query::partition(ctx.tenant().key())
         .eq("webhookId", id.to_string())
-        .filter(Filter::new("status", Op::In, json!(["failed", "exhausted", "skipped"])))
-        .filter(Filter::new("sortKey", Op::Gte, input.since.timestamp_millis() * 1000))
+        .filter(Filter::new(
+            "status",
+            Op::In,
+            json!(["failed", "exhausted", "skipped"]),
+        ))
+        .filter(Filter::new(
+            "sortKey",
+            Op::Gte,
+            input.since.timestamp_millis() * 1000,
+        ))
         .order_by("sortKey", false)
         .limit(500);
     let found = app.store.all::<Delivery>(q, RECOVER_MAX / 500).await?;

@@ -102,7 +102,10 @@ async fn sigkill_loses_no_accepted_delivery() {
     child.kill().expect("SIGKILL");
     let _ = child.wait();
     let before = rx.count();
-    assert!(before < EVENTS, "deliveries were still pending at the kill ({before})");
+    assert!(
+        before < EVENTS,
+        "deliveries were still pending at the kill ({before})"
+    );
     // Restart on the same data dir, with a fast receiver.
     rx.set_default_delay(Duration::ZERO);
     let port = free_port();
@@ -114,7 +117,9 @@ async fn sigkill_loses_no_accepted_delivery() {
         let mut by: HashMap<String, HashSet<String>> = HashMap::new();
         for c in rx.got() {
             if let Some(i) = c.json()["data"]["integrationId"].as_str() {
-                by.entry(i.to_owned()).or_default().insert(c.header("webhook-id"));
+                by.entry(i.to_owned())
+                    .or_default()
+                    .insert(c.header("webhook-id"));
             }
         }
         if want.iter().all(|i| by.contains_key(*i)) {
@@ -122,7 +127,10 @@ async fn sigkill_loses_no_accepted_delivery() {
         }
         if Instant::now() > deadline {
             let _ = child.kill();
-            panic!("only {} of {EVENTS} accepted deliveries arrived", want.iter().filter(|i| by.contains_key(**i)).count());
+            panic!(
+                "only {} of {EVENTS} accepted deliveries arrived",
+                want.iter().filter(|i| by.contains_key(**i)).count()
+            );
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
@@ -132,12 +140,18 @@ async fn sigkill_loses_no_accepted_delivery() {
         assert_eq!(ids.len(), 1, "duplicates of {i} carry one webhook-id");
     }
     let total = rx.count();
-    eprintln!("crash test: {before} delivered before the kill, {total} requests in all ({} duplicates)", total - EVENTS);
+    eprintln!(
+        "crash test: {before} delivered before the kill, {total} requests in all ({} duplicates)",
+        total - EVENTS
+    );
     // The real binary's log lines never carry the secret.
     for entry in std::fs::read_dir(dir.path()).expect("dir").flatten() {
         if entry.file_name().to_string_lossy().ends_with(".log") {
             let text = std::fs::read_to_string(entry.path()).expect("log");
-            assert!(!text.contains(secret.trim_start_matches("whsec_")), "secret in a log line");
+            assert!(
+                !text.contains(secret.trim_start_matches("whsec_")),
+                "secret in a log line"
+            );
             assert!(!text.contains("whsec_"));
         }
     }

@@ -76,7 +76,8 @@ async fn deliveries_verify_with_the_standard_webhooks_library() {
     assert_eq!(body["type"], "integration.created");
     assert_eq!(body["data"]["integrationId"], i["id"]);
     assert!(body["timestamp"].is_string());
-    let rows = verify_with_standardwebhooks(&got, &[&secret, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]);
+    let rows =
+        verify_with_standardwebhooks(&got, &[&secret, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]);
     assert_eq!(rows, vec![vec![true, false]]);
     let log = h.deliveries(&id(&w)).await;
     assert_eq!(log.len(), 1);
@@ -93,7 +94,10 @@ async fn during_rotation_either_secret_verifies() {
     let w = h.webhook(&rx.url("/hook"), &["*"]).await;
     let old = w["secret"].as_str().expect("secret").to_owned();
     let r = h
-        .post(&format!("/api/v1/webhooks/{}/rotate-secret", id(&w)), json!({"gracePeriodSeconds": 3600}))
+        .post(
+            &format!("/api/v1/webhooks/{}/rotate-secret", id(&w)),
+            json!({"gracePeriodSeconds": 3600}),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     let new = r.body["secret"].as_str().expect("secret").to_owned();
@@ -102,15 +106,25 @@ async fn during_rotation_either_secret_verifies() {
     h.run_jobs().await;
     let got = rx.got();
     assert_eq!(got[0].header("webhook-signature").split(' ').count(), 2);
-    assert_eq!(verify_with_standardwebhooks(&got, &[&old, &new]), vec![vec![true, true]]);
+    assert_eq!(
+        verify_with_standardwebhooks(&got, &[&old, &new]),
+        vec![vec![true, true]]
+    );
     // Rotating again without grace: only the newest secret signs.
     let r = h
-        .send(axum::http::Method::POST, &format!("/api/v1/webhooks/{}/rotate-secret", id(&w)), None)
+        .send(
+            axum::http::Method::POST,
+            &format!("/api/v1/webhooks/{}/rotate-secret", id(&w)),
+            None,
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     let newest = r.body["secret"].as_str().expect("secret").to_owned();
     let r = h
-        .post(&format!("/api/v1/webhooks/{}/rotate-secret", id(&w)), json!({"gracePeriodSeconds": 0}))
+        .post(
+            &format!("/api/v1/webhooks/{}/rotate-secret", id(&w)),
+            json!({"gracePeriodSeconds": 0}),
+        )
         .await;
     let last = r.body["secret"].as_str().expect("secret").to_owned();
     h.integration("B").await;
@@ -119,7 +133,10 @@ async fn during_rotation_either_secret_verifies() {
     let rows = verify_with_standardwebhooks(&got[1..], &[&old, &new, &newest, &last]);
     assert_eq!(rows, vec![vec![false, false, false, true]]);
     let bad = h
-        .post(&format!("/api/v1/webhooks/{}/rotate-secret", id(&w)), json!({"gracePeriodSeconds": 604_801}))
+        .post(
+            &format!("/api/v1/webhooks/{}/rotate-secret", id(&w)),
+            json!({"gracePeriodSeconds": 604_801}),
+        )
         .await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
     assert_eq!(bad.pointers(), ["/gracePeriodSeconds"]);
@@ -152,9 +169,19 @@ async fn a_500_is_retried_with_the_same_webhook_id() {
     let wh = h.get(&format!("/api/v1/webhooks/{}", id(&w))).await;
     assert_eq!(wh.body["consecutiveFailures"], 0);
     // Only the 2xx one is final.
-    let ok = h.get(&format!("/api/v1/webhooks/{}/deliveries?status=succeeded", id(&w))).await;
+    let ok = h
+        .get(&format!(
+            "/api/v1/webhooks/{}/deliveries?status=succeeded",
+            id(&w)
+        ))
+        .await;
     assert_eq!(ok.body["items"].as_array().map(Vec::len), Some(1));
-    let failed = h.get(&format!("/api/v1/webhooks/{}/deliveries?status=failed", id(&w))).await;
+    let failed = h
+        .get(&format!(
+            "/api/v1/webhooks/{}/deliveries?status=failed",
+            id(&w)
+        ))
+        .await;
     assert_eq!(failed.body["items"].as_array().map(Vec::len), Some(0));
 }
 
@@ -170,7 +197,12 @@ async fn gone_disables_then_skipped_and_recovered() {
     h.run_jobs().await;
     let wh = h.get(&format!("/api/v1/webhooks/{}", id(&w))).await;
     assert_eq!(wh.body["enabled"], false);
-    assert!(wh.body["disabledReason"].as_str().unwrap_or_default().contains("410"));
+    assert!(
+        wh.body["disabledReason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("410")
+    );
     // While disabled, events become skipped deliveries, not requests.
     h.integration("B").await;
     h.run_jobs().await;
@@ -190,7 +222,12 @@ async fn gone_disables_then_skipped_and_recovered() {
     assert_eq!(failed[0].data["status"], "failed");
     // Recover refuses while disabled, then replays both once enabled.
     let since = json!({"since": start.to_rfc3339()});
-    let r = h.post(&format!("/api/v1/webhooks/{}/recover", id(&w)), since.clone()).await;
+    let r = h
+        .post(
+            &format!("/api/v1/webhooks/{}/recover", id(&w)),
+            since.clone(),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::CONFLICT);
     let put = h
         .put(
@@ -200,7 +237,9 @@ async fn gone_disables_then_skipped_and_recovered() {
         .await;
     assert_eq!(put.status, StatusCode::OK, "{}", put.text);
     assert_eq!(put.body["disabledReason"], Value::Null);
-    let r = h.post(&format!("/api/v1/webhooks/{}/recover", id(&w)), since).await;
+    let r = h
+        .post(&format!("/api/v1/webhooks/{}/recover", id(&w)), since)
+        .await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
     assert_eq!(r.body["requeued"], 2);
     h.run_jobs().await;
@@ -231,18 +270,29 @@ async fn retry_after_is_honoured_and_capped() {
     let d = &h.deliveries(&id(&w)).await[0];
     let did = d["id"].as_str().expect("id").to_owned();
     let wait = |v: &Value| {
-        let next = chrono::DateTime::parse_from_rfc3339(v["nextAttemptAt"].as_str().expect("next")).expect("t");
-        let last = v["attempts"].as_array().and_then(|a| a.last()).expect("attempt");
+        let next = chrono::DateTime::parse_from_rfc3339(v["nextAttemptAt"].as_str().expect("next"))
+            .expect("t");
+        let last = v["attempts"]
+            .as_array()
+            .and_then(|a| a.last())
+            .expect("attempt");
         let at = chrono::DateTime::parse_from_rfc3339(last["at"].as_str().expect("at")).expect("t");
         (next - at).num_milliseconds()
     };
     let detail = h.delivery(&id(&w), &did).await;
-    assert_eq!(wait(&detail), 8000, "Retry-After: 8 (within twice the 5 s gap)");
+    assert_eq!(
+        wait(&detail),
+        8000,
+        "Retry-After: 8 (within twice the 5 s gap)"
+    );
     assert_eq!(h.advance(7).await, 0);
     assert_eq!(h.advance(1).await, 1);
     let detail = h.delivery(&id(&w), &did).await;
     let capped = wait(&detail);
-    assert!(capped <= 2 * 360_000 && capped >= 2 * 240_000, "a day is capped at twice the 5 min gap: {capped}");
+    assert!(
+        (2 * 240_000..=2 * 360_000).contains(&capped),
+        "a day is capped at twice the 5 min gap: {capped}"
+    );
     h.advance(capped / 1000 + 1).await;
     assert_eq!(rx.count(), 3);
     assert_eq!(h.delivery(&id(&w), &did).await["status"], "succeeded");
@@ -261,7 +311,13 @@ async fn a_timeout_counts_as_a_failure() {
     assert_eq!(detail["status"], "pending");
     let a = &detail["attempts"][0];
     assert_eq!(a["responseStatus"], Value::Null);
-    assert!(a["error"].as_str().unwrap_or_default().contains("timed out"), "{a}");
+    assert!(
+        a["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("timed out"),
+        "{a}"
+    );
     let wh = h.get(&format!("/api/v1/webhooks/{}", id(&w))).await;
     assert_eq!(wh.body["consecutiveFailures"], 1);
 }
@@ -311,7 +367,11 @@ async fn exhausted_after_the_whole_schedule() {
     assert_eq!(failed[0].data["attempts"], 8);
     // A manual retry delivers again now, with the same id.
     let r = h
-        .post_empty(&format!("/api/v1/webhooks/{}/deliveries/{}/retry", id(&w), d["id"].as_str().expect("id")))
+        .post_empty(&format!(
+            "/api/v1/webhooks/{}/deliveries/{}/retry",
+            id(&w),
+            d["id"].as_str().expect("id")
+        ))
         .await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
     h.run_jobs().await;
@@ -333,7 +393,12 @@ async fn failing_for_days_disables_with_a_reason() {
     h.advance(2 * 3600).await;
     let wh = h.get(&format!("/api/v1/webhooks/{}", id(&w))).await;
     assert_eq!(wh.body["enabled"], false);
-    assert!(wh.body["disabledReason"].as_str().unwrap_or_default().contains("failing since"));
+    assert!(
+        wh.body["disabledReason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("failing since")
+    );
 }
 
 #[tokio::test]
@@ -345,7 +410,11 @@ async fn re_driven_events_make_one_delivery() {
         castiel_integrations::domain::tenancy::TenantId(h.tenant),
         "test",
     );
-    let e = h.state.events.envelope(&ctx, "integration.updated", json!({"integrationId": uuid::Uuid::new_v4()}));
+    let e = h.state.events.envelope(
+        &ctx,
+        "integration.updated",
+        json!({"integrationId": uuid::Uuid::new_v4()}),
+    );
     h.state.events.emit(vec![e.clone()]).await;
     h.state.events.emit(vec![e.clone()]).await;
     h.run_jobs().await;
@@ -353,7 +422,10 @@ async fn re_driven_events_make_one_delivery() {
     h.run_jobs().await;
     assert_eq!(rx.count(), 1);
     // webhook.* events are never fanned out.
-    let e = h.state.events.envelope(&ctx, "webhook.delivered", json!({}));
+    let e = h
+        .state
+        .events
+        .envelope(&ctx, "webhook.delivered", json!({}));
     h.state.events.emit(vec![e]).await;
     h.run_jobs().await;
     assert_eq!(rx.count(), 1);
@@ -368,12 +440,17 @@ async fn no_secret_in_any_answer_log_or_event() {
     rx.script([Reply::status(500)]);
     let secret = "whsec_QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo0NTY3ODk=";
     let created = h
-        .post("/api/v1/webhooks", json!({"url": rx.url("/hook"), "events": ["*"], "secret": secret}))
+        .post(
+            "/api/v1/webhooks",
+            json!({"url": rx.url("/hook"), "events": ["*"], "secret": secret}),
+        )
         .await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
     assert_eq!(created.body["secret"], secret, "shown once, on create");
     let wid = id(&created.body);
-    let rotated = h.post_empty(&format!("/api/v1/webhooks/{wid}/rotate-secret")).await;
+    let rotated = h
+        .post_empty(&format!("/api/v1/webhooks/{wid}/rotate-secret"))
+        .await;
     let secret2 = rotated.body["secret"].as_str().expect("secret").to_owned();
     h.integration("A").await;
     h.run_jobs().await;
@@ -392,10 +469,17 @@ async fn no_secret_in_any_answer_log_or_event() {
         seen.push_str(&a.text);
     }
     for d in h.deliveries(&wid).await {
-        seen.push_str(&h.delivery(&wid, d["id"].as_str().expect("id")).await.to_string());
+        seen.push_str(
+            &h.delivery(&wid, d["id"].as_str().expect("id"))
+                .await
+                .to_string(),
+        );
     }
     let put = h
-        .put(&format!("/api/v1/webhooks/{wid}"), json!({"url": rx.url("/hook"), "events": ["*"]}))
+        .put(
+            &format!("/api/v1/webhooks/{wid}"),
+            json!({"url": rx.url("/hook"), "events": ["*"]}),
+        )
         .await;
     seen.push_str(&put.text);
     for e in events.0.lock().expect("lock").iter() {

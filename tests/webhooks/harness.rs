@@ -99,11 +99,7 @@ async fn receive(
     let body = axum::body::to_bytes(req.into_body(), usize::MAX)
         .await
         .unwrap_or_else(|_| Bytes::new());
-    let reply = state
-        .script
-        .lock()
-        .expect("lock")
-        .pop_front();
+    let reply = state.script.lock().expect("lock").pop_front();
     let default_delay = *state.default_delay.lock().expect("lock");
     state.got.lock().expect("lock").push(Captured {
         path: path.clone(),
@@ -128,9 +124,7 @@ async fn receive(
 impl Receiver {
     pub async fn start() -> Self {
         let state = Arc::new(ReceiverState::default());
-        let app = Router::new()
-            .fallback(receive)
-            .with_state(state.clone());
+        let app = Router::new().fallback(receive).with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -245,7 +239,13 @@ impl Hooks {
         self.send_as(&self.token.clone(), method, path, body).await
     }
 
-    pub async fn send_as(&self, token: &str, method: Method, path: &str, body: Option<Value>) -> Answer {
+    pub async fn send_as(
+        &self,
+        token: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Answer {
         let req = Request::builder()
             .method(method)
             .uri(path)

@@ -7,4 +7,5 @@ mod api;
 mod crash;
 mod delivery;
 mod harness;
+mod queue;
 mod servicebus;

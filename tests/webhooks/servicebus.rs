@@ -42,7 +42,9 @@ impl MockServiceBus {
                 let method = req.method().to_string();
                 let path = req.uri().path().to_owned();
                 let headers = req.headers().clone();
-                let body = axum::body::to_bytes(req.into_body(), usize::MAX).await.unwrap_or_default();
+                let body = axum::body::to_bytes(req.into_body(), usize::MAX)
+                    .await
+                    .unwrap_or_default();
                 sink.lock().expect("lock").push(SbRequest {
                     method,
                     path,
@@ -52,7 +54,9 @@ impl MockServiceBus {
                 StatusCode::CREATED.into_response()
             }
         });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = listener.local_addr().expect("addr");
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -68,7 +72,9 @@ impl MockServiceBus {
 }
 
 fn connection() -> String {
-    format!("Endpoint=sb://castiel-test.servicebus.windows.net/;SharedAccessKeyName={KEY_NAME};SharedAccessKey={KEY}")
+    format!(
+        "Endpoint=sb://castiel-test.servicebus.windows.net/;SharedAccessKeyName={KEY_NAME};SharedAccessKey={KEY}"
+    )
 }
 
 /// Checks one send per Microsoft's REST reference and SAS algorithm;
@@ -76,9 +82,18 @@ fn connection() -> String {
 fn check_send(r: &SbRequest, base: &str) -> Value {
     assert_eq!(r.method, "POST");
     assert_eq!(r.path, "/webhook-deliveries/messages");
-    assert_eq!(r.headers.get("content-type").and_then(|v| v.to_str().ok()), Some("application/json"));
-    let auth = r.headers.get("authorization").and_then(|v| v.to_str().ok()).expect("authorization");
-    let fields = auth.strip_prefix("SharedAccessSignature ").expect("SAS scheme");
+    assert_eq!(
+        r.headers.get("content-type").and_then(|v| v.to_str().ok()),
+        Some("application/json")
+    );
+    let auth = r
+        .headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .expect("authorization");
+    let fields = auth
+        .strip_prefix("SharedAccessSignature ")
+        .expect("SAS scheme");
     let mut parts = std::collections::HashMap::new();
     for kv in fields.split('&') {
         let (k, v) = kv.split_once('=').expect("k=v");
@@ -96,7 +111,11 @@ fn check_send(r: &SbRequest, base: &str) -> Value {
     let sig = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
     let sig: String = url::form_urlencoded::byte_serialize(sig.as_bytes()).collect();
     assert_eq!(parts["sig"], sig, "signature per the documented algorithm");
-    let props = r.headers.get("brokerproperties").and_then(|v| v.to_str().ok()).expect("BrokerProperties");
+    let props = r
+        .headers
+        .get("brokerproperties")
+        .and_then(|v| v.to_str().ok())
+        .expect("BrokerProperties");
     serde_json::from_str(props).expect("BrokerProperties is JSON")
 }
 
@@ -118,10 +137,17 @@ async fn deliveries_and_scheduled_retries_go_to_service_bus() {
     assert_eq!(sent.len(), 1);
     let props = check_send(&sent[0], &sb.base);
     let msg: JobMessage = serde_json::from_str(&sent[0].body).expect("job message");
-    let JobMessage::WebhookDelivery { delivery_id, attempt, .. } = msg.clone();
+    let JobMessage::WebhookDelivery {
+        delivery_id,
+        attempt,
+        ..
+    } = msg.clone();
     assert_eq!(attempt, 0);
     assert_eq!(props["MessageId"], format!("{delivery_id}:0"));
-    assert!(props.get("ScheduledEnqueueTimeUtc").is_none(), "the first attempt is immediate");
+    assert!(
+        props.get("ScheduledEnqueueTimeUtc").is_none(),
+        "the first attempt is immediate"
+    );
     let body: Value = serde_json::from_str(&sent[0].body).expect("json");
     assert_eq!(body["type"], "webhookDelivery");
     // What the Functions trigger does with it: the same entry point as `serve`.
@@ -131,12 +157,17 @@ async fn deliveries_and_scheduled_retries_go_to_service_bus() {
     assert_eq!(sent.len(), 2, "the retry is a scheduled message");
     let props = check_send(&sent[1], &sb.base);
     assert_eq!(props["MessageId"], format!("{delivery_id}:1"));
-    let at = props["ScheduledEnqueueTimeUtc"].as_str().expect("scheduled");
+    let at = props["ScheduledEnqueueTimeUtc"]
+        .as_str()
+        .expect("scheduled");
     assert!(at.ends_with(" GMT"), "{at}");
-    let t = chrono::NaiveDateTime::parse_from_str(at, "%a, %d %b %Y %H:%M:%S GMT").expect("RFC 1123 date");
+    let t = chrono::NaiveDateTime::parse_from_str(at, "%a, %d %b %Y %H:%M:%S GMT")
+        .expect("RFC 1123 date");
     let wait = t.and_utc().timestamp() - chrono::Utc::now().timestamp();
     assert!((2..=8).contains(&wait), "about 5 s later: {wait}");
-    let d = h.delivery(w["id"].as_str().expect("id"), &delivery_id.to_string()).await;
+    let d = h
+        .delivery(w["id"].as_str().expect("id"), &delivery_id.to_string())
+        .await;
     assert_eq!(d["status"], "pending");
     assert_eq!(json!(d["attemptCount"]), json!(1));
 }
@@ -145,7 +176,11 @@ async fn deliveries_and_scheduled_retries_go_to_service_bus() {
 async fn connection_strings_are_checked() {
     use castiel_integrations::config::QueueConfig;
     use castiel_integrations::queue::servicebus::ServiceBusQueue;
-    for bad in ["Endpoint=sb://x/;SharedAccessKeyName=a", "SharedAccessKey=k", "garbage"] {
+    for bad in [
+        "Endpoint=sb://x/;SharedAccessKeyName=a",
+        "SharedAccessKey=k",
+        "garbage",
+    ] {
         let cfg = QueueConfig::ServiceBus {
             namespace: None,
             connection: Some(bad.to_owned().into()),
