@@ -13,6 +13,8 @@ use crate::state::{App, AppState};
 
 /// How long an idle worker sleeps before looking for scheduled jobs.
 const IDLE_POLL: Duration = Duration::from_millis(250);
+/// How often `serve` looks for overdue deliveries whose job was lost.
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
 /// After this many receptions a job is dropped (its work is re-driven by the
 /// webhook sweeper, which looks at the deliveries themselves).
 const MAX_RECEIVES: u32 = 25;
@@ -48,6 +50,21 @@ pub fn start(state: &AppState) -> Option<Workers> {
         let rx = rx.clone();
         tasks.spawn(async move { worker(n, app, rx).await });
     }
+    let app = Arc::clone(&state.0);
+    let mut sweep_stop = rx.clone();
+    tasks.spawn(async move {
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(SWEEP_EVERY) => {}
+                _ = sweep_stop.changed() => return,
+            }
+            let grace =
+                chrono::Duration::from_std(visibility_timeout(&app) * 2).unwrap_or_default();
+            if let Err(e) = crate::webhooks::delivery::sweep(&app, grace).await {
+                tracing::warn!(error = %e, "sweeping overdue deliveries failed");
+            }
+        }
+    });
     tracing::info!(workers = state.config.workers, "job workers started");
     Some(Workers { stop, tasks })
 }

@@ -116,6 +116,25 @@ pub async fn attempt(
         finish(app, d, DeliveryStatus::Skipped, None).await?;
         return Ok(JobOutcome::Done);
     }
+    if let Some(wait) = webhook
+        .rate_limit_per_second
+        .and_then(|r| super::limit::take(webhook.id, r))
+    {
+        // Over the endpoint's rate: run this attempt later, as a new message
+        // (the stale-attempt check makes either copy harmless).
+        let at = app.clock.now() + chrono::Duration::from_std(wait).unwrap_or_default();
+        let msg = JobMessage::WebhookDelivery {
+            tenant_id: d.tenant_id,
+            delivery_id: d.id,
+            attempt: d.attempt_count,
+        };
+        let id = format!("{}:{}:{}", d.id, d.attempt_count, Uuid::new_v4().simple());
+        app.queue
+            .send(&msg, Some(at), &id)
+            .await
+            .context("deferring a rate-limited attempt")?;
+        return Ok(JobOutcome::NoOp);
+    }
     if delivery_count > 1 {
         tracing::debug!(delivery.id = %d.id, delivery_count, "re-running a delivery attempt");
     }
@@ -366,6 +385,31 @@ async fn update_webhook_health(app: &App, webhook: &Webhook, sent: &Sent, now: D
             tracing::warn!(webhook.id = %webhook.id, error = %e, "could not update webhook health")
         }
     }
+}
+
+/// Re-enqueues pending deliveries whose attempt is overdue by more than
+/// `grace` (a job lost between writing a delivery and sending its message,
+/// e.g. while the queue was down). Enqueueing is deduplicated and stale jobs
+/// are no-ops, so this is always safe. Returns how many were re-enqueued.
+pub async fn sweep(app: &App, grace: chrono::Duration) -> anyhow::Result<usize> {
+    use crate::store::{Filter, Op, Query};
+    let now = app.clock.now();
+    let before = (now - grace).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let q = Query::cross_partition()
+        .eq("status", "pending")
+        .filter(Filter::new("nextAttemptAt", Op::Lt, before))
+        .limit(500);
+    let overdue = app.store.all::<Delivery>(q, 20).await?;
+    for d in &overdue {
+        enqueue(app.queue.as_ref(), d, now).await?;
+    }
+    if !overdue.is_empty() {
+        tracing::info!(
+            count = overdue.len(),
+            "re-enqueued overdue webhook deliveries"
+        );
+    }
+    Ok(overdue.len())
 }
 
 /// Raises `webhook.delivered` or `webhook.failed` for a final delivery.

@@ -3,6 +3,7 @@
 
 pub mod delivery;
 pub mod fanout;
+pub mod limit;
 pub mod model;
 pub mod schedule;
 pub mod service;

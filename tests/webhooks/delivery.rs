@@ -494,3 +494,58 @@ async fn no_secret_in_any_answer_log_or_event() {
     assert!(!seen.contains("whsec_"), "no secret-looking value anywhere");
     assert!(!created.text.is_empty());
 }
+
+#[tokio::test]
+async fn the_rate_limit_defers_attempts_without_losing_them() {
+    let h = Hooks::new().await;
+    let rx = Receiver::start().await;
+    let w = h
+        .post(
+            "/api/v1/webhooks",
+            json!({"url": rx.url("/hook"), "events": ["*"], "rateLimitPerSecond": 1}),
+        )
+        .await;
+    assert_eq!(w.status, StatusCode::CREATED, "{}", w.text);
+    for n in 0..3 {
+        h.integration(&format!("I{n}")).await;
+    }
+    h.run_jobs().await;
+    assert!(rx.count() < 3, "a burst over the rate is deferred");
+    for _ in 0..6 {
+        if rx.count() == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        h.advance(2).await;
+    }
+    assert_eq!(rx.count(), 3);
+}
+
+#[tokio::test]
+async fn the_sweeper_re_enqueues_a_lost_job() {
+    let h = Hooks::new().await;
+    let rx = Receiver::start().await;
+    h.webhook(&rx.url("/hook"), &["*"]).await;
+    h.integration("A").await;
+    let q = h.state.queue.as_embedded().expect("embedded");
+    for job in q
+        .receive(10, Duration::from_secs(30))
+        .await
+        .expect("receive")
+    {
+        assert!(q.complete(&job).await.expect("drop the job"));
+    }
+    assert_eq!(h.run_jobs().await, 0);
+    h.clock.advance(chrono::Duration::minutes(10));
+    let n = castiel_integrations::webhooks::delivery::sweep(&h.state, chrono::Duration::minutes(5))
+        .await
+        .expect("sweep");
+    assert_eq!(n, 1);
+    h.run_jobs().await;
+    assert_eq!(rx.count(), 1);
+    let again =
+        castiel_integrations::webhooks::delivery::sweep(&h.state, chrono::Duration::minutes(5))
+            .await
+            .expect("sweep");
+    assert_eq!(again, 0, "nothing pending any more");
+}
