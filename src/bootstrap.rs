@@ -7,28 +7,66 @@ use anyhow::Context as _;
 
 use crate::auth::{self, TokenKeys};
 use crate::clock::{Clock, SystemClock};
-use crate::config::{Config, SecretsConfig, StoreConfig};
+use crate::config::{Config, QueueConfig, SecretsConfig, StoreConfig};
 use crate::events::Events;
 use crate::outbound::{OutboundClient, OutboundPolicy};
+use crate::queue::JobQueue;
+use crate::queue::embedded::EmbeddedQueue;
+use crate::queue::servicebus::ServiceBusQueue;
 use crate::secrets::SecretStore;
 use crate::secrets::local::{self, LocalSecretStore};
 use crate::services::catalog;
 use crate::state::{App, AppState};
 use crate::store::Store;
 use crate::store::embedded::{EmbeddedStore, SqliteDb};
+use crate::webhooks::fanout::WebhookFanout;
 
 /// Opens the configured document store.
 pub async fn open_store(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc<dyn Store>> {
     match &config.store {
         StoreConfig::Embedded => {
-            let path = config.database_path();
-            let db = SqliteDb::open(&path)
-                .with_context(|| format!("opening the embedded store at {}", path.display()))?;
+            let db = shared_db(config)?;
             Ok(Arc::new(EmbeddedStore::new(db, clock)))
         }
         StoreConfig::Cosmos { .. } => {
             anyhow::bail!("STORE=cosmos is not available in this build yet")
         }
+    }
+}
+
+/// The embedded SQLite database of `DATA_DIR`, opened once per process so
+/// that the store and the embedded queue share one writer connection.
+pub fn shared_db(config: &Config) -> anyhow::Result<Arc<SqliteDb>> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock, PoisonError, Weak};
+    static OPEN: OnceLock<Mutex<HashMap<std::path::PathBuf, Weak<SqliteDb>>>> = OnceLock::new();
+    let path = config.database_path();
+    let mut open = OPEN
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    if let Some(db) = open.get(&path).and_then(Weak::upgrade) {
+        return Ok(db);
+    }
+    let db = SqliteDb::open(&path)
+        .with_context(|| format!("opening the embedded database at {}", path.display()))?;
+    open.insert(path, Arc::downgrade(&db));
+    Ok(db)
+}
+
+/// Opens the configured job queue.
+pub async fn open_queue(
+    config: &Config,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<Arc<dyn JobQueue>> {
+    match &config.queue {
+        QueueConfig::Embedded => {
+            let db = shared_db(config)?;
+            Ok(Arc::new(EmbeddedQueue::open(db, clock).await?))
+        }
+        QueueConfig::ServiceBus { .. } => Ok(Arc::new(
+            ServiceBusQueue::from_config(&config.queue).context("configuring Service Bus")?,
+        )),
     }
 }
 
@@ -88,6 +126,12 @@ pub async fn build_with(
         std::time::Duration::from_secs(u64::from(config.webhooks.timeout_seconds)),
     ));
     let secrets = open_secrets(&config, store.clone(), clock.clone())?;
+    let queue = open_queue(&config, clock.clone()).await?;
+    events.subscribe(Arc::new(WebhookFanout::new(
+        store.clone(),
+        queue.clone(),
+        clock.clone(),
+    )));
     let app = App {
         config,
         store,
@@ -96,6 +140,7 @@ pub async fn build_with(
         events,
         outbound,
         secrets,
+        queue,
     };
     let seeded = catalog::seed(&app)
         .await

@@ -10,9 +10,13 @@ pub async fn serve(state: AppState, listener: TcpListener) -> std::io::Result<()
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "castiel-integrations listening");
     let background = crate::events::background::start(&state);
+    let workers = crate::jobs::workers::start(&state);
     let served = axum::serve(listener, http::router(state))
         .with_graceful_shutdown(shutdown_signal())
         .await;
+    if let Some(w) = workers {
+        w.stop().await;
+    }
     background.stop().await;
     served
 }

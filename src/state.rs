@@ -8,6 +8,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::events::Events;
 use crate::outbound::OutboundClient;
+use crate::queue::JobQueue;
 use crate::secrets::SecretStore;
 use crate::store::Store;
 
@@ -27,6 +28,8 @@ pub struct App {
     pub outbound: Arc<OutboundClient>,
     /// Secret store: credentials and webhook secrets live only here.
     pub secrets: Arc<dyn SecretStore>,
+    /// Job queue (webhook deliveries, sync runs).
+    pub queue: Arc<dyn JobQueue>,
 }
 
 impl std::fmt::Debug for App {

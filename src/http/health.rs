@@ -97,6 +97,15 @@ async fn ready(State(app): State<AppState>) -> Response {
             error: bus.err().map(|e| hidden("events", &e)),
         },
     );
+    let queue = app.queue.health().await;
+    checks.insert(
+        "queue",
+        Check {
+            status: status_of(&queue),
+            backend: app.queue.name(),
+            error: queue.err().map(|e| e.to_string()),
+        },
+    );
     let secrets = app.secrets.health().await;
     checks.insert(
         "secrets",

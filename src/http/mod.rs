@@ -9,6 +9,7 @@ pub mod idempotency;
 pub mod integrations;
 pub mod json;
 pub mod respond;
+pub mod webhooks;
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -40,6 +41,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
         (name = "health", description = "Probes"),
         (name = "catalog", description = "Provider catalog"),
         (name = "integrations", description = "Tenants' integrations"),
+        (name = "webhooks", description = "Outbound webhooks and their deliveries"),
         (name = "admin", description = "Super-admin operations"),
     )
 )]
@@ -67,6 +69,7 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(health::router())
         .merge(catalog::router())
         .merge(integrations::router())
+        .merge(webhooks::router())
 }
 
 /// The OpenAPI 3.1 document, generated from the routes.

@@ -380,7 +380,12 @@ pub async fn delete(app: &App, ctx: &Ctx, id: Uuid, if_match: Option<&ETag>) -> 
                 )
                 .await?)
         })
-        .await
+        .await?;
+    // Webhooks scoped to a deleted integration can never fire again.
+    if let Err(e) = crate::webhooks::service::delete_for_integration(app, ctx, id).await {
+        tracing::warn!(integration.id = %id, error = %e, "deleting the integration's webhooks failed");
+    }
+    Ok(())
 }
 
 /// The mapping of one external entity, with the integration's ETag.

@@ -1,0 +1,269 @@
+//! Webhook delivery benchmark (issue 4).
+//!
+//! Scenario: events raised in-process are fanned out to one webhook and
+//! delivered by `serve`'s worker pool (embedded queue, signing, SSRF-guarded
+//! client, delivery log) to a local receiver. Measured in the same run:
+//!
+//! * throughput: N events raised as fast as possible → delivered events/s;
+//! * baseline: the same N signed POSTs sent by a bare `reqwest` loop with
+//!   the same concurrency (WORKERS) → POSTs/s; the ratio is reported;
+//! * latency: events raised at a fixed rate (default 1,000/s) → p50/p99
+//!   from raising the event to the receiver seeing the first attempt.
+//!
+//! `cargo run --release -- [--events N] [--rate R] [--seconds S] [--json PATH]`
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::http::HeaderMap;
+use base64::Engine as _;
+use castiel_integrations::bootstrap;
+use castiel_integrations::clock::{Clock, SystemClock};
+use castiel_integrations::config::Config;
+use castiel_integrations::domain::tenancy::{Ctx, TenantId};
+use castiel_integrations::jobs::workers;
+use castiel_integrations::state::AppState;
+use castiel_integrations::webhooks::service::{self, NewWebhook};
+use hmac::{Hmac, Mac as _};
+use serde_json::{Value, json};
+use sha2::Sha256;
+
+#[derive(Default)]
+struct Seen {
+    count: AtomicUsize,
+    first: Mutex<HashMap<u64, Instant>>,
+}
+
+async fn start_receiver() -> (String, Arc<Seen>) {
+    let seen = Arc::new(Seen::default());
+    let s = seen.clone();
+    let app = Router::new().fallback(move |_h: HeaderMap, body: Bytes| {
+        let s = s.clone();
+        async move {
+            let at = Instant::now();
+            s.count.fetch_add(1, Ordering::Relaxed);
+            if let Ok(v) = serde_json::from_slice::<Value>(&body)
+                && let Some(seq) = v["data"]["seq"].as_u64()
+            {
+                s.first.lock().expect("lock").entry(seq).or_insert(at);
+            }
+            "ok"
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (format!("http://{addr}/hook"), seen)
+}
+
+async fn build_app(dir: &std::path::Path, workers: u32) -> AppState {
+    let data_dir = dir.to_string_lossy().into_owned();
+    let w = workers.to_string();
+    let config = Config::from_pairs(&[
+        ("DATA_DIR", &data_dir),
+        ("JWT_SECRET", "bench-secret-bench-secret-bench-secret-00"),
+        ("OUTBOUND_ALLOWED_CIDRS", "127.0.0.1/32"),
+        ("WORKERS", &w),
+    ])
+    .expect("config");
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let store = bootstrap::open_store(&config, clock.clone())
+        .await
+        .expect("store");
+    bootstrap::build_with(config, store, clock)
+        .await
+        .expect("app")
+}
+
+fn arg(name: &str, default: u64) -> u64 {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+async fn raise(app: &AppState, ctx: &Ctx, seq: u64) {
+    let e = app.events.envelope(
+        ctx,
+        "integration.updated",
+        json!({"integrationId": uuid::Uuid::new_v4(), "seq": seq, "name": "bench", "status": "connected"}),
+    );
+    app.events.emit(vec![e]).await;
+}
+
+async fn wait_for(seen: &Seen, n: usize, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    while seen.count.load(Ordering::Relaxed) < n {
+        if Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    true
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+#[tokio::main]
+async fn main() {
+    let events = arg("--events", 5000);
+    let rate = arg("--rate", 1000);
+    let seconds = arg("--seconds", 5);
+    let workers_n = u32::try_from(arg("--workers", 8)).unwrap_or(8);
+    let json_path = std::env::args()
+        .skip_while(|a| a != "--json")
+        .nth(1)
+        .unwrap_or_else(|| "bench-webhooks.json".into());
+
+    // --- baseline: a bare reqwest loop of signed POSTs -------------------
+    let (url, seen) = start_receiver().await;
+    let client = reqwest::Client::new();
+    let key = [7u8; 32];
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..workers_n {
+        let (client, url, next) = (client.clone(), url.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let n = next.fetch_add(1, Ordering::Relaxed) as u64;
+                if n >= events {
+                    break;
+                }
+                let id = uuid::Uuid::new_v4().to_string();
+                let ts = chrono::Utc::now().timestamp();
+                let body = json!({"type": "integration.updated", "timestamp": "t", "data": {"seq": n}}).to_string();
+                let mut mac = Hmac::<Sha256>::new_from_slice(&key).expect("key");
+                mac.update(format!("{id}.{ts}.{body}").as_bytes());
+                let sig = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+                let _ = client
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .header("webhook-id", id)
+                    .header("webhook-timestamp", ts.to_string())
+                    .header("webhook-signature", format!("v1,{sig}"))
+                    .body(body)
+                    .send()
+                    .await;
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    let baseline_s = started.elapsed().as_secs_f64();
+    let baseline_rate = events as f64 / baseline_s;
+    drop(seen);
+
+    // --- throughput: fan-out + delivery ----------------------------------
+    let dir = tempfile::tempdir().expect("tempdir");
+    let app = build_app(dir.path(), workers_n).await;
+    let (url, seen) = start_receiver().await;
+    let ctx = Ctx::system(TenantId(uuid::Uuid::new_v4()), "bench");
+    let input: NewWebhook = serde_json::from_value(json!({"url": url, "events": ["integration.*"]}))
+        .expect("input");
+    service::create(&app, &ctx, input).await.expect("webhook");
+    let pool = workers::start(&app).expect("embedded queue");
+    let started = Instant::now();
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let (app, ctx, next) = (app.clone(), ctx.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let n = next.fetch_add(1, Ordering::Relaxed) as u64;
+                if n >= events {
+                    break;
+                }
+                raise(&app, &ctx, n).await;
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    let raised_s = started.elapsed().as_secs_f64();
+    let complete = wait_for(&seen, events as usize, Duration::from_secs(600)).await;
+    let delivered_s = started.elapsed().as_secs_f64();
+    let delivered_rate = events as f64 / delivered_s;
+    pool.stop().await;
+    drop(app);
+
+    // --- latency at a fixed rate -----------------------------------------
+    let dir2 = tempfile::tempdir().expect("tempdir");
+    let app = build_app(dir2.path(), workers_n).await;
+    let (url, seen) = start_receiver().await;
+    let input: NewWebhook = serde_json::from_value(json!({"url": url, "events": ["integration.*"]}))
+        .expect("input");
+    service::create(&app, &ctx, input).await.expect("webhook");
+    let pool = workers::start(&app).expect("embedded queue");
+    let total = rate * seconds;
+    let raised_at: Arc<Mutex<HashMap<u64, Instant>>> = Arc::default();
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut handles = Vec::new();
+    let paced_start = Instant::now();
+    for n in 0..total {
+        tick.tick().await;
+        let (app, ctx, raised_at) = (app.clone(), ctx.clone(), raised_at.clone());
+        handles.push(tokio::spawn(async move {
+            raised_at.lock().expect("lock").insert(n, Instant::now());
+            raise(&app, &ctx, n).await;
+        }));
+    }
+    for h in handles {
+        let _ = h.await;
+    }
+    let offered_rate = total as f64 / paced_start.elapsed().as_secs_f64();
+    let paced_complete = wait_for(&seen, total as usize, Duration::from_secs(600)).await;
+    pool.stop().await;
+    let raised = raised_at.lock().expect("lock").clone();
+    let first = seen.first.lock().expect("lock").clone();
+    let mut lat: Vec<f64> = raised
+        .iter()
+        .filter_map(|(n, t0)| first.get(n).map(|t1| t1.duration_since(*t0).as_secs_f64() * 1000.0))
+        .collect();
+    lat.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    let (p50, p99, max) = (percentile(&lat, 0.5), percentile(&lat, 0.99), lat.last().copied().unwrap_or(f64::NAN));
+
+    let ratio = delivered_rate / baseline_rate;
+    println!("webhook delivery benchmark ({events} events, {workers_n} workers; latency at {rate}/s for {seconds} s)");
+    println!("| measure | value | baseline | ratio | target |");
+    println!("|---|---|---|---|---|");
+    println!("| delivered events/s (fan-out + signed delivery + log) | {delivered_rate:.0} | {baseline_rate:.0} bare signed POSTs/s | {ratio:.2} | ≥ 0.50 |");
+    println!("| events raised/s (fan-out only) | {:.0} | | | |", events as f64 / raised_s);
+    println!("| offered rate (paced) | {offered_rate:.0}/s | | | {rate}/s |");
+    println!("| event → first attempt p50 | {p50:.1} ms | | | |");
+    println!("| event → first attempt p99 | {p99:.1} ms | | | ≤ 100 ms |");
+    println!("| event → first attempt max | {max:.1} ms | | | |");
+    if !complete || !paced_complete {
+        println!("WARNING: not every event was delivered before the time limit");
+    }
+    let out = json!({
+        "scenario": "webhooks",
+        "events": events, "workers": workers_n,
+        "delivered_per_s": delivered_rate, "baseline_posts_per_s": baseline_rate, "ratio": ratio,
+        "raised_per_s": events as f64 / raised_s,
+        "paced": {"rate": rate, "seconds": seconds, "offered_per_s": offered_rate,
+                   "p50_ms": p50, "p99_ms": p99, "max_ms": max, "samples": lat.len()},
+        "complete": complete && paced_complete,
+    });
+    std::fs::write(&json_path, serde_json::to_string_pretty(&out).expect("json")).expect("write json");
+    println!("wrote {json_path}");
+}

@@ -1,0 +1,434 @@
+//! The delivery engine (SPEC §8): one attempt per job, signed per Standard
+//! Webhooks, recorded with its outcome, followed by the next scheduled job or
+//! a final status and a `webhook.delivered` / `webhook.failed` event.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use chrono::{DateTime, Utc};
+use reqwest::Method;
+use secrecy::ExposeSecret as _;
+use serde_json::json;
+use url::Url;
+use uuid::Uuid;
+
+use super::model::{Attempt, Delivery, DeliveryStatus, Webhook, secret_key, sign};
+use super::schedule::{self, honour_retry_after};
+use super::{EVENT_DELIVERED, EVENT_FAILED, secret_owner};
+use crate::domain::tenancy::{Ctx, TenantId};
+use crate::jobs::{JobError, JobMessage, JobOutcome};
+use crate::queue::{JobQueue, QueueError};
+use crate::state::App;
+use crate::store::StoreError;
+
+/// How much of a response body an attempt keeps.
+pub const KEPT_BODY_BYTES: usize = 1024;
+
+/// Enqueues the next attempt of a pending delivery (deduplicated by
+/// `{deliveryId}:{attempt}`, so re-driving is harmless).
+pub async fn enqueue(
+    queue: &dyn JobQueue,
+    d: &Delivery,
+    now: DateTime<Utc>,
+) -> Result<(), QueueError> {
+    let msg = JobMessage::WebhookDelivery {
+        tenant_id: d.tenant_id,
+        delivery_id: d.id,
+        attempt: d.attempt_count,
+    };
+    let at = d.next_attempt_at.filter(|t| *t > now);
+    queue
+        .send(&msg, at, &format!("{}:{}", d.id, d.attempt_count))
+        .await
+}
+
+/// Enqueues an attempt to run now, next to any scheduled one (manual retry).
+pub async fn enqueue_now(queue: &dyn JobQueue, d: &Delivery) -> Result<(), QueueError> {
+    let msg = JobMessage::WebhookDelivery {
+        tenant_id: d.tenant_id,
+        delivery_id: d.id,
+        attempt: d.attempt_count,
+    };
+    let id = format!("{}:{}:{}", d.id, d.attempt_count, Uuid::new_v4().simple());
+    queue.send(&msg, None, &id).await
+}
+
+fn store_err(e: StoreError) -> JobError {
+    let retry_after = match &e {
+        StoreError::Throttled { retry_after } => Some(*retry_after),
+        _ => None,
+    };
+    JobError {
+        cause: anyhow::Error::new(e).context("webhook delivery store access"),
+        retry_after,
+    }
+}
+
+/// What one HTTP attempt gave.
+struct Sent {
+    attempt: Attempt,
+    retry_after: Option<String>,
+    gone: bool,
+    throttled: bool,
+}
+
+/// Runs attempt number `attempt` (0-based) of a delivery. Stale or duplicate
+/// jobs are no-ops; a crash anywhere leaves the job to run again.
+pub async fn attempt(
+    app: &App,
+    tenant: TenantId,
+    delivery_id: Uuid,
+    attempt: u32,
+    delivery_count: u32,
+) -> Result<JobOutcome, JobError> {
+    let pk = tenant.key();
+    let Some(d) = app
+        .store
+        .get::<Delivery>(&pk, &delivery_id.to_string())
+        .await
+        .map_err(store_err)?
+    else {
+        return Ok(JobOutcome::NoOp);
+    };
+    if d.status != DeliveryStatus::Pending {
+        return Ok(JobOutcome::NoOp);
+    }
+    if d.attempt_count != attempt {
+        if d.attempt_count == attempt + 1 {
+            // The previous run recorded its attempt but may have died before
+            // enqueueing the next one: make sure it exists (deduplicated).
+            enqueue(app.queue.as_ref(), &d, app.clock.now())
+                .await
+                .context("re-enqueueing a follow-up attempt")?;
+        }
+        return Ok(JobOutcome::NoOp);
+    }
+    let webhook = app
+        .store
+        .get::<Webhook>(&pk, &d.webhook_id.to_string())
+        .await
+        .map_err(store_err)?;
+    let Some(webhook) = webhook else {
+        finish(app, d, DeliveryStatus::Failed, None).await?;
+        return Ok(JobOutcome::Done);
+    };
+    if !webhook.enabled {
+        finish(app, d, DeliveryStatus::Skipped, None).await?;
+        return Ok(JobOutcome::Done);
+    }
+    if let Some(wait) = webhook
+        .rate_limit_per_second
+        .and_then(|r| super::limit::take(webhook.id, r))
+    {
+        // Over the endpoint's rate: run this attempt later, as a new message
+        // (the stale-attempt check makes either copy harmless).
+        let at = app.clock.now() + chrono::Duration::from_std(wait).unwrap_or_default();
+        let msg = JobMessage::WebhookDelivery {
+            tenant_id: d.tenant_id,
+            delivery_id: d.id,
+            attempt: d.attempt_count,
+        };
+        let id = format!("{}:{}:{}", d.id, d.attempt_count, Uuid::new_v4().simple());
+        app.queue
+            .send(&msg, Some(at), &id)
+            .await
+            .context("deferring a rate-limited attempt")?;
+        return Ok(JobOutcome::NoOp);
+    }
+    if delivery_count > 1 {
+        tracing::debug!(delivery.id = %d.id, delivery_count, "re-running a delivery attempt");
+    }
+    let sent = send(app, &webhook, &d).await?;
+    record(app, d, webhook, sent).await?;
+    Ok(JobOutcome::Done)
+}
+
+async fn signatures(
+    app: &App,
+    webhook: &Webhook,
+    msg_id: &str,
+    ts: i64,
+    body: &[u8],
+) -> Result<String, JobError> {
+    let now = app.clock.now();
+    let mut sigs = Vec::new();
+    for s in webhook.signing_secrets(now) {
+        let owner = secret_owner(webhook.tenant_id, &s.owner_id);
+        match app.secrets.get(&owner, &s.secret_ref).await {
+            Ok(v) => match secret_key(v.expose_secret()) {
+                Some(key) => sigs.push(sign(&key, msg_id, ts, body)),
+                None => {
+                    tracing::error!(webhook.id = %webhook.id, "a stored webhook secret is malformed")
+                }
+            },
+            Err(e) => {
+                tracing::warn!(webhook.id = %webhook.id, error = %e, "reading a webhook secret failed")
+            }
+        }
+    }
+    if sigs.is_empty() {
+        return Err(JobError {
+            cause: anyhow::anyhow!("no signing secret of webhook {} is readable", webhook.id),
+            retry_after: Some(Duration::from_secs(30)),
+        });
+    }
+    Ok(sigs.join(" "))
+}
+
+async fn send(app: &App, webhook: &Webhook, d: &Delivery) -> Result<Sent, JobError> {
+    let body = serde_json::to_vec(&d.payload).context("encoding a delivery payload")?;
+    let at = app.clock.now();
+    let ts = at.timestamp();
+    let msg_id = d.id.to_string();
+    let signature = signatures(app, webhook, &msg_id, ts, &body).await?;
+    let timeout = Duration::from_secs(u64::from(app.config.webhooks.timeout_seconds));
+    let number = d.attempt_count + 1;
+    let failed = |error: String, ms: u64| Sent {
+        attempt: Attempt {
+            number,
+            at,
+            response_status: None,
+            duration_ms: ms,
+            error: Some(error),
+            response_body: None,
+            succeeded: false,
+        },
+        retry_after: None,
+        gone: false,
+        throttled: false,
+    };
+    let url = match Url::parse(&webhook.url) {
+        Ok(u) => u,
+        Err(e) => return Ok(failed(format!("invalid URL: {e}"), 0)),
+    };
+    let req = app
+        .outbound
+        .request(Method::POST, url)
+        .header("content-type", "application/json")
+        .header(
+            "user-agent",
+            concat!("castiel-integrations/", env!("CARGO_PKG_VERSION")),
+        )
+        .header("webhook-id", &msg_id)
+        .header("webhook-timestamp", ts.to_string())
+        .header("webhook-signature", signature)
+        .timeout(timeout)
+        .body(body)
+        .build();
+    let req = match req {
+        Ok(r) => r,
+        Err(e) => return Ok(failed(format!("invalid request: {e}"), 0)),
+    };
+    let started = Instant::now();
+    let deadline = tokio::time::Instant::now() + timeout;
+    let elapsed = |s: Instant| u64::try_from(s.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let res = match tokio::time::timeout_at(deadline, app.outbound.execute(req)).await {
+        Ok(Ok(res)) => res,
+        Ok(Err(e)) => return Ok(failed(e.to_string(), elapsed(started))),
+        Err(_) => return Ok(failed("the request timed out".into(), elapsed(started))),
+    };
+    let status = res.status();
+    let retry_after = res
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let kept = read_head(res, deadline).await;
+    let code = status.as_u16();
+    let error = if status.is_success() {
+        None
+    } else if status.is_redirection() {
+        Some(format!(
+            "the endpoint answered {code}; redirects are not followed"
+        ))
+    } else {
+        Some(format!("the endpoint answered {code}"))
+    };
+    Ok(Sent {
+        attempt: Attempt {
+            number,
+            at,
+            response_status: Some(code),
+            duration_ms: elapsed(started),
+            error,
+            response_body: Some(kept),
+            succeeded: status.is_success(),
+        },
+        retry_after,
+        gone: code == 410,
+        throttled: code == 429 || code == 503,
+    })
+}
+
+/// The first [`KEPT_BODY_BYTES`] of a response body (lossy UTF-8).
+async fn read_head(mut res: reqwest::Response, deadline: tokio::time::Instant) -> String {
+    let mut buf = Vec::new();
+    while buf.len() < KEPT_BODY_BYTES {
+        match tokio::time::timeout_at(deadline, res.chunk()).await {
+            Ok(Ok(Some(chunk))) => buf.extend_from_slice(&chunk),
+            _ => break,
+        }
+    }
+    buf.truncate(KEPT_BODY_BYTES);
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+async fn record(app: &App, mut d: Delivery, webhook: Webhook, sent: Sent) -> Result<(), JobError> {
+    let now = app.clock.now();
+    let etag = crate::store::ETag::new(d.etag.clone());
+    d.attempt_count += 1;
+    d.updated_at = now;
+    d.attempts.push(sent.attempt.clone());
+    if sent.attempt.succeeded {
+        d.status = DeliveryStatus::Succeeded;
+    } else if sent.gone {
+        d.status = DeliveryStatus::Failed;
+    } else {
+        match schedule::next_gap(d.attempt_count - d.round_start) {
+            Some(gap) => {
+                let wait = if sent.throttled {
+                    honour_retry_after(sent.retry_after.as_deref(), gap, now)
+                } else {
+                    gap
+                };
+                d.status = DeliveryStatus::Pending;
+                d.next_attempt_at =
+                    Some(now + chrono::Duration::from_std(wait).unwrap_or_default());
+            }
+            None => d.status = DeliveryStatus::Exhausted,
+        }
+    }
+    if d.status.is_final() {
+        d.next_attempt_at = None;
+        d.completed_at = Some(now);
+    }
+    let saved = match app.store.put(&d, Some(&etag)).await {
+        Ok(s) => s,
+        // Another run of this job recorded first: its record stands.
+        Err(StoreError::PreconditionFailed) => return Ok(()),
+        Err(e) => return Err(store_err(e)),
+    };
+    update_webhook_health(app, &webhook, &sent, now).await;
+    if saved.status == DeliveryStatus::Pending {
+        enqueue(app.queue.as_ref(), &saved, now)
+            .await
+            .context("enqueueing the next attempt")?;
+    } else {
+        announce(app, &saved).await;
+    }
+    Ok(())
+}
+
+/// Sets a final status without an attempt (webhook gone or disabled).
+async fn finish(
+    app: &App,
+    mut d: Delivery,
+    status: DeliveryStatus,
+    error: Option<String>,
+) -> Result<(), JobError> {
+    let now = app.clock.now();
+    let etag = crate::store::ETag::new(d.etag.clone());
+    d.status = status;
+    d.next_attempt_at = None;
+    d.completed_at = Some(now);
+    d.updated_at = now;
+    if let Some(e) = error {
+        tracing::debug!(delivery.id = %d.id, reason = %e, "delivery finished without attempt");
+    }
+    match app.store.put(&d, Some(&etag)).await {
+        Ok(saved) if status != DeliveryStatus::Skipped => announce(app, &saved).await,
+        Ok(_) | Err(StoreError::PreconditionFailed) => {}
+        Err(e) => return Err(store_err(e)),
+    }
+    Ok(())
+}
+
+/// Counts failures, clears them on success, disables on 410 or after
+/// `WEBHOOK_DISABLE_AFTER_HOURS` of failing.
+async fn update_webhook_health(app: &App, webhook: &Webhook, sent: &Sent, now: DateTime<Utc>) {
+    let limit = chrono::Duration::hours(i64::from(app.config.webhooks.disable_after_hours));
+    let result = app
+        .store
+        .update::<Webhook, StoreError, _>(&webhook.tenant_id.key(), &webhook.id.to_string(), |w| {
+            w.last_delivery_at = Some(now);
+            if sent.attempt.succeeded {
+                w.last_delivery_status = Some("succeeded".into());
+                w.consecutive_failures = 0;
+                w.failing_since = None;
+                return Ok(());
+            }
+            w.last_delivery_status = Some("failed".into());
+            w.consecutive_failures = w.consecutive_failures.saturating_add(1);
+            let since = *w.failing_since.get_or_insert(now);
+            if w.enabled && sent.gone {
+                w.enabled = false;
+                w.disabled_reason = Some("the endpoint answered 410 Gone".into());
+                w.updated_at = now;
+            } else if w.enabled && now - since >= limit {
+                w.enabled = false;
+                w.disabled_reason = Some(format!(
+                    "deliveries have been failing since {} ({} consecutive failed attempts)",
+                    since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    w.consecutive_failures
+                ));
+                w.updated_at = now;
+            }
+            Ok(())
+        })
+        .await;
+    match result {
+        Ok(w) if !w.enabled && webhook.enabled => {
+            tracing::info!(webhook.id = %w.id, tenant.id = %w.tenant_id, "webhook disabled after failures");
+        }
+        Ok(_) | Err(StoreError::NotFound) => {}
+        Err(e) => {
+            tracing::warn!(webhook.id = %webhook.id, error = %e, "could not update webhook health")
+        }
+    }
+}
+
+/// Re-enqueues pending deliveries whose attempt is overdue by more than
+/// `grace` (a job lost between writing a delivery and sending its message,
+/// e.g. while the queue was down). Enqueueing is deduplicated and stale jobs
+/// are no-ops, so this is always safe. Returns how many were re-enqueued.
+pub async fn sweep(app: &App, grace: chrono::Duration) -> anyhow::Result<usize> {
+    use crate::store::{Filter, Op, Query};
+    let now = app.clock.now();
+    let before = (now - grace).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let q = Query::cross_partition()
+        .eq("status", "pending")
+        .filter(Filter::new("nextAttemptAt", Op::Lt, before))
+        .limit(500);
+    let overdue = app.store.all::<Delivery>(q, 20).await?;
+    for d in &overdue {
+        enqueue(app.queue.as_ref(), d, now).await?;
+    }
+    if !overdue.is_empty() {
+        tracing::info!(
+            count = overdue.len(),
+            "re-enqueued overdue webhook deliveries"
+        );
+    }
+    Ok(overdue.len())
+}
+
+/// Raises `webhook.delivered` or `webhook.failed` for a final delivery.
+async fn announce(app: &App, d: &Delivery) {
+    let kind = if d.status == DeliveryStatus::Succeeded {
+        EVENT_DELIVERED
+    } else {
+        EVENT_FAILED
+    };
+    let mut ctx = Ctx::system(d.tenant_id, d.event_id.to_string());
+    ctx.causation_id = Some(d.event_id.to_string());
+    let status = serde_json::to_value(d.status).unwrap_or_default();
+    let event = app.events.envelope(
+        &ctx,
+        kind,
+        json!({
+            "webhookId": d.webhook_id, "deliveryId": d.id, "eventId": d.event_id,
+            "eventType": d.event_type, "attempts": d.attempt_count, "status": status,
+        }),
+    );
+    app.events.emit(vec![event]).await;
+}

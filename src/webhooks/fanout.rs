@@ -1,0 +1,152 @@
+//! Fan-out: every event (except `webhook.*`) is offered to the tenant's
+//! matching webhooks. Idempotent per (event, webhook): the delivery id is
+//! derived from both, so an event re-driven after a crash finds its
+//! deliveries and only re-enqueues what has not run.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::delivery::enqueue;
+use super::model::{Delivery, DeliveryStatus, Webhook, delivery_id};
+
+use crate::clock::Clock;
+use crate::events::{Event, EventHandler};
+use crate::queue::JobQueue;
+use crate::store::{Query, Store, StoreError};
+
+/// The event handler that turns events into deliveries.
+pub struct WebhookFanout {
+    store: Arc<dyn Store>,
+    queue: Arc<dyn JobQueue>,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for WebhookFanout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookFanout").finish_non_exhaustive()
+    }
+}
+
+impl WebhookFanout {
+    /// A fan-out over the app's store and queue.
+    pub fn new(store: Arc<dyn Store>, queue: Arc<dyn JobQueue>, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            store,
+            queue,
+            clock,
+        }
+    }
+}
+
+/// What one delivery carries about its event.
+#[derive(Debug, Clone)]
+pub struct Offer<'a> {
+    /// Event id.
+    pub event_id: Uuid,
+    /// Event type.
+    pub event_type: &'a str,
+    /// Event time.
+    pub timestamp: DateTime<Utc>,
+    /// Event data.
+    pub data: &'a Value,
+    /// The integration it is about.
+    pub integration_id: Option<Uuid>,
+}
+
+/// Creates the delivery of an event for a webhook if absent and enqueues its
+/// first attempt (`skipped`, without a job, when the webhook is disabled).
+pub async fn offer(
+    store: &dyn Store,
+    queue: &dyn JobQueue,
+    now: DateTime<Utc>,
+    webhook: &Webhook,
+    o: &Offer<'_>,
+) -> anyhow::Result<Delivery> {
+    let status = if webhook.enabled {
+        DeliveryStatus::Pending
+    } else {
+        DeliveryStatus::Skipped
+    };
+    let d = Delivery {
+        id: delivery_id(o.event_id, webhook.id),
+        tenant_id: webhook.tenant_id,
+        webhook_id: webhook.id,
+        event_id: o.event_id,
+        event_type: o.event_type.to_owned(),
+        integration_id: o.integration_id,
+        payload: json!({
+            "type": o.event_type,
+            "timestamp": o.timestamp.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            "data": o.data,
+        }),
+        status,
+        attempt_count: 0,
+        round_start: 0,
+        next_attempt_at: webhook.enabled.then_some(now),
+        attempts: Vec::new(),
+        created_at: now,
+        updated_at: now,
+        completed_at: (!webhook.enabled).then_some(now),
+        sort_key: super::model::sort_key(now),
+        etag: String::new(),
+    };
+    let d = match store.insert(&d).await {
+        Ok(saved) => saved,
+        Err(StoreError::Conflict) => store
+            .get::<Delivery>(&d.tenant_id.key(), &d.id.to_string())
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("delivery {} vanished", d.id))?,
+        Err(e) => return Err(e.into()),
+    };
+    if d.status == DeliveryStatus::Pending && d.attempt_count == 0 {
+        enqueue(queue, &d, now).await?;
+    }
+    Ok(d)
+}
+
+/// The integration an event is about, from its data.
+pub fn integration_of(data: &Value) -> Option<Uuid> {
+    data.get("integrationId")
+        .and_then(Value::as_str)
+        .and_then(|s| Uuid::parse_str(s).ok())
+}
+
+#[async_trait]
+impl EventHandler for WebhookFanout {
+    async fn handle(&self, event: &Event) -> anyhow::Result<()> {
+        if event.event_type.starts_with("webhook.") {
+            return Ok(());
+        }
+        let integration_id = integration_of(&event.data);
+        let hooks = self
+            .store
+            .all::<Webhook>(Query::partition(event.tenant_id.key()).limit(1000), 20)
+            .await?;
+        let o = Offer {
+            event_id: event.id,
+            event_type: &event.event_type,
+            timestamp: event.timestamp,
+            data: &event.data,
+            integration_id,
+        };
+        let now = self.clock.now();
+        let mut first_error = None;
+        for w in hooks
+            .iter()
+            .filter(|w| w.wants(&event.event_type, integration_id))
+        {
+            if let Err(e) = offer(self.store.as_ref(), self.queue.as_ref(), now, w, &o).await {
+                tracing::warn!(webhook.id = %w.id, event.id = %event.id, error = %e, "offering an event to a webhook failed");
+                first_error.get_or_insert(e);
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! The embedded queue: scheduling, leases, abandon, deduplication.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use castiel_integrations::clock::{Clock, ManualClock};
+use castiel_integrations::domain::tenancy::TenantId;
+use castiel_integrations::jobs::JobMessage;
+use castiel_integrations::queue::JobQueue;
+use castiel_integrations::queue::embedded::EmbeddedQueue;
+use castiel_integrations::store::embedded::SqliteDb;
+use uuid::Uuid;
+
+fn msg(n: u32) -> JobMessage {
+    JobMessage::WebhookDelivery {
+        tenant_id: TenantId(Uuid::nil()),
+        delivery_id: Uuid::nil(),
+        attempt: n,
+    }
+}
+
+async fn queue(dir: &std::path::Path) -> (EmbeddedQueue, Arc<ManualClock>) {
+    let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+    let dyn_clock: Arc<dyn Clock> = clock.clone();
+    let db = SqliteDb::open(&dir.join("q.db")).expect("db");
+    (
+        EmbeddedQueue::open(db, dyn_clock).await.expect("queue"),
+        clock,
+    )
+}
+
+#[tokio::test]
+async fn scheduled_leased_abandoned_and_deduplicated() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (q, clock) = queue(dir.path()).await;
+    let later = clock.now() + chrono::Duration::seconds(60);
+    q.send(&msg(0), None, "a").await.expect("send");
+    q.send(&msg(0), None, "a").await.expect("dedup");
+    q.send(&msg(1), Some(later), "b").await.expect("send");
+    assert_eq!(q.len().await.expect("len"), 2);
+    let vis = Duration::from_secs(30);
+    let got = q.receive(10, vis).await.expect("receive");
+    assert_eq!(got.len(), 1, "the scheduled one is not due");
+    assert_eq!(got[0].message_id, "a");
+    assert_eq!(got[0].attempts, 1);
+    assert!(q.receive(10, vis).await.expect("r").is_empty(), "leased");
+    // The worker "crashes": the lease runs out and the job reappears.
+    clock.advance(chrono::Duration::seconds(31));
+    let again = q.receive(10, vis).await.expect("r");
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].attempts, 2);
+    assert!(
+        !q.complete(&got[0]).await.expect("complete"),
+        "an expired lease cannot complete"
+    );
+    q.abandon(&again[0], Duration::from_secs(5))
+        .await
+        .expect("abandon");
+    assert!(q.receive(10, vis).await.expect("r").is_empty());
+    clock.advance(chrono::Duration::seconds(30));
+    let both = q.receive(10, vis).await.expect("r");
+    assert_eq!(both.len(), 2, "the abandoned job and the scheduled one");
+    for j in &both {
+        assert!(q.complete(j).await.expect("complete"));
+    }
+    assert!(q.is_empty().await.expect("empty"));
+}
+
+#[tokio::test]
+async fn jobs_survive_reopening_the_file() {
+    let dir = tempfile::tempdir().expect("dir");
+    {
+        let (q, _) = queue(dir.path()).await;
+        q.send(&msg(3), None, "x").await.expect("send");
+        q.receive(1, Duration::from_secs(0)).await.expect("lease");
+    }
+    let (q, _) = queue(dir.path()).await;
+    let got = q
+        .receive(1, Duration::from_secs(30))
+        .await
+        .expect("receive");
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].message, msg(3));
+    assert_eq!(got[0].attempts, 2);
+}
