@@ -264,7 +264,9 @@ impl Config {
             }
             fig = fig.merge(Toml::file(file));
         }
-        let fig = fig.merge(Env::raw().filter(move |k| names.iter().any(|n| k.as_str() == n)));
+        let fig = fig.merge(
+            Env::raw().filter(move |k| names.iter().any(|n| k.as_str().eq_ignore_ascii_case(n))),
+        );
         let raw: Raw = fig
             .extract()
             .map_err(|e| bad("CONFIG_FILE", e.to_string()))?;
