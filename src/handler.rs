@@ -181,18 +181,18 @@ fn function_name(path: &str) -> Option<&str> {
 }
 
 async fn dispatch(State(h): State<Handler>, req: Request) -> Response {
-    if req.method() == Method::POST {
-        if let Some(name) = function_name(req.uri().path()) {
-            // Forwarded HTTP paths always start with /api/ (routePrefix), so a
-            // single-segment POST is an invocation (reference §6.10).
-            return match h.registry.get(name) {
-                Some(reg) => {
-                    let reg = reg.clone();
-                    invoke(h, reg, req).await
-                }
-                None => unknown_function(req).await,
-            };
-        }
+    // Forwarded HTTP paths always start with /api/ (routePrefix), so a
+    // single-segment POST is an invocation (reference §6.10).
+    if req.method() == Method::POST
+        && let Some(name) = function_name(req.uri().path())
+    {
+        return match h.registry.get(name) {
+            Some(reg) => {
+                let reg = reg.clone();
+                invoke(h, reg, req).await
+            }
+            None => unknown_function(req).await,
+        };
     }
     forward(&h, req).await
 }

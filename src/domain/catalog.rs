@@ -258,13 +258,13 @@ fn check_https(v: &mut Violations, pointer: &str, value: &str) {
 impl CatalogEntryInput {
     /// Checks the rules serde cannot express.
     pub fn validate(&self, v: &mut Violations) {
-        if let Some(id) = &self.id {
-            if !is_slug(id) {
-                v.add(
-                    "/id",
-                    "must be a slug: lower-case letters, digits, `_` or `-`, at most 64",
-                );
-            }
+        if let Some(id) = &self.id
+            && !is_slug(id)
+        {
+            v.add(
+                "/id",
+                "must be a slug: lower-case letters, digits, `_` or `-`, at most 64",
+            );
         }
         if !is_slug(&self.category) {
             v.add(

@@ -218,13 +218,13 @@ pub fn validate_field_mapping(p: &str, f: &FieldMapping, v: &mut Violations) {
         );
     }
     v.text(&format!("{p}/shardField"), &f.shard_field, 1, 200);
-    if let Some(t) = &f.transform {
-        if !TRANSFORMS.contains(&t.as_str()) {
-            v.add(
-                format!("{p}/transform"),
-                format!("unknown transform; one of: {}", TRANSFORMS.join(", ")),
-            );
-        }
+    if let Some(t) = &f.transform
+        && !TRANSFORMS.contains(&t.as_str())
+    {
+        v.add(
+            format!("{p}/transform"),
+            format!("unknown transform; one of: {}", TRANSFORMS.join(", ")),
+        );
     }
 }
 

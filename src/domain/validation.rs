@@ -44,6 +44,11 @@ impl Violations {
         self.0.is_empty()
     }
 
+    /// The violations, taken out.
+    pub fn into_vec(self) -> Vec<Violation> {
+        self.0
+    }
+
     /// The violations, in the order found.
     pub fn as_slice(&self) -> &[Violation] {
         &self.0

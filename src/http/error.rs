@@ -54,7 +54,8 @@ impl ApiError {
 
     /// 400 with field violations.
     pub fn invalid(v: Violations) -> Self {
-        let n = v.as_slice().len();
+        let errors = v.into_vec();
+        let n = errors.len();
         let mut e = Self::new(
             StatusCode::BAD_REQUEST,
             "validation-error",
@@ -64,7 +65,7 @@ impl ApiError {
                 format!("the request has {n} invalid fields")
             },
         );
-        e.errors = v.as_slice().to_vec();
+        e.errors = errors;
         e
     }
 
@@ -210,6 +211,10 @@ impl IntoResponse for ApiError {
 }
 
 /// Turns a panic into a plain 500 problem (the panic itself is logged).
+#[expect(
+    clippy::needless_pass_by_value,
+    reason = "the signature CatchPanicLayer requires"
+)]
 pub fn panic_response(err: Box<dyn std::any::Any + Send + 'static>) -> Response {
     let msg = err
         .downcast_ref::<String>()

@@ -101,6 +101,10 @@ pub struct IntegrationFilter {
     pub status: Option<IntegrationStatus>,
 }
 
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the editable fields of create and replace, checked alike"
+)]
 fn check_editable(
     v: &mut Violations,
     provider_id: &str,

@@ -558,8 +558,8 @@ impl SqlQuery {
                     }
                 }
             };
-            let takes_value = !matches!(f.op, Op::IsDefined | Op::IsUndefined | Op::In)
-                && !(f.op == Op::Eq && f.value.is_null());
+            let takes_value = !(matches!(f.op, Op::IsDefined | Op::IsUndefined | Op::In)
+                || (f.op == Op::Eq && f.value.is_null()));
             if takes_value {
                 params.push(sql_value(&f.value)?);
             }

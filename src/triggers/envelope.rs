@@ -233,14 +233,20 @@ mod tests {
 
     #[test]
     fn malformed_bodies_are_errors() {
-        assert_eq!(Invocation::parse(b"").unwrap_err(), EnvelopeError::Empty);
-        assert_eq!(Invocation::parse(b" \n").unwrap_err(), EnvelopeError::Empty);
+        assert_eq!(
+            Invocation::parse(b"").expect_err("empty"),
+            EnvelopeError::Empty
+        );
+        assert_eq!(
+            Invocation::parse(b" \n").expect_err("blank"),
+            EnvelopeError::Empty
+        );
         assert!(matches!(
             Invocation::parse(b"{\"Data\":"),
             Err(EnvelopeError::NotJson(_))
         ));
         assert_eq!(
-            Invocation::parse(b"[1,2]").unwrap_err(),
+            Invocation::parse(b"[1,2]").expect_err("array"),
             EnvelopeError::NotObject
         );
         let empty = Invocation::parse(b"{}").expect("object");

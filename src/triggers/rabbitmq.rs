@@ -109,7 +109,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn invocation(meta: Value) -> Invocation {
+    fn invocation(meta: &Value) -> Invocation {
         let body = r#"{"type":"shard.updated","tenantId":"acme","data":{"shardId":"eu-1"}}"#;
         let env =
             json!({"Data":{"msg": serde_json::to_string(body).expect("enc")}, "Metadata": meta});
@@ -118,7 +118,7 @@ mod tests {
 
     #[test]
     fn first_delivery_and_requeue_counts() {
-        let first = invocation(json!({"ConsumerTag":"\"amq.ctag-1\"","DeliveryTag":"1",
+        let first = invocation(&json!({"ConsumerTag":"\"amq.ctag-1\"","DeliveryTag":"1",
             "Redelivered":"false","Exchange":"\"\"","RoutingKey":"\"integration_sync_service\"",
             "BasicProperties":{"Headers":null,"MessageId":"m-1"}}));
         let m = RabbitMqMessage::from_invocation(&first, "msg").expect("message");
@@ -128,11 +128,12 @@ mod tests {
         assert_eq!(m.exchange.as_deref(), Some(""));
         assert_eq!(m.message_id.as_deref(), Some("m-1"));
         for header in [json!(3), json!("3"), json!("Mw==")] {
-            let again = invocation(json!({"BasicProperties":{"Headers":{REQUEUE_HEADER: header}}}));
+            let again =
+                invocation(&json!({"BasicProperties":{"Headers":{REQUEUE_HEADER: header}}}));
             let m = RabbitMqMessage::from_invocation(&again, "msg").expect("message");
             assert_eq!(m.delivery().attempt, Some(4));
         }
-        let unknown = invocation(json!({}));
+        let unknown = invocation(&json!({}));
         let m = RabbitMqMessage::from_invocation(&unknown, "msg").expect("message");
         assert_eq!(m.delivery().attempt, None);
     }

@@ -1,7 +1,7 @@
 //! Function name → job. The handler looks invocations up here; wiring a job
 //! is one line:
 //!
-//! ```ignore
+//! ```text
 //! Registry::new()
 //!     .timer("outbox-relay", |app, _timer| async move { relay_outbox(&app).await })
 //!     .service_bus("webhook-delivery", |app, job: JobMessage, d| async move {

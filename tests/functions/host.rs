@@ -172,10 +172,7 @@ impl RawAnswer {
 
 fn decode_chunked(mut b: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    loop {
-        let Some(pos) = b.windows(2).position(|w| w == b"\r\n") else {
-            break;
-        };
+    while let Some(pos) = b.windows(2).position(|w| w == b"\r\n") {
         let size_text = std::str::from_utf8(&b[..pos]).expect("chunk size");
         let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("0").trim(), 16)
             .expect("hex");
@@ -277,7 +274,6 @@ pub enum Outcome {
     },
     Failed {
         status: u16,
-        body: Value,
     },
 }
 
@@ -292,10 +288,7 @@ impl Outcome {
 pub fn host_reads(def: &FunctionDef, ans: &RawAnswer) -> Outcome {
     if !(200..300).contains(&ans.status) {
         // EnsureSuccessStatusCode throws: the invocation fails; Logs are dropped.
-        return Outcome::Failed {
-            status: ans.status,
-            body: ans.json(),
-        };
+        return Outcome::Failed { status: ans.status };
     }
     assert!(
         !ans.body.is_empty(),
@@ -338,15 +331,16 @@ pub fn host_reads(def: &FunctionDef, ans: &RawAnswer) -> Outcome {
                 def.name
             )
         });
-        if binding["type"] != "http" && binding["dataType"] != "binary" {
-            if let Some(s) = value.as_str() {
-                let decodes = base64::engine::general_purpose::STANDARD.decode(s).is_ok();
-                assert!(
-                    !decodes,
-                    "{}: Outputs.{key} is a base64-looking string: the host sends System.Byte[] (§6.5)",
-                    def.name
-                );
-            }
+        if binding["type"] != "http"
+            && binding["dataType"] != "binary"
+            && let Some(s) = value.as_str()
+        {
+            let decodes = base64::engine::general_purpose::STANDARD.decode(s).is_ok();
+            assert!(
+                !decodes,
+                "{}: Outputs.{key} is a base64-looking string: the host sends System.Byte[] (§6.5)",
+                def.name
+            );
         }
     }
     Outcome::Success { outputs, logs }
@@ -650,9 +644,8 @@ impl Host {
     ) -> Self
     where
         B: FnMut() -> Fut + Send + 'static,
-        Fut: std::future::Future<Output = anyhow::Result<castiel_integrations::state::AppState>>
-            + Send
-            + 'static,
+        Fut:
+            Future<Output = anyhow::Result<castiel_integrations::state::AppState>> + Send + 'static,
     {
         let started = Instant::now();
         let listener = castiel_integrations::handler::bind(0).await.expect("bind");
@@ -670,13 +663,13 @@ impl Host {
     async fn wait_ready(&mut self, started: Instant) -> Duration {
         let deadline = started + Duration::from_secs(30);
         loop {
-            if let Some(child) = &mut self.child {
-                if let Ok(Some(status)) = child.try_wait() {
-                    panic!(
-                        "the handler exited during start ({status}); stderr: {:?}",
-                        self.stderr.lock().expect("lock")
-                    );
-                }
+            if let Some(child) = &mut self.child
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                panic!(
+                    "the handler exited during start ({status}); stderr: {:?}",
+                    self.stderr.lock().expect("lock")
+                );
             }
             let probe = async {
                 let mut s = TcpStream::connect(("127.0.0.1", self.port)).await.ok()?;

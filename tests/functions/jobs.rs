@@ -33,7 +33,7 @@ struct Seen {
     deliveries: Mutex<Vec<(String, Delivery)>>,
 }
 
-fn write(dir: &std::path::Path, name: &str, bindings: Value) {
+fn write(dir: &std::path::Path, name: &str, bindings: &Value) {
     std::fs::create_dir_all(dir.join(name)).expect("mkdir");
     std::fs::write(
         dir.join(name).join("function.json"),
@@ -48,13 +48,13 @@ fn functions(dir: &std::path::Path) -> Vec<FunctionDef> {
     write(
         dir,
         "test-timer",
-        json!([{"name":"timer","type":"timerTrigger","direction":"in","schedule":"0 */1 * * * *"}]),
+        &json!([{"name":"timer","type":"timerTrigger","direction":"in","schedule":"0 */1 * * * *"}]),
     );
     for name in ["test-queue", "test-panic"] {
         write(
             dir,
             name,
-            json!([
+            &json!([
                 {"name":"msg","type":"serviceBusTrigger","direction":"in","queueName":name,"connection":"ServiceBusConnection"},
                 {"name":PARK_BINDING,"type":"serviceBus","direction":"out","queueName":format!("{name}-parked"),"connection":"ServiceBusConnection"}
             ]),
@@ -63,7 +63,7 @@ fn functions(dir: &std::path::Path) -> Vec<FunctionDef> {
     write(
         dir,
         "test-rabbit",
-        json!([
+        &json!([
             {"name":"msg","type":"rabbitMQTrigger","direction":"in","queueName":"test-rabbit","connectionStringSetting":"RabbitMQConnection"},
             {"name":PARK_BINDING,"type":"rabbitMQ","direction":"out","queueName":"test-rabbit-parked","connectionStringSetting":"RabbitMQConnection"}
         ]),
@@ -126,10 +126,7 @@ const SECRET: &str = "functions-test-secret-0123456789abcdef";
 fn build_app(
     dir: PathBuf,
 ) -> impl FnMut() -> std::pin::Pin<
-    Box<
-        dyn std::future::Future<Output = anyhow::Result<castiel_integrations::state::AppState>>
-            + Send,
-    >,
+    Box<dyn Future<Output = anyhow::Result<castiel_integrations::state::AppState>> + Send>,
 > + Send
 + 'static {
     move || {
@@ -301,7 +298,10 @@ async fn rabbitmq_invocations_decode_and_park_at_the_last_requeue() {
         .host
         .invoke("test-rabbit", &rabbitmq_envelope(&def, &msg, None))
         .await;
-    assert!(!first.is_success());
+    assert!(
+        matches!(first, Outcome::Failed { status: 500 }),
+        "{first:?}"
+    );
     let last = f
         .host
         .invoke("test-rabbit", &rabbitmq_envelope(&def, &msg, Some(5)))

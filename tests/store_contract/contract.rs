@@ -15,8 +15,8 @@ fn key() -> String {
 
 fn doc(tenant: &str, id: &str, extra: Value) -> Value {
     let mut v = json!({ "id": id, "tenantId": tenant });
-    if let (Some(o), Some(e)) = (v.as_object_mut(), extra.as_object()) {
-        o.extend(e.clone());
+    if let (Some(o), Value::Object(e)) = (v.as_object_mut(), extra) {
+        o.extend(e);
     }
     v
 }
