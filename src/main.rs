@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use castiel_integrations::config::Config;
 use castiel_integrations::domain::tenancy::TenantId;
-use castiel_integrations::{auth, bootstrap, http, run, telemetry};
+use castiel_integrations::{auth, bootstrap, handler, http, run, telemetry, triggers};
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
@@ -45,12 +45,18 @@ enum Command {
     Openapi,
     /// Create the database and containers on the configured store.
     Provision,
+    /// Run as the Azure Functions custom handler (port from FUNCTIONS_CUSTOMHANDLER_PORT).
+    Handler,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let config = Config::load(cli.config.as_deref())?;
+    let file = cli.config.as_deref();
+    if matches!(cli.command, Command::Handler) {
+        return handler_main(file).await;
+    }
+    let config = Config::load(file)?;
     match cli.command {
         Command::Openapi => {
             println!("{}", http::openapi().to_pretty_json()?);
@@ -91,6 +97,20 @@ async fn main() -> anyhow::Result<()> {
             let state = bootstrap::build(config).await?;
             run::serve(state, listener).await?;
         }
+        Command::Handler => handler_main(file).await?,
     }
     Ok(())
+}
+
+/// `handler`: binds the host's port before anything slow (reference §5), then
+/// builds the App in the background while `GET /` already answers.
+async fn handler_main(config_file: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let listener = handler::bind(handler::port_from_env()?).await?;
+    let config = Config::load(config_file)?;
+    telemetry::init_stdout(config.log_format, &config.log_filter);
+    handler::run(listener, triggers::jobs::production(), move || {
+        let config = config.clone();
+        async move { bootstrap::build(config).await }
+    })
+    .await
 }

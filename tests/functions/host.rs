@@ -1,0 +1,952 @@
+//! An Azure Functions host emulator, written from
+//! `reference/functions-protocol.md` (no real host can run here, §3.1).
+//! Section numbers in comments refer to that document.
+//!
+//! It discovers functions from `function.json` folders (§2.1, §3.2.1),
+//! starts the worker as the host does (§1.2, §3.2.2), polls `GET /` every
+//! 25 ms (§1.3), forwards HTTP requests of pure HTTP functions on their
+//! `/api/...` path (§1.6 b), sends timer / Service Bus / RabbitMQ invocations
+//! built with the host's value conversion (§1.4, §1.7) as chunked POSTs, and
+//! reads replies with the host's rules (§1.5), panicking on replies a real
+//! host would choke on (empty 2xx, wrong content type, unknown output keys,
+//! base64-looking strings on a Service Bus output).
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{Map, Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+/// The version the emulated host announces (§1.4).
+pub const HOST_VERSION: &str = "4.1045.200.25556";
+/// A request the handler does not answer within this is a hang.
+pub const HANG: Duration = Duration::from_secs(60);
+
+/// One discovered function.
+#[derive(Debug, Clone)]
+pub struct FunctionDef {
+    pub name: String,
+    pub bindings: Vec<Value>,
+}
+
+impl FunctionDef {
+    /// The trigger binding (exactly one is checked at discovery).
+    pub fn trigger(&self) -> &Value {
+        self.bindings
+            .iter()
+            .find(|b| is_trigger(b))
+            .expect("discovery checked the trigger")
+    }
+
+    /// Output bindings by name.
+    pub fn output(&self, name: &str) -> Option<&Value> {
+        self.bindings
+            .iter()
+            .find(|b| b["direction"] == "out" && b["name"] == name)
+    }
+
+    /// `IsHttpInAndOutFunction` (§1.6): exactly one httpTrigger in, one http out.
+    pub fn is_forwarded(&self) -> bool {
+        let ins: Vec<_> = self
+            .bindings
+            .iter()
+            .filter(|b| b["direction"] == "in")
+            .collect();
+        let outs: Vec<_> = self
+            .bindings
+            .iter()
+            .filter(|b| b["direction"] == "out")
+            .collect();
+        ins.len() == 1
+            && ins[0]["type"] == "httpTrigger"
+            && outs.len() == 1
+            && outs[0]["type"] == "http"
+    }
+}
+
+fn is_trigger(b: &Value) -> bool {
+    b["direction"] == "in"
+        && b["type"]
+            .as_str()
+            .is_some_and(|t| t.to_ascii_lowercase().ends_with("trigger"))
+}
+
+/// `Utility.FunctionNameValidationRegex` (§2.1): `^[a-z][a-z0-9_\-]{0,127}$`,
+/// case-insensitive, and not `host`.
+pub fn valid_function_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic());
+    first_ok
+        && name.len() <= 128
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        && !name.eq_ignore_ascii_case("host")
+}
+
+/// Scans the immediate subfolders of `root` for `function.json` (§2.1) and
+/// validates each as the host does: a legal name, at least one binding and
+/// exactly one trigger.
+pub fn discover(root: &Path) -> Vec<FunctionDef> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(root).expect("functions folder") {
+        let dir = entry.expect("entry").path();
+        let file = dir.join("function.json");
+        if !file.is_file() {
+            continue;
+        }
+        let name = dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .expect("utf-8 name")
+            .to_owned();
+        assert!(
+            valid_function_name(&name),
+            "{name}: illegal function name (§2.1)"
+        );
+        let v: Value = serde_json::from_str(&std::fs::read_to_string(&file).expect("read"))
+            .unwrap_or_else(|e| panic!("{name}/function.json is not JSON: {e}"));
+        let bindings = v["bindings"].as_array().cloned().unwrap_or_default();
+        assert!(
+            !bindings.is_empty(),
+            "{name}: At least one binding must be declared"
+        );
+        let triggers = bindings.iter().filter(|b| is_trigger(b)).count();
+        assert_eq!(triggers, 1, "{name}: exactly one trigger binding");
+        for b in &bindings {
+            assert!(
+                b["name"].as_str().is_some_and(|n| !n.is_empty()),
+                "{name}: binding without a name"
+            );
+            assert!(
+                matches!(b["direction"].as_str(), Some("in" | "out")),
+                "{name}: bad direction"
+            );
+        }
+        out.push(FunctionDef { name, bindings });
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+/// Repository root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The repository's host.json.
+pub fn host_json() -> Value {
+    serde_json::from_str(&std::fs::read_to_string(repo().join("host.json")).expect("host.json"))
+        .expect("json")
+}
+
+/// A free port as `WorkerUtilities.GetUnusedTcpPort()` picks it (§1.2).
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind(("127.0.0.1", 0)).expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+/// The answer to a raw request.
+#[derive(Debug)]
+pub struct RawAnswer {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl RawAnswer {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+}
+
+fn decode_chunked(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(pos) = b.windows(2).position(|w| w == b"\r\n") {
+        let size_text = std::str::from_utf8(&b[..pos]).expect("chunk size");
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("0").trim(), 16)
+            .expect("hex");
+        b = &b[pos + 2..];
+        if size == 0 {
+            break;
+        }
+        out.extend_from_slice(&b[..size]);
+        b = &b[size + 2..];
+    }
+    out
+}
+
+/// Sends one HTTP/1.1 request over a fresh IPv4 connection, the body in
+/// chunked encoding with no Content-Length, as the host's `ObjectContent`
+/// does (§1.4). `chunks` splits the body to exercise reassembly.
+pub async fn raw_chunked(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(String, String)],
+    body: &[u8],
+    chunks: usize,
+) -> RawAnswer {
+    let fut = async {
+        let mut s = TcpStream::connect(("127.0.0.1", port))
+            .await
+            .expect("connect");
+        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n");
+        for (k, v) in headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        head.push_str("Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n");
+        // Write errors are tolerated: a server may answer before reading
+        // everything; the answer is what counts.
+        let mut wire = head.into_bytes();
+        let size = body.len().div_ceil(chunks.max(1)).max(1);
+        let mut parts = vec![wire.clone()];
+        wire.clear();
+        for c in body.chunks(size) {
+            let mut chunk = format!("{:x}\r\n", c.len()).into_bytes();
+            chunk.extend_from_slice(c);
+            chunk.extend_from_slice(b"\r\n");
+            parts.push(chunk);
+        }
+        parts.push(b"0\r\n\r\n".to_vec());
+        for part in parts {
+            if s.write_all(&part).await.is_err() {
+                break;
+            }
+        }
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw).await.expect("read");
+        parse_response(&raw)
+    };
+    tokio::time::timeout(HANG, fut)
+        .await
+        .unwrap_or_else(|_| panic!("{method} {path}: the handler did not answer within {HANG:?}"))
+}
+
+fn parse_response(raw: &[u8]) -> RawAnswer {
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a complete HTTP response");
+    let head = std::str::from_utf8(&raw[..split]).expect("ascii head");
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .expect("status");
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    let rest = &raw[split + 4..];
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
+    let body = if chunked {
+        decode_chunked(rest)
+    } else {
+        rest.to_vec()
+    };
+    RawAnswer {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// How the host reads an invocation reply (§1.5).
+#[derive(Debug)]
+pub enum Outcome {
+    Success {
+        outputs: Map<String, Value>,
+        logs: Vec<String>,
+    },
+    Failed {
+        status: u16,
+    },
+}
+
+impl Outcome {
+    pub fn is_success(&self) -> bool {
+        matches!(self, Outcome::Success { .. })
+    }
+}
+
+/// Applies the host's reply rules; replies a real host would hang on or
+/// misbind are test failures.
+pub fn host_reads(def: &FunctionDef, ans: &RawAnswer) -> Outcome {
+    if !(200..300).contains(&ans.status) {
+        // EnsureSuccessStatusCode throws: the invocation fails; Logs are dropped.
+        return Outcome::Failed { status: ans.status };
+    }
+    assert!(
+        !ans.body.is_empty(),
+        "{}: empty 2xx body: the host would wait until functionTimeout (§1.5)",
+        def.name
+    );
+    let ct = ans
+        .header("content-type")
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    assert!(
+        ct.starts_with("application/json") || ct.starts_with("text/json"),
+        "{}: 2xx with content type {ct:?}: UnsupportedMediaTypeException (§1.5)",
+        def.name
+    );
+    let v: Value = serde_json::from_slice(&ans.body)
+        .unwrap_or_else(|e| panic!("{}: invalid JSON reply: {e}", def.name));
+    let obj = v
+        .as_object()
+        .unwrap_or_else(|| panic!("{}: reply is not a JSON object", def.name));
+    let get = |k: &str| {
+        obj.iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(k))
+            .map(|(_, v)| v.clone())
+    };
+    let outputs = get("Outputs")
+        .and_then(|o| o.as_object().cloned())
+        .unwrap_or_default();
+    let logs = get("Logs")
+        .and_then(|l| l.as_array().cloned())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|l| l.as_str().unwrap_or_default().to_owned())
+        .collect();
+    for (key, value) in &outputs {
+        // Case-sensitive, unknown keys silently ignored by the host (§6.7): a bug for us.
+        let binding = def.output(key).unwrap_or_else(|| {
+            panic!(
+                "{}: Outputs.{key} matches no output binding (§6.7)",
+                def.name
+            )
+        });
+        if binding["type"] != "http"
+            && binding["dataType"] != "binary"
+            && let Some(s) = value.as_str()
+        {
+            let decodes = base64::engine::general_purpose::STANDARD.decode(s).is_ok();
+            assert!(
+                !decodes,
+                "{}: Outputs.{key} is a base64-looking string: the host sends System.Byte[] (§6.5)",
+                def.name
+            );
+        }
+    }
+    Outcome::Success { outputs, logs }
+}
+
+/// How a Service Bus output binding turns a value into message bodies (§1.5):
+/// arrays → one message per element, objects → indented JSON text.
+pub fn service_bus_bodies(v: &Value) -> Vec<String> {
+    match v {
+        Value::Array(items) => items.iter().flat_map(service_bus_bodies).collect(),
+        Value::String(s) => vec![s.clone()],
+        other => vec![serde_json::to_string_pretty(other).expect("json")],
+    }
+}
+
+/// `GetHttpScriptInvocationContextValue` for scalars (§1.4): a .NET string
+/// or number passed through `JsonConvert.SerializeObject`.
+pub fn enc(v: impl serde::Serialize) -> Value {
+    Value::String(serde_json::to_string(&v).expect("json"))
+}
+
+/// A `DateTime` (Utc kind): ISO, no offset, whole seconds (§1.4).
+pub fn datetime(t: DateTime<Utc>) -> Value {
+    Value::String(t.format("%Y-%m-%dT%H:%M:%S").to_string())
+}
+
+/// A `DateTimeOffset`: with `+00:00`, whole seconds.
+pub fn datetime_offset(t: DateTime<Utc>) -> Value {
+    Value::String(t.format("%Y-%m-%dT%H:%M:%S+00:00").to_string())
+}
+
+/// `Utility.ApplyBindingData` (§1.4): a JSON-object trigger body's top-level
+/// non-array properties overwrite same-named metadata, case-insensitively
+/// (objects as objects, the rest via `(string)token`).
+pub fn leak_body_into(meta: &mut Map<String, Value>, body: &str) {
+    let Ok(Value::Object(fields)) = serde_json::from_str::<Value>(body) else {
+        return;
+    };
+    for (k, v) in fields {
+        let value = match v {
+            Value::Array(_) | Value::Null => continue,
+            Value::Object(_) => v,
+            Value::String(s) => enc(s),
+            Value::Bool(b) => enc(if b { "True" } else { "False" }),
+            Value::Number(n) => enc(n.to_string()),
+        };
+        let existing = meta
+            .keys()
+            .find(|key| key.eq_ignore_ascii_case(&k))
+            .cloned();
+        meta.insert(existing.unwrap_or(k), value);
+    }
+}
+
+fn finish_metadata(mut meta: Map<String, Value>, function: &str) -> Value {
+    meta.insert(
+        "sys".into(),
+        json!({"MethodName": function, "UtcNow": Utc::now().to_rfc3339_opts(SecondsFormat::Nanos, true), "RandGuid": uuid::Uuid::new_v4().to_string()}),
+    );
+    // Null values are omitted; keys ending in "trigger" are dropped (§1.4).
+    meta.retain(|k, v| !v.is_null() && !k.to_ascii_lowercase().ends_with("trigger"));
+    Value::Object(meta)
+}
+
+/// A timer invocation body (§1.7.1).
+pub fn timer_envelope(def: &FunctionDef, past_due: bool, with_status: bool) -> Value {
+    let now = Utc::now();
+    let status = if with_status {
+        json!({
+            "Last": (now - chrono::Duration::minutes(1)).to_rfc3339_opts(SecondsFormat::Nanos, false),
+            "Next": (now + chrono::Duration::minutes(1)).format("%Y-%m-%dT%H:%M:%S+00:00").to_string(),
+            "LastUpdated": now.to_rfc3339_opts(SecondsFormat::Nanos, false),
+        })
+    } else {
+        Value::Null
+    };
+    let mut data = Map::new();
+    data.insert(
+        def.trigger()["name"].as_str().expect("name").to_owned(),
+        json!({"Schedule": {"AdjustForDST": true}, "ScheduleStatus": status, "IsPastDue": past_due}),
+    );
+    let mut meta = Map::new();
+    meta.insert(
+        "TimerTrigger".into(),
+        enc(now.format("%m/%d/%Y %H:%M:%S").to_string()),
+    );
+    json!({"Data": data, "Metadata": finish_metadata(meta, &def.name)})
+}
+
+/// A message on an emulated queue.
+#[derive(Debug, Clone)]
+pub struct QueueMessage {
+    pub body: String,
+    pub message_id: String,
+    pub sequence_number: i64,
+    pub enqueued: DateTime<Utc>,
+    pub application_properties: Map<String, Value>,
+}
+
+impl QueueMessage {
+    pub fn new(body: impl Into<String>) -> Self {
+        Self {
+            body: body.into(),
+            message_id: uuid::Uuid::new_v4().simple().to_string(),
+            sequence_number: 42,
+            enqueued: Utc::now(),
+            application_properties: Map::new(),
+        }
+    }
+}
+
+/// A Service Bus invocation body (§1.7.2), for a given delivery count.
+pub fn service_bus_envelope(def: &FunctionDef, m: &QueueMessage, delivery_count: u32) -> Value {
+    let mut data = Map::new();
+    data.insert(
+        def.trigger()["name"].as_str().expect("name").to_owned(),
+        enc(&m.body),
+    );
+    let mut meta = Map::new();
+    for k in [
+        "MessageReceiver",
+        "MessageSession",
+        "MessageActions",
+        "SessionActions",
+        "ReceiveActions",
+    ] {
+        meta.insert(k.into(), json!({}));
+    }
+    meta.insert(
+        "Client".into(),
+        json!({"FullyQualifiedNamespace": "castiel-test.servicebus.windows.net", "IsClosed": false, "TransportType": 0, "Identifier": "castiel-test-1"}),
+    );
+    meta.insert("DeliveryCount".into(), enc(delivery_count));
+    meta.insert("LockToken".into(), enc(uuid::Uuid::new_v4().to_string()));
+    let expires = m.enqueued + chrono::Duration::days(14);
+    meta.insert("ExpiresAtUtc".into(), datetime(expires));
+    meta.insert("ExpiresAt".into(), datetime_offset(expires));
+    meta.insert("EnqueuedTimeUtc".into(), datetime(m.enqueued));
+    meta.insert("EnqueuedTime".into(), datetime_offset(m.enqueued));
+    meta.insert("MessageId".into(), enc(&m.message_id));
+    meta.insert("SequenceNumber".into(), enc(m.sequence_number));
+    meta.insert(
+        "ApplicationProperties".into(),
+        Value::Object(m.application_properties.clone()),
+    );
+    meta.insert(
+        "UserProperties".into(),
+        Value::Object(m.application_properties.clone()),
+    );
+    meta.insert("ContentType".into(), Value::Null);
+    leak_body_into(&mut meta, &m.body);
+    json!({"Data": data, "Metadata": finish_metadata(meta, &def.name)})
+}
+
+/// A RabbitMQ invocation body (§1.7.5, [derived]); `requeue_count` is the
+/// extension's `x-ms-rabbitmq-requeuecount` header (absent on first delivery).
+pub fn rabbitmq_envelope(def: &FunctionDef, m: &QueueMessage, requeue_count: Option<u32>) -> Value {
+    let mut data = Map::new();
+    data.insert(
+        def.trigger()["name"].as_str().expect("name").to_owned(),
+        enc(&m.body),
+    );
+    let queue = def.trigger()["queueName"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let headers = requeue_count.map_or(Value::Null, |n| json!({"x-ms-rabbitmq-requeuecount": n}));
+    let mut meta = Map::new();
+    meta.insert("ConsumerTag".into(), enc("amq.ctag-test"));
+    meta.insert("DeliveryTag".into(), enc(1));
+    meta.insert("Redelivered".into(), enc(false));
+    meta.insert("Exchange".into(), enc(""));
+    meta.insert("RoutingKey".into(), enc(queue));
+    meta.insert(
+        "BasicProperties".into(),
+        json!({"Headers": headers, "MessageId": m.message_id, "DeliveryMode": 2}),
+    );
+    leak_body_into(&mut meta, &m.body);
+    json!({"Data": data, "Metadata": finish_metadata(meta, &def.name)})
+}
+
+/// What happened to a message on the emulated Service Bus queue (§1.8, §3.2.8).
+#[derive(Debug, Default)]
+pub struct QueueTrace {
+    /// (DeliveryCount, succeeded) per delivery.
+    pub deliveries: Vec<(u32, bool)>,
+    /// Moved to the dead-letter queue (MaxDeliveryCountExceeded).
+    pub dead_lettered: bool,
+    /// Messages written through output bindings: (queue, body).
+    pub sent: Vec<(String, String)>,
+    /// Logs of the successful delivery.
+    pub logs: Vec<String>,
+}
+
+/// The worker the emulator drives: the real binary, or the library's
+/// handler in this process (for test-registered jobs).
+pub struct Host {
+    pub port: u16,
+    pub functions: Vec<FunctionDef>,
+    pub ready_after: Duration,
+    pub stdout: Arc<Mutex<Vec<String>>>,
+    pub stderr: Arc<Mutex<Vec<String>>>,
+    child: Option<tokio::process::Child>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    client: reqwest::Client,
+    _dirs: Vec<tempfile::TempDir>,
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        if let Some(t) = &self.task {
+            t.abort();
+        }
+        if let Some(c) = &mut self.child {
+            let _ = c.start_kill();
+        }
+    }
+}
+
+fn pump(stream: impl tokio::io::AsyncRead + Unpin + Send + 'static, sink: Arc<Mutex<Vec<String>>>) {
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(stream).lines();
+        while let Ok(Some(l)) = lines.next_line().await {
+            sink.lock().expect("lock").push(l);
+        }
+    });
+}
+
+impl Host {
+    fn new(port: u16, functions: Vec<FunctionDef>) -> Self {
+        Self {
+            port,
+            functions,
+            ready_after: Duration::ZERO,
+            stdout: Arc::default(),
+            stderr: Arc::default(),
+            child: None,
+            task: None,
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none()) // forwarding: redirects are not followed (§1.6 b)
+                .timeout(HANG)
+                .build()
+                .expect("client"),
+            _dirs: Vec::new(),
+        }
+    }
+
+    /// Starts the real binary as the host does (§1.2): the executable and
+    /// arguments of host.json's `customHandler.description`, the script root
+    /// as working directory, the port and worker id in the environment,
+    /// plus the app settings given; then waits for readiness.
+    pub async fn start_binary(settings: &[(&str, &str)]) -> Self {
+        let functions = discover(&repo().join("functions"));
+        let root = tempfile::tempdir().expect("app root");
+        std::fs::copy(repo().join("host.json"), root.path().join("host.json"))
+            .expect("copy host.json");
+        let data = tempfile::tempdir().expect("data dir");
+        let port = free_port();
+        let worker = uuid::Uuid::new_v4().to_string();
+        let description = &host_json()["customHandler"]["description"];
+        let args: Vec<String> = description["arguments"]
+            .as_array()
+            .expect("arguments")
+            .iter()
+            .map(|a| a.as_str().expect("string argument").to_owned())
+            .collect();
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_castiel-integrations"));
+        cmd.args(&args).current_dir(root.path()).kill_on_drop(true);
+        for (k, _) in castiel_integrations::config::KEYS {
+            cmd.env_remove(k);
+        }
+        cmd.env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
+            .env("FUNCTIONS_HTTPWORKER_PORT", port.to_string())
+            .env("FUNCTIONS_CUSTOMHANDLER_WORKER_ID", &worker)
+            .env("FUNCTIONS_HTTPWORKER_ID", &worker)
+            .env("FUNCTIONS_APP_ROOT_PATH", root.path())
+            .env("FUNCTIONS_WORKER_RUNTIME", "custom")
+            .env("DATA_DIR", data.path())
+            .env("RUST_LOG", "info");
+        for (k, v) in settings {
+            cmd.env(k, v);
+        }
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let started = Instant::now();
+        let mut child = cmd.spawn().expect("spawn the handler");
+        let mut host = Self::new(port, functions);
+        pump(child.stdout.take().expect("stdout"), host.stdout.clone());
+        pump(child.stderr.take().expect("stderr"), host.stderr.clone());
+        host.child = Some(child);
+        host._dirs = vec![root, data];
+        host.ready_after = host.wait_ready(started).await;
+        host
+    }
+
+    /// Serves the library's handler in this process with the given registry
+    /// and App builder; the functions come from `functions` (test folders).
+    pub async fn start_in_process<B, Fut>(
+        registry: castiel_integrations::triggers::Registry,
+        functions: Vec<FunctionDef>,
+        build: B,
+    ) -> Self
+    where
+        B: FnMut() -> Fut + Send + 'static,
+        Fut:
+            Future<Output = anyhow::Result<castiel_integrations::state::AppState>> + Send + 'static,
+    {
+        let started = Instant::now();
+        let listener = castiel_integrations::handler::bind(0).await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let mut host = Self::new(port, functions);
+        host.task = Some(tokio::spawn(async move {
+            let _ = castiel_integrations::handler::run(listener, registry, build).await;
+        }));
+        host.ready_after = host.wait_ready(started).await;
+        host
+    }
+
+    /// §1.3: `GET /` every 25 ms for up to 30 s; any HTTP response is ready,
+    /// a refused connection means keep waiting.
+    async fn wait_ready(&mut self, started: Instant) -> Duration {
+        let deadline = started + Duration::from_secs(30);
+        loop {
+            if let Some(child) = &mut self.child
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                panic!(
+                    "the handler exited during start ({status}); stderr: {:?}",
+                    self.stderr.lock().expect("lock")
+                );
+            }
+            let probe = async {
+                let mut s = TcpStream::connect(("127.0.0.1", self.port)).await.ok()?;
+                s.write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+                    .await
+                    .ok()?;
+                let mut raw = Vec::new();
+                s.read_to_end(&mut raw).await.ok()?;
+                (!raw.is_empty()).then(|| parse_response(&raw))
+            };
+            if let Some(ans) = probe.await {
+                assert_eq!(ans.status, 200, "GET / answers");
+                assert_eq!(ans.json(), json!({}), "GET / answers {{}}");
+                return started.elapsed();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "Initializing HttpWorker timed out. (§1.3)"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// Waits until forwarded requests stop getting the handler's 503
+    /// "starting" answer (the App is built after the port is bound).
+    pub async fn wait_app(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let ans = self.http("GET", "/api/health", &[], None).await;
+            if ans.status == 200 {
+                return;
+            }
+            assert_eq!(ans.status, 503, "only 503 while starting: {ans:?}");
+            assert!(ans.headers.contains_key("retry-after"));
+            assert!(
+                Instant::now() < deadline,
+                "the App was not built within 30 s"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    pub fn function(&self, name: &str) -> &FunctionDef {
+        self.functions
+            .iter()
+            .find(|f| f.name == name)
+            .unwrap_or_else(|| panic!("no function {name}"))
+    }
+
+    /// The host's own headers on invocations (§1.4).
+    fn invocation_headers() -> Vec<(String, String)> {
+        vec![
+            (
+                "Content-Type".into(),
+                "application/json; charset=utf-8".into(),
+            ),
+            (
+                "User-Agent".into(),
+                format!("Azure-Functions-Host/{HOST_VERSION}"),
+            ),
+            ("X-Azure-Functions-HostVersion".into(), HOST_VERSION.into()),
+            (
+                "X-Azure-Functions-InvocationId".into(),
+                uuid::Uuid::new_v4().to_string(),
+            ),
+            (
+                "traceparent".into(),
+                format!(
+                    "00-{}-{}-00",
+                    uuid::Uuid::new_v4().simple(),
+                    &uuid::Uuid::new_v4().simple().to_string()[..16]
+                ),
+            ),
+        ]
+    }
+
+    /// `POST /<FunctionName>` with raw bytes, chunked.
+    pub async fn invoke_raw(&self, name: &str, body: &[u8]) -> RawAnswer {
+        raw_chunked(
+            self.port,
+            "POST",
+            &format!("/{name}"),
+            &Self::invocation_headers(),
+            body,
+            3,
+        )
+        .await
+    }
+
+    /// Invokes a function with an envelope and reads the reply as the host does.
+    pub async fn invoke(&self, name: &str, envelope: &Value) -> Outcome {
+        let ans = self.invoke_raw(name, envelope.to_string().as_bytes()).await;
+        host_reads(self.function(name), &ans)
+    }
+
+    /// Fires a timer function (§1.7.1).
+    pub async fn fire_timer(&self, name: &str, past_due: bool) -> Outcome {
+        let env = timer_envelope(self.function(name), past_due, !past_due);
+        self.invoke(name, &env).await
+    }
+
+    /// Puts a message on the function's Service Bus queue and lets the
+    /// emulated broker deliver it: a failed invocation abandons it and it is
+    /// redelivered at once with DeliveryCount + 1; at `max_delivery_count`
+    /// it is dead-lettered; a success completes it and its outputs are sent.
+    pub async fn service_bus(
+        &self,
+        name: &str,
+        msg: &QueueMessage,
+        max_delivery_count: u32,
+    ) -> QueueTrace {
+        let def = self.function(name).clone();
+        let mut trace = QueueTrace::default();
+        for count in 1..=max_delivery_count {
+            match self
+                .invoke(name, &service_bus_envelope(&def, msg, count))
+                .await
+            {
+                Outcome::Success { outputs, logs } => {
+                    trace.deliveries.push((count, true));
+                    trace.logs = logs;
+                    for (binding, value) in outputs {
+                        let out = def.output(&binding).expect("checked");
+                        let queue = out["queueName"].as_str().unwrap_or_default().to_owned();
+                        for body in service_bus_bodies(&value) {
+                            trace.sent.push((queue.clone(), body));
+                        }
+                    }
+                    return trace;
+                }
+                Outcome::Failed { .. } => trace.deliveries.push((count, false)),
+            }
+        }
+        trace.dead_lettered = true;
+        trace
+    }
+
+    /// Forwards an HTTP request as the host does for pure HTTP functions
+    /// (§1.6 b): only if a forwarded function's route matches (else the host
+    /// answers 404 itself), on the original `/api/...` path, query rebuilt
+    /// with repeated keys comma-joined, headers copied plus the host's, body
+    /// only when it has a Content-Length.
+    pub async fn http(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        headers: &[(&str, &str)],
+        body: Option<&Value>,
+    ) -> HttpAnswer {
+        let (path, query) = path_and_query
+            .split_once('?')
+            .unwrap_or((path_and_query, ""));
+        let prefix = host_json()["extensions"]["http"]["routePrefix"]
+            .as_str()
+            .unwrap_or("api")
+            .to_owned();
+        let matched = self
+            .functions
+            .iter()
+            .filter(|f| f.is_forwarded())
+            .find(|f| {
+                let t = f.trigger();
+                let methods_ok = t["methods"].as_array().is_none_or(|ms| {
+                    ms.iter()
+                        .any(|m| m.as_str().is_some_and(|m| m.eq_ignore_ascii_case(method)))
+                });
+                let route = t["route"].as_str().map_or(f.name.clone(), str::to_owned);
+                methods_ok && route_matches(&format!("{prefix}/{route}"), path)
+            });
+        let Some(_function) = matched else {
+            return HttpAnswer {
+                status: 404,
+                headers: Default::default(),
+                body: Value::Null,
+                forwarded: false,
+            };
+        };
+        let mut pairs: Vec<(String, String)> = Vec::new();
+        for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+            match pairs.iter_mut().find(|(key, _)| *key == k) {
+                Some((_, existing)) => {
+                    existing.push(',');
+                    existing.push_str(&v);
+                }
+                None => pairs.push((k.into_owned(), v.into_owned())),
+            }
+        }
+        let mut url =
+            url::Url::parse(&format!("http://127.0.0.1:{}{path}", self.port)).expect("url");
+        if !pairs.is_empty() {
+            url.query_pairs_mut().extend_pairs(pairs);
+        }
+        let mut req = self
+            .client
+            .request(method.parse().expect("method"), url)
+            .header("Host", "castiel-func.azurewebsites.net")
+            .header("X-Azure-Functions-HostVersion", HOST_VERSION)
+            .header(
+                "X-Azure-Functions-InvocationId",
+                uuid::Uuid::new_v4().to_string(),
+            )
+            .header("User-Agent", format!("Azure-Functions-Host/{HOST_VERSION}"));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        if let Some(b) = body {
+            let text = b.to_string();
+            req = req
+                .header("Content-Type", "application/json")
+                .header("Content-Length", text.len().to_string())
+                .body(text);
+        }
+        let res = req.send().await.expect("forwarded request");
+        let status = res.status().as_u16();
+        let headers = res.headers().clone();
+        let bytes = res.bytes().await.expect("body");
+        HttpAnswer {
+            status,
+            headers,
+            body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+            forwarded: true,
+        }
+    }
+}
+
+/// A forwarded request's answer.
+#[derive(Debug)]
+pub struct HttpAnswer {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+    /// Whether a function route matched and the request reached the handler.
+    pub forwarded: bool,
+}
+
+impl HttpAnswer {
+    pub fn content_type(&self) -> &str {
+        self.headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+}
+
+/// ASP.NET route template matching for the subset our function.json files
+/// use (§2.2): literal segments (case-insensitive), `{name}`,
+/// `{name:regex(^(a|b)$)}` and a final catch-all `{*name}` (which also
+/// matches nothing).
+pub fn route_matches(template: &str, path: &str) -> bool {
+    let t: Vec<&str> = template
+        .trim_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
+    let p: Vec<&str> = path
+        .trim_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
+    for (i, seg) in t.iter().enumerate() {
+        if seg.starts_with("{*") {
+            return true;
+        }
+        let Some(actual) = p.get(i) else { return false };
+        if let Some(inner) = seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+            if let Some((_, constraint)) = inner.split_once(':') {
+                let alts = constraint
+                    .strip_prefix("regex(^(")
+                    .and_then(|s| s.strip_suffix(")$)"))
+                    .unwrap_or_else(|| panic!("unsupported route constraint {constraint}"));
+                if !alts.split('|').any(|a| a.eq_ignore_ascii_case(actual)) {
+                    return false;
+                }
+            }
+        } else if !seg.eq_ignore_ascii_case(actual) {
+            return false;
+        }
+    }
+    t.len() == p.len()
+}
