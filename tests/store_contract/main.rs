@@ -3,6 +3,8 @@
 //! Add a backend by one `contract_tests!(name, async { Arc<dyn Store> })` line.
 
 mod contract;
+#[path = "../support/cosmos_emulator.rs"]
+mod cosmos_emulator;
 
 use std::sync::Arc;
 
@@ -41,3 +43,4 @@ async fn embedded() -> Arc<dyn Store> {
 }
 
 contract_tests!(embedded_store, embedded());
+contract_tests!(cosmos_store, cosmos_emulator::store(Arc::new(SystemClock)));

@@ -1,0 +1,51 @@
+//! The one place tests touch the Cosmos SDK's in-process emulator
+//! (`__internal_in_memory_emulator`, a pinned dev-dependency: it never
+//! reaches the release build).
+//!
+//! The emulator replaces only the SDK's bottom HTTP transport, so routing,
+//! retries, the query pipeline and paging run as in production. It keeps
+//! Cosmos's real behaviour of *not* enforcing TTL; the store hides expired
+//! documents itself. Each call makes a fresh in-memory account (4 physical
+//! partitions per container), so tests never share state.
+
+#![allow(dead_code, reason = "not every test binary uses every helper")]
+
+use std::sync::Arc;
+
+use azure_core::credentials::Secret;
+use azure_data_cosmos::{AccountEndpoint, AccountReference, CosmosClient, CosmosRuntimeBuilder};
+use azure_data_cosmos_driver::in_memory_emulator::{
+    InMemoryEmulatorHttpClient, VirtualAccountConfig, VirtualRegion,
+};
+use castiel_integrations::clock::Clock;
+use castiel_integrations::store::Store;
+use castiel_integrations::store::cosmos::{self, CosmosStore};
+
+const GATEWAY: &str = "https://eastus.emulator.local/";
+
+/// A client on a fresh in-memory Cosmos account.
+pub async fn client(throttling: bool) -> CosmosClient {
+    let url = azure_core::http::Url::parse(GATEWAY).expect("gateway url");
+    let config = VirtualAccountConfig::new(vec![VirtualRegion::new("East US", url)])
+        .expect("emulator config")
+        .with_throttling_enabled(throttling);
+    let emulator = Arc::new(InMemoryEmulatorHttpClient::new(config));
+    let runtime = CosmosRuntimeBuilder::from(emulator.runtime_builder())
+        .build()
+        .await
+        .expect("emulator runtime");
+    let account = AccountReference::with_authentication_key(
+        GATEWAY.parse::<AccountEndpoint>().expect("endpoint"),
+        Secret::new("dGVzdGtleQ=="),
+    );
+    cosmos::build(CosmosClient::builder().with_runtime(runtime), account, true)
+        .await
+        .expect("emulator client")
+}
+
+/// A provisioned Cosmos store on a fresh in-memory account.
+pub async fn store(clock: Arc<dyn Clock>) -> Arc<dyn Store> {
+    let store = CosmosStore::new(client(false).await, "castiel", clock);
+    store.provision().await.expect("provision the emulator");
+    Arc::new(store)
+}
