@@ -44,3 +44,4 @@ async fn embedded() -> Arc<dyn Store> {
 
 contract_tests!(embedded_store, embedded());
 contract_tests!(cosmos_store, cosmos_emulator::store(Arc::new(SystemClock)));
+

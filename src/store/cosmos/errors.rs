@@ -49,16 +49,28 @@ pub(crate) fn retry_after(err: &CosmosError) -> Option<Duration> {
 }
 
 /// Whether resuming with a continuation token failed because of the token
-/// (malformed, another container's, another SDK version's): the SDK reports
-/// those as a 400 or as a client-side (not wire) deserialization failure.
+/// (malformed, another container's or query's, another SDK version's): a
+/// 400, or one of the SDK's client-side token statuses.
 pub(crate) fn is_bad_token(err: &CosmosError) -> bool {
     let status = err.status();
+    let sub = status.sub_status().map(|s| s.value());
     status.status_code() == StatusCode::BadRequest
-        || (!err.is_from_wire() && status.sub_status().map(|s| s.value()) == Some(TOKEN_DECODE_FAILED))
+        || (!err.is_from_wire()
+            && sub.is_some_and(|s| {
+                s == MALFORMED_CONTINUATION_TOKEN
+                    || s == TOKEN_DECODE_FAILED
+                    || CLIENT_TOKEN_STATUSES.contains(&s)
+            }))
 }
+
+/// Sub-status of a malformed continuation token.
+const MALFORMED_CONTINUATION_TOKEN: u16 = 20007;
 
 /// `SERIALIZATION_RESPONSE_BODY_INVALID`, also used for undecodable token JSON.
 const TOKEN_DECODE_FAILED: u16 = 20020;
+
+/// The SDK's `CLIENT_CONTINUATION_TOKEN_*` sub-statuses.
+const CLIENT_TOKEN_STATUSES: std::ops::RangeInclusive<u16> = 20200..=20299;
 
 #[cfg(test)]
 mod tests {

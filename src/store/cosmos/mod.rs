@@ -238,9 +238,14 @@ impl CosmosStore {
     async fn query_page(&self, container: Container, query: &Query) -> StoreResult<Page> {
         let resume = match &query.continuation {
             Some(token) => sql::decode_token(container, query, token)?,
-            None => sql::Resume { sdk: None, skip: 0 },
+            None => sql::Resume {
+                sdk: None,
+                skip: 0,
+                now_ms: self.now_ms(),
+            },
         };
-        let text = sql::build(query, self.now_ms(), false)?;
+        let now_ms = resume.now_ms;
+        let text = sql::build(query, now_ms, false)?;
         let scope = match &query.scope {
             Scope::Partition(pk) => FeedScope::partition(pk.clone()),
             Scope::CrossPartition => FeedScope::full_container(),
@@ -293,6 +298,7 @@ impl CosmosStore {
                 Some(sql::Resume {
                     sdk: page_start,
                     skip: taken + max,
+                    now_ms,
                 })
             } else if sql::sdk_token_drained(&after) {
                 None
@@ -300,6 +306,7 @@ impl CosmosStore {
                 Some(sql::Resume {
                     sdk: Some(after),
                     skip: 0,
+                    now_ms,
                 })
             };
             return Ok(Page {
@@ -316,6 +323,7 @@ impl CosmosStore {
                 &sql::Resume {
                     sdk: page_start,
                     skip: 0,
+                    now_ms,
                 },
             )),
         })

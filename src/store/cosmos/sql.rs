@@ -36,13 +36,29 @@ impl Sql {
     }
 }
 
-/// `c["a"]["b"]` for the dotted path `a.b`.
+/// Cosmos SQL keywords, which cannot follow a `.` in a property path.
+const KEYWORDS: [&str; 28] = [
+    "and", "array", "as", "asc", "between", "by", "desc", "distinct", "escape", "exists", "false",
+    "from", "group", "in", "join", "like", "limit", "not", "null", "offset", "or", "order",
+    "select", "top", "true", "udf", "undefined", "value",
+];
+
+/// `c.a.b` for the dotted path `a.b`; a keyword or digit-led segment is
+/// quoted as `["seg"]` (the SDK's emulator only understands the dotted form,
+/// so the quoted form is kept for names that need it).
 fn path(field: &str) -> String {
     let mut out = String::from("c");
     for seg in field.split('.') {
-        out.push_str("[\"");
-        out.push_str(seg);
-        out.push_str("\"]");
+        let plain = seg.starts_with(|ch: char| ch.is_ascii_alphabetic() || ch == '_')
+            && !KEYWORDS.contains(&seg.to_ascii_lowercase().as_str());
+        if plain {
+            out.push('.');
+            out.push_str(seg);
+        } else {
+            out.push_str("[\"");
+            out.push_str(seg);
+            out.push_str("\"]");
+        }
     }
     out
 }
@@ -146,6 +162,10 @@ pub(crate) struct Resume {
     pub sdk: Option<String>,
     /// Items of that page already returned.
     pub skip: usize,
+    /// The clock reading (epoch ms) the query's first page used to hide
+    /// expired documents: every page of one query uses the same one, because
+    /// the SDK's ORDER BY tokens only resume the exact same query parameters.
+    pub now_ms: i64,
 }
 
 /// A hash of the query's shape: a token only continues the query that issued it.
@@ -165,7 +185,7 @@ fn fingerprint(container: Container, query: &Query) -> String {
 
 /// Encodes a position as the store's opaque token.
 pub(crate) fn encode_token(container: Container, query: &Query, at: &Resume) -> String {
-    let raw = json!({ "f": fingerprint(container, query), "c": at.sdk, "s": at.skip });
+    let raw = json!({ "f": fingerprint(container, query), "c": at.sdk, "s": at.skip, "n": at.now_ms });
     URL_SAFE_NO_PAD.encode(raw.to_string())
 }
 
@@ -189,20 +209,28 @@ pub(crate) fn decode_token(container: Container, query: &Query, token: &str) -> 
         .and_then(|s| usize::try_from(s).ok())
         .filter(|s| *s <= 10_000)
         .ok_or(StoreError::InvalidContinuation)?;
-    Ok(Resume { sdk, skip })
+    let now_ms = v
+        .get("n")
+        .and_then(Value::as_i64)
+        .ok_or(StoreError::InvalidContinuation)?;
+    Ok(Resume { sdk, skip, now_ms })
 }
 
 /// Whether an SDK token says the whole query is drained (so no next page).
 ///
 /// SDK tokens are `c1.` + base64url JSON with the pipeline's root state;
-/// a drained pipeline's root is the string `"Drained"`. Anything we cannot
+/// a drained pipeline's root is `{"kind":"drained"}`. Anything we cannot
 /// read is treated as "maybe more": the worst case is one extra empty last page.
 pub(crate) fn sdk_token_drained(token: &str) -> bool {
     token
         .strip_prefix("c1.")
         .and_then(|b| URL_SAFE_NO_PAD.decode(b).ok())
         .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
-        .is_some_and(|v| v.get("root") == Some(&json!("Drained")))
+        .is_some_and(|v| {
+            let root = v.get("root");
+            root.and_then(|r| r.get("kind")) == Some(&json!("drained"))
+                || root == Some(&json!("Drained"))
+        })
 }
 
 #[cfg(test)]
@@ -221,12 +249,18 @@ mod tests {
         let sql = build(&q, 42, false).expect("sql");
         assert_eq!(
             sql.text,
-            "SELECT * FROM c WHERE c[\"_castielExpiresAt\"] > @p0 AND c[\"status\"] = @p1 \
-             AND c[\"oauth\"][\"expiresAt\"] < @p2 AND c[\"kind\"] IN (@p3, @p4) \
-             AND CONTAINS(c[\"name\"], @p5, true) ORDER BY c[\"createdAt\"] DESC"
+            "SELECT * FROM c WHERE c._castielExpiresAt > @p0 AND c.status = @p1 \
+             AND c.oauth.expiresAt < @p2 AND c.kind IN (@p3, @p4) \
+             AND CONTAINS(c.name, @p5, true) ORDER BY c.createdAt DESC"
         );
         assert_eq!(sql.params.len(), 6);
         assert_eq!(sql.params[0], ("@p0".to_owned(), json!(42)));
+    }
+
+    #[test]
+    fn keywords_are_quoted() {
+        assert_eq!(path("value.order"), "c[\"value\"][\"order\"]");
+        assert_eq!(path("a.9b"), "c.a[\"9b\"]");
     }
 
     #[test]
@@ -248,6 +282,7 @@ mod tests {
         let at = Resume {
             sdk: Some("c1.abc".into()),
             skip: 3,
+            now_ms: 7,
         };
         let token = encode_token(Container::Integrations, &q, &at);
         assert_eq!(
@@ -263,7 +298,7 @@ mod tests {
     fn drained_sdk_tokens_are_recognised() {
         let drained = format!(
             "c1.{}",
-            URL_SAFE_NO_PAD.encode(r#"{"op":"Query","rid":"x","root":"Drained"}"#)
+            URL_SAFE_NO_PAD.encode(r#"{"op":"Query","rid":"x","root":{"kind":"drained"}}"#)
         );
         assert!(sdk_token_drained(&drained));
         assert!(!sdk_token_drained("c1.garbage"));
