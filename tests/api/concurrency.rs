@@ -46,7 +46,10 @@ async fn two_writers_with_one_etag_one_wins_one_gets_412() {
         (b, "Writer A")
     };
     let now = app.get(&path, &token).await;
-    assert_eq!(now.body["name"], winner.body["name"], "the winner's write is stored");
+    assert_eq!(
+        now.body["name"], winner.body["name"],
+        "the winner's write is stored"
+    );
     assert_eq!(now.etag(), winner.etag());
     assert_ne!(now.etag(), etag);
     // The loser re-reads and retries with the fresh ETag: nothing is lost.

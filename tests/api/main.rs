@@ -3,8 +3,8 @@
 //! `TEST_STORE=embedded|cosmos` picks the store backend, so the same suite
 //! runs once per backend.
 
+mod concurrency;
 #[path = "../support/cosmos_emulator.rs"]
 mod cosmos_emulator;
-mod concurrency;
 mod helpers;
 mod smoke;

@@ -5,6 +5,7 @@
 mod contract;
 #[path = "../support/cosmos_emulator.rs"]
 mod cosmos_emulator;
+mod cosmos_throttling;
 
 use std::sync::Arc;
 
@@ -44,4 +45,3 @@ async fn embedded() -> Arc<dyn Store> {
 
 contract_tests!(embedded_store, embedded());
 contract_tests!(cosmos_store, cosmos_emulator::store(Arc::new(SystemClock)));
-

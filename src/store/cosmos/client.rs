@@ -9,7 +9,10 @@ use azure_data_cosmos::options::{
     BinaryEncodingOptions, ConnectionPoolOptions, OperationOptionsBuilder, Region,
     ServerCertificateValidation, ThrottlingRetryOptions, ThrottlingRetryOptionsBuilder,
 };
-use azure_data_cosmos::{AccountEndpoint, AccountReference, CosmosClient, CosmosClientBuilder, CosmosRuntime, RoutingStrategy};
+use azure_data_cosmos::{
+    AccountEndpoint, AccountReference, CosmosClient, CosmosClientBuilder, CosmosRuntime,
+    RoutingStrategy,
+};
 use azure_identity::ManagedIdentityCredential;
 use secrecy::{ExposeSecret as _, SecretString};
 use url::Url;
@@ -66,7 +69,10 @@ fn home_region() -> Region {
 /// Emulator endpoints (loopback or `AZURE_COSMOS_EMULATOR_HOST`) get plain
 /// JSON instead of binary encoding, HTTP/1.1 and a relaxed certificate check;
 /// production endpoints use the SDK's defaults.
-pub async fn connect(endpoint: &Url, key: Option<&SecretString>) -> Result<CosmosClient, StoreError> {
+pub async fn connect(
+    endpoint: &Url,
+    key: Option<&SecretString>,
+) -> Result<CosmosClient, StoreError> {
     let account_endpoint: AccountEndpoint = endpoint
         .as_str()
         .parse()
@@ -99,22 +105,25 @@ pub async fn connect(endpoint: &Url, key: Option<&SecretString>) -> Result<Cosmo
             .with_runtime(runtime)
             .with_binary_encoding_options(BinaryEncodingOptions::new().with_enabled(false));
     }
-    build(builder, account, emulator).await
+    build(builder, account, emulator, throttling_retries()).await
 }
 
-/// Finishes a client on a prepared builder (tests pass an emulator runtime).
+/// Finishes a client on a prepared builder (tests pass an emulator runtime),
+/// with the given 429 policy (production: [`throttling_retries`]).
 pub async fn build(
     builder: CosmosClientBuilder,
     account: AccountReference,
     plain_json: bool,
+    throttling: ThrottlingRetryOptions,
 ) -> Result<CosmosClient, StoreError> {
     let mut builder = builder.with_default_operation_options(
         OperationOptionsBuilder::new()
-            .with_throttling_retry_options(throttling_retries())
+            .with_throttling_retry_options(throttling)
             .build(),
     );
     if plain_json {
-        builder = builder.with_binary_encoding_options(BinaryEncodingOptions::new().with_enabled(false));
+        builder =
+            builder.with_binary_encoding_options(BinaryEncodingOptions::new().with_enabled(false));
     }
     builder
         .build(account, RoutingStrategy::ProximityTo(home_region()))

@@ -90,12 +90,18 @@ mod tests {
 
     #[test]
     fn statuses_map_to_store_errors() {
-        assert!(matches!(map(&err(StatusCode::NotFound, None)), StoreError::NotFound));
+        assert!(matches!(
+            map(&err(StatusCode::NotFound, None)),
+            StoreError::NotFound
+        ));
         assert!(matches!(
             map(&err(StatusCode::NotFound, Some(1003))),
             StoreError::Unavailable(_)
         ));
-        assert!(matches!(map(&err(StatusCode::Conflict, None)), StoreError::Conflict));
+        assert!(matches!(
+            map(&err(StatusCode::Conflict, None)),
+            StoreError::Conflict
+        ));
         assert!(matches!(
             map(&err(StatusCode::PreconditionFailed, None)),
             StoreError::PreconditionFailed
@@ -104,7 +110,10 @@ mod tests {
             map(&err(StatusCode::TooManyRequests, Some(3200))),
             StoreError::Throttled { retry_after } if retry_after == DEFAULT_RETRY_AFTER
         ));
-        assert!(matches!(map(&err(StatusCode::BadRequest, None)), StoreError::Invalid(_)));
+        assert!(matches!(
+            map(&err(StatusCode::BadRequest, None)),
+            StoreError::Invalid(_)
+        ));
         assert!(matches!(
             map(&err(StatusCode::ServiceUnavailable, Some(20003))),
             StoreError::Unavailable(_)

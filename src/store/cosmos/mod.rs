@@ -34,7 +34,9 @@ use futures::StreamExt as _;
 use serde_json::Value;
 use tokio::sync::OnceCell;
 
-pub use client::{THROTTLE_MAX_WAIT, THROTTLE_RETRIES, build, connect, is_emulator, throttling_retries};
+pub use client::{
+    THROTTLE_MAX_WAIT, THROTTLE_RETRIES, build, connect, is_emulator, throttling_retries,
+};
 
 use super::query::{Query, Scope};
 use super::{Container, Document, ETag, Page, Store, StoreError, StoreResult, address_of, ttl_of};
@@ -47,7 +49,14 @@ pub(crate) const EXPIRES_FIELD: &str = "_castielExpiresAt";
 const NEVER_MS: i64 = 253_402_300_799_000;
 
 /// Properties Cosmos (or this store) adds to every stored document.
-const SYSTEM_FIELDS: [&str; 6] = ["_rid", "_self", "_etag", "_ts", "_attachments", EXPIRES_FIELD];
+const SYSTEM_FIELDS: [&str; 6] = [
+    "_rid",
+    "_self",
+    "_etag",
+    "_ts",
+    "_attachments",
+    EXPIRES_FIELD,
+];
 
 /// How many times a write re-reads after losing a race it started itself
 /// (unconditional replace/delete, re-creating over an expired document).
@@ -85,7 +94,8 @@ fn unquote(etag: &str) -> ETag {
 }
 
 fn if_match(etag: &ETag) -> ItemWriteOptions {
-    ItemWriteOptions::default().with_precondition(Precondition::if_match(format!("\"{}\"", etag.as_str())))
+    ItemWriteOptions::default()
+        .with_precondition(Precondition::if_match(format!("\"{}\"", etag.as_str())))
 }
 
 /// Splits a stored body into the port's view (system fields removed).
@@ -98,7 +108,10 @@ fn from_stored(mut body: Value) -> StoreResult<Raw> {
         .and_then(Value::as_str)
         .map(unquote)
         .unwrap_or_else(|| ETag::new(""));
-    let expires_ms = obj.get(EXPIRES_FIELD).and_then(Value::as_i64).unwrap_or(NEVER_MS);
+    let expires_ms = obj
+        .get(EXPIRES_FIELD)
+        .and_then(Value::as_i64)
+        .unwrap_or(NEVER_MS);
     for f in SYSTEM_FIELDS {
         obj.remove(f);
     }
@@ -168,9 +181,9 @@ impl CosmosStore {
         let expires = match ttl_of(body) {
             Some(-1) => NEVER_MS,
             Some(t) => self.now_ms().saturating_add(t.saturating_mul(1000)),
-            None => container
-                .default_ttl_seconds()
-                .map_or(NEVER_MS, |t| self.now_ms().saturating_add(i64::from(t) * 1000)),
+            None => container.default_ttl_seconds().map_or(NEVER_MS, |t| {
+                self.now_ms().saturating_add(i64::from(t) * 1000)
+            }),
         };
         stored
             .as_object_mut()
@@ -202,7 +215,12 @@ impl CosmosStore {
     }
 
     /// Point read of a live document.
-    async fn read_live(&self, container: Container, pk: &str, id: &str) -> StoreResult<Option<Raw>> {
+    async fn read_live(
+        &self,
+        container: Container,
+        pk: &str,
+        id: &str,
+    ) -> StoreResult<Option<Raw>> {
         let now = self.now_ms();
         Ok(self
             .read_raw(container, pk, id)
@@ -349,7 +367,12 @@ enum Write {
 
 #[async_trait]
 impl Store for CosmosStore {
-    async fn read(&self, container: Container, pk: &str, id: &str) -> StoreResult<Option<Document>> {
+    async fn read(
+        &self,
+        container: Container,
+        pk: &str,
+        id: &str,
+    ) -> StoreResult<Option<Document>> {
         self.read_live(container, pk, id)
             .await?
             .map(|raw| document(container, raw))
@@ -360,7 +383,10 @@ impl Store for CosmosStore {
         let (id, pk) = address_of(container, &body)?;
         let stored = self.stored_body(container, &body)?;
         for _ in 0..RACE_ATTEMPTS {
-            match self.write(container, Write::Create, &pk, &id, &stored, None).await {
+            match self
+                .write(container, Write::Create, &pk, &id, &stored, None)
+                .await
+            {
                 Ok(etag) => {
                     return Ok(Document {
                         id,
@@ -380,7 +406,14 @@ impl Store for CosmosStore {
                 return Err(StoreError::Conflict);
             }
             match self
-                .write(container, Write::Replace, &pk, &id, &stored, Some(if_match(&old.etag)))
+                .write(
+                    container,
+                    Write::Replace,
+                    &pk,
+                    &id,
+                    &stored,
+                    Some(if_match(&old.etag)),
+                )
                 .await
             {
                 Ok(etag) => {
@@ -415,7 +448,14 @@ impl Store for CosmosStore {
         };
         if let Some(expected) = if_match_etag {
             let etag = self
-                .write(container, Write::Replace, &pk, &id, &stored, Some(if_match(expected)))
+                .write(
+                    container,
+                    Write::Replace,
+                    &pk,
+                    &id,
+                    &stored,
+                    Some(if_match(expected)),
+                )
                 .await?;
             return Ok(done(etag));
         }
@@ -426,7 +466,14 @@ impl Store for CosmosStore {
                 .await?
                 .ok_or(StoreError::NotFound)?;
             match self
-                .write(container, Write::Replace, &pk, &id, &stored, Some(if_match(&current.etag)))
+                .write(
+                    container,
+                    Write::Replace,
+                    &pk,
+                    &id,
+                    &stored,
+                    Some(if_match(&current.etag)),
+                )
                 .await
             {
                 Ok(etag) => return Ok(done(etag)),
@@ -440,7 +487,9 @@ impl Store for CosmosStore {
     async fn upsert(&self, container: Container, body: Value) -> StoreResult<Document> {
         let (id, pk) = address_of(container, &body)?;
         let stored = self.stored_body(container, &body)?;
-        let etag = self.write(container, Write::Upsert, &pk, &id, &stored, None).await?;
+        let etag = self
+            .write(container, Write::Upsert, &pk, &id, &stored, None)
+            .await?;
         Ok(Document {
             id,
             partition_key: pk,
@@ -522,8 +571,9 @@ impl Store for CosmosStore {
                 // -1: on, without a default, so a document's own `ttl` applies.
                 None => TimeToLive::NoDefault,
             };
-            let props = ContainerProperties::new(container.name(), container.partition_key_path().into())
-                .with_default_ttl(ttl);
+            let props =
+                ContainerProperties::new(container.name(), container.partition_key_path().into())
+                    .with_default_ttl(ttl);
             match db.create_container(props, None).await {
                 Ok(_) => {}
                 Err(e) => match map(&e) {

@@ -38,9 +38,34 @@ impl Sql {
 
 /// Cosmos SQL keywords, which cannot follow a `.` in a property path.
 const KEYWORDS: [&str; 28] = [
-    "and", "array", "as", "asc", "between", "by", "desc", "distinct", "escape", "exists", "false",
-    "from", "group", "in", "join", "like", "limit", "not", "null", "offset", "or", "order",
-    "select", "top", "true", "udf", "undefined", "value",
+    "and",
+    "array",
+    "as",
+    "asc",
+    "between",
+    "by",
+    "desc",
+    "distinct",
+    "escape",
+    "exists",
+    "false",
+    "from",
+    "group",
+    "in",
+    "join",
+    "like",
+    "limit",
+    "not",
+    "null",
+    "offset",
+    "or",
+    "order",
+    "select",
+    "top",
+    "true",
+    "udf",
+    "undefined",
+    "value",
 ];
 
 /// `c.a.b` for the dotted path `a.b`; a keyword or digit-led segment is
@@ -185,12 +210,17 @@ fn fingerprint(container: Container, query: &Query) -> String {
 
 /// Encodes a position as the store's opaque token.
 pub(crate) fn encode_token(container: Container, query: &Query, at: &Resume) -> String {
-    let raw = json!({ "f": fingerprint(container, query), "c": at.sdk, "s": at.skip, "n": at.now_ms });
+    let raw =
+        json!({ "f": fingerprint(container, query), "c": at.sdk, "s": at.skip, "n": at.now_ms });
     URL_SAFE_NO_PAD.encode(raw.to_string())
 }
 
 /// Decodes a token issued by [`encode_token`] for the same query.
-pub(crate) fn decode_token(container: Container, query: &Query, token: &str) -> StoreResult<Resume> {
+pub(crate) fn decode_token(
+    container: Container,
+    query: &Query,
+    token: &str,
+) -> StoreResult<Resume> {
     let bytes = URL_SAFE_NO_PAD
         .decode(token)
         .map_err(|_| StoreError::InvalidContinuation)?;
