@@ -197,7 +197,7 @@ impl CosmosStore {
         let c = self.container(container).await?;
         match c.read_item(pk.to_owned(), id, None).await {
             Ok(resp) => {
-                let header_etag = resp.headers().etag().map(|e| unquote(&e.to_string()));
+                let header_etag = resp.headers().etag().map(|e| unquote(e.as_ref()));
                 let body: Value = resp
                     .into_model()
                     .map_err(|e| StoreError::Unavailable(format!("Cosmos read body: {e}")))?;
@@ -247,7 +247,7 @@ impl CosmosStore {
         let resp = result.map_err(|e| map(&e))?;
         resp.headers()
             .etag()
-            .map(|e| unquote(&e.to_string()))
+            .map(|e| unquote(e.as_ref()))
             .ok_or_else(|| StoreError::Unavailable("Cosmos write answered without an ETag".into()))
     }
 
