@@ -1,10 +1,25 @@
 //! The production store: Azure Cosmos DB NoSQL through `azure_data_cosmos`.
 //!
 //! Each [`Container`] is a Cosmos container with its own partition-key path
-//! and default TTL. Every operation is one SDK request (see the table in
-//! the crate's report / README): point reads by `(pk, id)`, writes with
-//! `If-Match`, queries scoped to one partition unless the caller asked for a
-//! cross-partition scan.
+//! and default TTL. The Cosmos requests behind each operation (for RU cost):
+//!
+//! | operation | Cosmos requests |
+//! |---|---|
+//! | `read` | one point read (`GET …/docs/{id}`, partition key header) |
+//! | `create` | one create; only on 409, a point read and, if the old document expired, a replace with If-Match |
+//! | `replace` with ETag | one replace with `If-Match` |
+//! | `replace` without ETag | a point read, then a replace with `If-Match` (re-read on 412) |
+//! | `upsert` | one upsert |
+//! | `delete` with ETag | one delete with `If-Match` |
+//! | `delete` without ETag | a point read, then a delete with `If-Match` |
+//! | `query`, one partition | query pages with the partition-key header (`max-item-count` = page size) |
+//! | `query`, cross-partition | a locally planned fan-out, one request per physical partition range |
+//! | `count` | `SELECT VALUE COUNT(1)` in one partition (cross-partition refused) |
+//! | `provision` | create database + 12 containers, 409 tolerated (key auth only) |
+//! | `health` | a container metadata read |
+//!
+//! The first use of each container per process also loads its properties
+//! and partition key ranges (the SDK caches them).
 //!
 //! Things the port promises that Cosmos does not do by itself:
 //! - **ETags are opaque strings without quotes.** Cosmos quotes them (`"…"`)
@@ -20,15 +35,15 @@
 
 mod client;
 mod errors;
+mod paging;
 mod sql;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use azure_data_cosmos::clients::{ContainerClient, DatabaseClient};
-use azure_data_cosmos::feed::ContinuationToken;
 use azure_data_cosmos::models::{ContainerProperties, TimeToLive};
-use azure_data_cosmos::options::{ItemWriteOptions, MaxItemCountHint, Precondition, QueryOptions};
+use azure_data_cosmos::options::{ItemWriteOptions, Precondition};
 use azure_data_cosmos::{CosmosClient, FeedScope};
 use futures::StreamExt as _;
 use serde_json::Value;
@@ -249,112 +264,6 @@ impl CosmosStore {
             .etag()
             .map(|e| unquote(e.as_ref()))
             .ok_or_else(|| StoreError::Unavailable("Cosmos write answered without an ETag".into()))
-    }
-
-    /// Reads one page of a query, never returning an empty page with a token
-    /// when another SDK page can be fetched.
-    async fn query_page(&self, container: Container, query: &Query) -> StoreResult<Page> {
-        let resume = match &query.continuation {
-            Some(token) => sql::decode_token(container, query, token)?,
-            None => sql::Resume {
-                sdk: None,
-                skip: 0,
-                now_ms: self.now_ms(),
-            },
-        };
-        let now_ms = resume.now_ms;
-        let text = sql::build(query, now_ms, false)?;
-        let scope = match &query.scope {
-            Scope::Partition(pk) => FeedScope::partition(pk.clone()),
-            Scope::CrossPartition => FeedScope::full_container(),
-        };
-        let max = query.max_items as usize;
-        let hint = std::num::NonZeroU32::new(query.max_items).map(MaxItemCountHint::Limit);
-        let mut options = QueryOptions::default();
-        if let Some(hint) = hint {
-            options = options.with_max_item_count(hint);
-        }
-        if let Some(t) = &resume.sdk {
-            options = options.with_continuation_token(ContinuationToken::from_string(t.clone()));
-        }
-        let resuming = resume.sdk.is_some();
-        let c = self.container(container).await?;
-        let iter = c
-            .query_items::<Value>(text.to_cosmos()?, scope, Some(options))
-            .await
-            .map_err(|e| token_or(resuming, &e))?;
-        let mut pages = iter.into_pages();
-        let mut skip = resume.skip;
-        let mut page_start = resume.sdk.clone();
-        for _ in 0..MAX_PAGES_PER_CALL {
-            let Some(page) = pages.next().await else {
-                return Ok(Page::default());
-            };
-            let page = page.map_err(|e| token_or(resuming, &e))?;
-            let after = pages
-                .to_continuation_token()
-                .map_err(|e| map(&e))?
-                .as_str()
-                .to_owned();
-            let items: Vec<Value> = page.into_items().into_iter().skip(skip).collect();
-            let taken = skip;
-            skip = 0;
-            if items.is_empty() {
-                if sql::sdk_token_drained(&after) {
-                    return Ok(Page::default());
-                }
-                page_start = Some(after);
-                continue;
-            }
-            let mut docs = Vec::with_capacity(items.len().min(max));
-            let over = items.len() > max;
-            for item in items.into_iter().take(max) {
-                docs.push(document(container, from_stored(item)?)?);
-            }
-            let next = if over {
-                // The SDK page was larger than ours: resume inside it.
-                Some(sql::Resume {
-                    sdk: page_start,
-                    skip: taken + max,
-                    now_ms,
-                })
-            } else if sql::sdk_token_drained(&after) {
-                None
-            } else {
-                Some(sql::Resume {
-                    sdk: Some(after),
-                    skip: 0,
-                    now_ms,
-                })
-            };
-            return Ok(Page {
-                items: docs,
-                continuation: next.map(|at| sql::encode_token(container, query, &at)),
-            });
-        }
-        // Only empty pages so far: hand back the position reached.
-        Ok(Page {
-            items: Vec::new(),
-            continuation: Some(sql::encode_token(
-                container,
-                query,
-                &sql::Resume {
-                    sdk: page_start,
-                    skip: 0,
-                    now_ms,
-                },
-            )),
-        })
-    }
-}
-
-/// A failed query is the token's fault when we were resuming and the SDK
-/// refused the position.
-fn token_or(resuming: bool, e: &azure_data_cosmos::CosmosError) -> StoreError {
-    if resuming && errors::is_bad_token(e) {
-        StoreError::InvalidContinuation
-    } else {
-        map(e)
     }
 }
 
