@@ -18,6 +18,7 @@ use crate::secrets::local::{self, LocalSecretStore};
 use crate::services::catalog;
 use crate::state::{App, AppState};
 use crate::store::Store;
+use crate::store::cosmos::{self, CosmosStore};
 use crate::store::embedded::{EmbeddedStore, SqliteDb};
 use crate::webhooks::fanout::WebhookFanout;
 
@@ -28,8 +29,15 @@ pub async fn open_store(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Resul
             let db = shared_db(config)?;
             Ok(Arc::new(EmbeddedStore::new(db, clock)))
         }
-        StoreConfig::Cosmos { .. } => {
-            anyhow::bail!("STORE=cosmos is not available in this build yet")
+        StoreConfig::Cosmos {
+            endpoint,
+            key,
+            database,
+        } => {
+            let client = cosmos::connect(endpoint, key.as_ref())
+                .await
+                .with_context(|| format!("connecting to Cosmos DB at {endpoint}"))?;
+            Ok(Arc::new(CosmosStore::new(client, database.clone(), clock)))
         }
     }
 }

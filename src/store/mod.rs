@@ -8,6 +8,7 @@
 //! the Cosmos SDK refuses cross-partition aggregates.
 
 mod containers;
+pub mod cosmos;
 pub mod embedded;
 mod query;
 mod typed;

@@ -34,6 +34,7 @@ pub async fn test_store(dir: &std::path::Path, clock: Arc<dyn Clock>) -> Arc<dyn
             let db = SqliteDb::open(&dir.join("test.db")).expect("open sqlite");
             Arc::new(EmbeddedStore::new(db, clock))
         }
+        "cosmos" => crate::cosmos_emulator::store(clock).await,
         other => panic!("TEST_STORE={other} is not a known backend"),
     }
 }

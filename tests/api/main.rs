@@ -7,6 +7,8 @@ mod auth;
 mod catalog;
 mod concurrency;
 mod conventions;
+#[path = "../support/cosmos_emulator.rs"]
+mod cosmos_emulator;
 mod fuzz;
 mod helpers;
 mod idempotency;
@@ -14,4 +16,5 @@ mod integrations;
 mod pagination;
 mod smoke;
 mod tenancy;
+mod two_writers;
 mod validation;

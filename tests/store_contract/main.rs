@@ -3,6 +3,9 @@
 //! Add a backend by one `contract_tests!(name, async { Arc<dyn Store> })` line.
 
 mod contract;
+#[path = "../support/cosmos_emulator.rs"]
+mod cosmos_emulator;
+mod cosmos_throttling;
 
 use std::sync::Arc;
 
@@ -41,3 +44,4 @@ async fn embedded() -> Arc<dyn Store> {
 }
 
 contract_tests!(embedded_store, embedded());
+contract_tests!(cosmos_store, cosmos_emulator::store(Arc::new(SystemClock)));
