@@ -27,6 +27,7 @@ impl CosmosStore {
                 sdk: None,
                 skip: 0,
                 now_ms: self.now_ms(),
+                last: None,
             },
         };
         let now_ms = resume.now_ms;
@@ -52,6 +53,7 @@ impl CosmosStore {
             .map_err(|e| token_or(resuming, &e))?;
         let mut pages = iter.into_pages();
         let mut skip = resume.skip;
+        let mut last = resume.last.clone();
         let mut page_start = resume.sdk.clone();
         for _ in 0..MAX_PAGES_PER_CALL {
             let Some(page) = pages.next().await else {
@@ -63,7 +65,16 @@ impl CosmosStore {
                 .map_err(|e| map(&e))?
                 .as_str()
                 .to_owned();
-            let items: Vec<Value> = page.into_items().into_iter().skip(skip).collect();
+            let all: Vec<Value> = page.into_items();
+            if let Some((pk, id)) = last.take() {
+                let field = container.partition_key_field();
+                if let Some(i) = all.iter().position(|v| {
+                    v["id"].as_str() == Some(id.as_str()) && v[field].as_str() == Some(pk.as_str())
+                }) {
+                    skip = i + 1;
+                }
+            }
+            let items: Vec<Value> = all.into_iter().skip(skip).collect();
             let taken = skip;
             skip = 0;
             if items.is_empty() {
@@ -84,6 +95,7 @@ impl CosmosStore {
                     sdk: page_start,
                     skip: taken + max,
                     now_ms,
+                    last: docs.last().map(|d| (d.partition_key.clone(), d.id.clone())),
                 })
             } else if sql::sdk_token_drained(&after) {
                 None
@@ -92,6 +104,9 @@ impl CosmosStore {
                     sdk: Some(after),
                     skip: 0,
                     now_ms,
+                    // Resuming ORDER BY queries may repeat the boundary item
+                    // after concurrent inserts: seek past it if it reappears.
+                    last: docs.last().map(|d| (d.partition_key.clone(), d.id.clone())),
                 })
             };
             return Ok(Page {
@@ -109,6 +124,7 @@ impl CosmosStore {
                     sdk: page_start,
                     skip: 0,
                     now_ms,
+                    last: None,
                 },
             )),
         })

@@ -187,6 +187,10 @@ pub(crate) struct Resume {
     pub sdk: Option<String>,
     /// Items of that page already returned.
     pub skip: usize,
+    /// The last item returned from that page (`pk`, `id`): resumption seeks
+    /// past it, so items inserted or deleted before it shift nothing; `skip`
+    /// is only the fallback when it is gone.
+    pub last: Option<(String, String)>,
     /// The clock reading (epoch ms) the query's first page used to hide
     /// expired documents: every page of one query uses the same one, because
     /// the SDK's ORDER BY tokens only resume the exact same query parameters.
@@ -210,8 +214,7 @@ fn fingerprint(container: Container, query: &Query) -> String {
 
 /// Encodes a position as the store's opaque token.
 pub(crate) fn encode_token(container: Container, query: &Query, at: &Resume) -> String {
-    let raw =
-        json!({ "f": fingerprint(container, query), "c": at.sdk, "s": at.skip, "n": at.now_ms });
+    let raw = json!({ "f": fingerprint(container, query), "c": at.sdk, "s": at.skip, "n": at.now_ms, "l": at.last });
     URL_SAFE_NO_PAD.encode(raw.to_string())
 }
 
@@ -243,7 +246,19 @@ pub(crate) fn decode_token(
         .get("n")
         .and_then(Value::as_i64)
         .ok_or(StoreError::InvalidContinuation)?;
-    Ok(Resume { sdk, skip, now_ms })
+    let last = match v.get("l") {
+        None | Some(Value::Null) => None,
+        Some(l) => Some(
+            serde_json::from_value::<(String, String)>(l.clone())
+                .map_err(|_| StoreError::InvalidContinuation)?,
+        ),
+    };
+    Ok(Resume {
+        sdk,
+        skip,
+        now_ms,
+        last,
+    })
 }
 
 /// Whether an SDK token says the whole query is drained (so no next page).
@@ -313,6 +328,7 @@ mod tests {
             sdk: Some("c1.abc".into()),
             skip: 3,
             now_ms: 7,
+            last: None,
         };
         let token = encode_token(Container::Integrations, &q, &at);
         assert_eq!(
