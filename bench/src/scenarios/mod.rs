@@ -4,6 +4,7 @@
 //! writing a module with a type implementing [`Scenario`] and listing it in
 //! [`all`]; `--only <name>` runs a subset.
 
+pub mod handler_start;
 pub mod http;
 pub mod startup;
 
@@ -80,7 +81,11 @@ pub trait Scenario {
 
 /// Every scenario, in running order.
 pub fn all() -> Vec<Box<dyn Scenario>> {
-    vec![Box::new(startup::Startup), Box::new(http::Http)]
+    vec![
+        Box::new(startup::Startup),
+        Box::new(handler_start::HandlerStart),
+        Box::new(http::Http),
+    ]
 }
 
 /// The value at quantile `q` of `xs` (nearest rank).
