@@ -41,6 +41,10 @@ impl InboundEventHandler for Flaky {
     }
 }
 
+#[expect(
+    clippy::needless_pass_by_value,
+    reason = "callers build the data inline"
+)]
 fn envelope(event_type: &str, data: Value) -> Value {
     json!({
         "id": Uuid::new_v4(), "type": event_type, "version": "1.0",

@@ -51,10 +51,10 @@ impl Serve {
 
     async fn wait_ready(&self, client: &reqwest::Client) {
         for _ in 0..600 {
-            if let Ok(r) = client.get(format!("{}/ready", self.base())).send().await {
-                if r.status().is_success() {
-                    return;
-                }
+            if let Ok(r) = client.get(format!("{}/ready", self.base())).send().await
+                && r.status().is_success()
+            {
+                return;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

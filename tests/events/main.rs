@@ -2,6 +2,8 @@
 //! `TEST_RABBITMQ_URL`). Every exchange and queue a test declares has a uuid
 //! suffix, so tests share the broker with anything else safely.
 
+#[path = "../support/cosmos_emulator.rs"]
+mod cosmos_emulator;
 #[path = "../api/helpers.rs"]
 mod helpers;
 
