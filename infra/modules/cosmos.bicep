@@ -37,6 +37,7 @@ var containers = [
   { name: 'integration_oauth_states', partitionKey: '/tenantId', defaultTtl: 600 }
   { name: 'integration_outbox', partitionKey: '/tenantId', defaultTtl: -1 }
   { name: 'integration_shards', partitionKey: '/tenantId', defaultTtl: -1 }
+  { name: 'integration_secrets', partitionKey: '/tenantId', defaultTtl: -1 }
 ]
 
 resource account 'Microsoft.DocumentDB/databaseAccounts@2024-05-15' = {

@@ -146,7 +146,9 @@ async fn invocations_of_unknown_functions_fail_cleanly() {
         assert_eq!(ans.status, 404, "{:?}", String::from_utf8_lossy(&ans.body));
         assert_eq!(ans.header("content-type"), Some("application/problem+json"));
     }
-    // The handler keeps serving after all that.
+    // The handler keeps serving after all that (once its App is built: the
+    // unknown-function answers above do not wait for it).
+    host.wait_app().await;
     let again = host.http("GET", "/api/ready", &[], None).await;
     assert_eq!(again.status, 200, "{again:?}");
 }
