@@ -201,6 +201,33 @@ fn parse_body(text: &str) -> StoreResult<Value> {
     serde_json::from_str(text).map_err(|e| StoreError::Invalid(format!("stored body: {e}")))
 }
 
+/// Fails unless a live document exists at the address and, when `expected`
+/// is given, still has that ETag (the If-Match check of replace and delete).
+fn check_version(
+    tx: &rusqlite::Transaction<'_>,
+    container: Container,
+    pk: &str,
+    id: &str,
+    now: i64,
+    expected: Option<&str>,
+) -> StoreResult<()> {
+    let current: String = tx
+        .query_row(
+            &format!(
+                "SELECT etag FROM documents WHERE container = ? AND pk = ? AND id = ? AND {LIVE}"
+            ),
+            params![container.name(), pk, id, now],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(unavailable)?
+        .ok_or(StoreError::NotFound)?;
+    match expected {
+        Some(e) if e != current => Err(StoreError::PreconditionFailed),
+        _ => Ok(()),
+    }
+}
+
 /// The condition that hides expired documents (one `?`: now in ms).
 pub(crate) const LIVE: &str = "(expires_at IS NULL OR expires_at > ?)";
 
@@ -290,18 +317,7 @@ impl Store for EmbeddedStore {
         self.db
             .write(move |c| {
                 let tx = c.transaction().map_err(unavailable)?;
-                let current: Option<String> = tx
-                    .query_row(
-                        &format!("SELECT etag FROM documents WHERE container = ? AND pk = ? AND id = ? AND {LIVE}"),
-                        params![container.name(), pk, id, now],
-                        |r| r.get(0),
-                    )
-                    .optional()
-                    .map_err(unavailable)?;
-                let current = current.ok_or(StoreError::NotFound)?;
-                if expected.as_ref().is_some_and(|e| *e != current) {
-                    return Err(StoreError::PreconditionFailed);
-                }
+                check_version(&tx, container, &pk, &id, now, expected.as_deref())?;
                 tx.execute(
                     "UPDATE documents SET etag = ?4, body = ?5, expires_at = ?6
                      WHERE container = ?1 AND pk = ?2 AND id = ?3",
@@ -352,18 +368,7 @@ impl Store for EmbeddedStore {
         self.db
             .write(move |c| {
                 let tx = c.transaction().map_err(unavailable)?;
-                let current: Option<String> = tx
-                    .query_row(
-                        &format!("SELECT etag FROM documents WHERE container = ? AND pk = ? AND id = ? AND {LIVE}"),
-                        params![container.name(), pk, id, now],
-                        |r| r.get(0),
-                    )
-                    .optional()
-                    .map_err(unavailable)?;
-                let current = current.ok_or(StoreError::NotFound)?;
-                if expected.as_ref().is_some_and(|e| *e != current) {
-                    return Err(StoreError::PreconditionFailed);
-                }
+                check_version(&tx, container, &pk, &id, now, expected.as_deref())?;
                 tx.execute(
                     "DELETE FROM documents WHERE container = ?1 AND pk = ?2 AND id = ?3",
                     params![container.name(), pk, id],
