@@ -1,7 +1,9 @@
 //! HS256 access tokens (SPEC §4): verification for requests, minting for the
 //! `token` command and tests.
 
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::PoisonError;
 
 use base64::Engine as _;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
@@ -35,7 +37,29 @@ pub enum AuthError {
     MissingTenant,
 }
 
+/// Seconds of clock skew allowed on `exp` and `nbf`.
+const LEEWAY: i64 = 30;
+
+/// Verified tokens remembered at most; the cache is emptied when full.
+const VERIFIED_CACHE: usize = 4096;
+
+/// A token that verified, and the window in which it stays valid.
+#[derive(Clone)]
+struct Verified {
+    principal: Principal,
+    /// Unix seconds from which it is valid (`nbf` − leeway).
+    from: i64,
+    /// Unix seconds until which it is valid (`exp` + leeway).
+    until: i64,
+}
+
 /// Signs and verifies tokens with one HS256 secret.
+///
+/// A client sends the same token on every request until it expires, and a
+/// full verification (base64, JSON, HMAC) costs more than the rest of a point
+/// read: tokens that verified are remembered by their exact text with their
+/// validity window, so a repeat costs one map lookup and a time check. Only
+/// successes are kept; anything else is verified in full every time.
 #[derive(Clone)]
 pub struct TokenKeys {
     encoding: EncodingKey,
@@ -43,6 +67,7 @@ pub struct TokenKeys {
     validation: Validation,
     issuer: Option<String>,
     audience: Option<String>,
+    verified: std::sync::Arc<std::sync::RwLock<HashMap<Box<str>, Verified>>>,
 }
 
 impl std::fmt::Debug for TokenKeys {
@@ -59,7 +84,7 @@ impl TokenKeys {
     pub fn new(secret: &SecretString, issuer: Option<String>, audience: Option<String>) -> Self {
         let bytes = secret.expose_secret().as_bytes();
         let mut validation = Validation::new(Algorithm::HS256);
-        validation.leeway = 30;
+        validation.leeway = LEEWAY.unsigned_abs();
         // A token whose `nbf` lies ahead is not valid yet (RFC 7519 §4.1.5).
         validation.validate_nbf = true;
         // A configured `iss`/`aud` must be present, not only right when present.
@@ -81,11 +106,36 @@ impl TokenKeys {
             validation,
             issuer,
             audience,
+            verified: std::sync::Arc::default(),
         }
     }
 
     /// Verifies a token and reads the caller from it.
     pub fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        let now = chrono::Utc::now().timestamp();
+        if let Some(v) = self
+            .verified
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(token)
+            .filter(|v| v.from <= now && now <= v.until)
+        {
+            return Ok(v.principal.clone());
+        }
+        let verified = self.verify_in_full(token)?;
+        let principal = verified.principal.clone();
+        let mut cache = self
+            .verified
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if cache.len() >= VERIFIED_CACHE {
+            cache.clear();
+        }
+        cache.insert(token.into(), verified);
+        Ok(principal)
+    }
+
+    fn verify_in_full(&self, token: &str) -> Result<Verified, AuthError> {
         let data =
             jsonwebtoken::decode::<Map<String, Value>>(token, &self.decoding, &self.validation)
                 .map_err(|e| match e.kind() {
@@ -118,10 +168,16 @@ impl TokenKeys {
             .get("isSuperAdmin")
             .and_then(Value::as_bool)
             .unwrap_or(false);
-        Ok(Principal {
-            tenant_id: TenantId(tenant),
-            user_id,
-            is_super_admin,
+        let seconds = |k: &str| claims.get(k).and_then(Value::as_i64);
+        Ok(Verified {
+            principal: Principal {
+                tenant_id: TenantId(tenant),
+                user_id,
+                is_super_admin,
+            },
+            from: seconds("nbf").map_or(i64::MIN, |nbf| nbf.saturating_sub(LEEWAY)),
+            // `exp` is required and numeric, or decoding failed above.
+            until: seconds("exp").map_or(i64::MIN, |exp| exp.saturating_add(LEEWAY)),
         })
     }
 

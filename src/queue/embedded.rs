@@ -90,10 +90,9 @@ impl EmbeddedQueue {
         let rows = self
             .db
             .write(move |c| {
-                let tx = c.transaction().map_err(unavailable)?;
                 let mut out = Vec::new();
                 {
-                    let mut pick = tx
+                    let mut pick = c
                         .prepare_cached(
                             "SELECT seq, message_id, body, attempts FROM jobs
                              WHERE visible_at <= ?1 ORDER BY visible_at, seq LIMIT ?2",
@@ -111,7 +110,7 @@ impl EmbeddedQueue {
                         .map_err(unavailable)?
                         .collect::<Result<Vec<_>, _>>()
                         .map_err(unavailable)?;
-                    let mut lease_st = tx
+                    let mut lease_st = c
                         .prepare_cached(
                             "UPDATE jobs SET visible_at = ?2, attempts = attempts + 1, lease = ?3 WHERE seq = ?1",
                         )
@@ -124,7 +123,6 @@ impl EmbeddedQueue {
                         out.push((seq, lease, message_id, body, attempts + 1));
                     }
                 }
-                tx.commit().map_err(unavailable)?;
                 Ok(out)
             })
             .await

@@ -55,6 +55,20 @@ pub struct Document {
     pub body: Value,
 }
 
+/// One stored document whose body is still JSON text (for typed reads that
+/// deserialize straight into an entity, without a `Value` tree between).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TextDocument {
+    /// The document id, unique within its partition.
+    pub id: String,
+    /// The value of the container's partition-key path.
+    pub partition_key: String,
+    /// The version the backend assigned on the last write.
+    pub etag: ETag,
+    /// The JSON body as written (system properties removed).
+    pub body: String,
+}
+
 /// One page of a query.
 #[derive(Debug, Clone, Default)]
 pub struct Page {
@@ -107,6 +121,27 @@ pub trait Store: Send + Sync + 'static {
     /// Reads one document; `Ok(None)` if absent or expired.
     async fn read(&self, container: Container, pk: &str, id: &str)
     -> StoreResult<Option<Document>>;
+
+    /// [`Store::read`] with the body as JSON text. Backends that keep text
+    /// override it; the default serializes what `read` returns.
+    async fn read_text(
+        &self,
+        container: Container,
+        pk: &str,
+        id: &str,
+    ) -> StoreResult<Option<TextDocument>> {
+        let Some(doc) = self.read(container, pk, id).await? else {
+            return Ok(None);
+        };
+        let body =
+            serde_json::to_string(&doc.body).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        Ok(Some(TextDocument {
+            id: doc.id,
+            partition_key: doc.partition_key,
+            etag: doc.etag,
+            body,
+        }))
+    }
 
     /// Creates a document; [`StoreError::Conflict`] if its id is taken in the partition.
     async fn create(&self, container: Container, body: Value) -> StoreResult<Document>;

@@ -6,7 +6,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::{Container, Document, ETag, Query, Store, StoreError, StoreResult};
+use super::{Container, Document, ETag, Query, Store, StoreError, StoreResult, TextDocument};
 
 /// A document type kept in one container.
 pub trait Entity: Serialize + DeserializeOwned + Send + Sync {
@@ -40,6 +40,18 @@ fn from_doc<T: Entity>(doc: Document) -> StoreResult<T> {
     Ok(entity)
 }
 
+fn from_text<T: Entity>(doc: &TextDocument) -> StoreResult<T> {
+    let mut entity: T = serde_json::from_str(&doc.body).map_err(|e| {
+        StoreError::Invalid(format!(
+            "stored {} {} does not parse: {e}",
+            T::CONTAINER.name(),
+            doc.id
+        ))
+    })?;
+    entity.set_etag(&doc.etag);
+    Ok(entity)
+}
+
 /// Marker so that `StoreExt` is importable where the methods are used.
 pub trait StoreExt {}
 impl StoreExt for dyn Store {}
@@ -47,8 +59,8 @@ impl StoreExt for dyn Store {}
 impl dyn Store {
     /// Reads an entity; `None` if absent.
     pub async fn get<T: Entity>(&self, pk: &str, id: &str) -> StoreResult<Option<T>> {
-        match self.read(T::CONTAINER, pk, id).await? {
-            Some(doc) => Ok(Some(from_doc(doc)?)),
+        match self.read_text(T::CONTAINER, pk, id).await? {
+            Some(doc) => Ok(Some(from_text(&doc)?)),
             None => Ok(None),
         }
     }

@@ -1,8 +1,9 @@
 //! The embedded store: one SQLite file in WAL mode holding every logical
 //! container as rows of `(container, pk, id) → (etag, body, expires_at)`.
 //!
-//! Writes go through one connection (SQLite serialises writers anyway);
-//! reads use a small pool. All SQLite work runs on the blocking pool.
+//! Writes go through one connection on a dedicated thread that commits them
+//! in groups (see [`writer`]); point reads run inline on pooled reader
+//! connections, queries on the blocking pool.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -13,11 +14,16 @@ use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 use serde_json::Value;
 
 mod sql;
+mod writer;
 
 use self::sql::{SqlQuery, encode_token};
+use self::writer::Writer;
 
 use super::query::{Query, Scope};
-use super::{Container, Document, ETag, Page, Store, StoreError, StoreResult, address_of, ttl_of};
+use super::{
+    Container, Document, ETag, Page, Store, StoreError, StoreResult, TextDocument, address_of,
+    ttl_of,
+};
 use crate::clock::Clock;
 
 const SCHEMA: &str = "
@@ -45,7 +51,7 @@ const READER_POOL: usize = 64;
 /// Other embedded components (the job queue) keep their tables in the same file.
 pub struct SqliteDb {
     path: std::path::PathBuf,
-    writer: Mutex<Connection>,
+    writer: Writer,
     readers: Mutex<Vec<Connection>>,
 }
 
@@ -79,24 +85,20 @@ impl SqliteDb {
         writer.execute_batch(SCHEMA).map_err(unavailable)?;
         Ok(Arc::new(Self {
             path: path.to_owned(),
-            writer: Mutex::new(writer),
+            writer: Writer::spawn(writer).map_err(unavailable)?,
             readers: Mutex::new(Vec::new()),
         }))
     }
 
-    /// Runs `f` on the writer connection on the blocking pool.
-    pub async fn write<T, F>(self: &Arc<Self>, f: F) -> StoreResult<T>
+    /// Runs `f` on the writer connection, atomically: it is committed with
+    /// other queued writes, or rolled back alone if it fails. Resolves once
+    /// committed.
+    pub async fn write<T, F>(&self, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
-        F: FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     {
-        let db = Arc::clone(self);
-        tokio::task::spawn_blocking(move || {
-            let mut conn = db.writer.lock().unwrap_or_else(PoisonError::into_inner);
-            f(&mut conn)
-        })
-        .await
-        .map_err(unavailable)?
+        self.writer.submit(f).await
     }
 
     /// Runs `f` on a pooled reader connection on the blocking pool.
@@ -204,14 +206,14 @@ fn parse_body(text: &str) -> StoreResult<Value> {
 /// Fails unless a live document exists at the address and, when `expected`
 /// is given, still has that ETag (the If-Match check of replace and delete).
 fn check_version(
-    tx: &rusqlite::Transaction<'_>,
+    conn: &Connection,
     container: Container,
     pk: &str,
     id: &str,
     now: i64,
     expected: Option<&str>,
 ) -> StoreResult<()> {
-    let current: String = tx
+    let current: String = conn
         .query_row(
             &format!(
                 "SELECT etag FROM documents WHERE container = ? AND pk = ? AND id = ? AND {LIVE}"
@@ -231,6 +233,11 @@ fn check_version(
 /// The condition that hides expired documents (one `?`: now in ms).
 pub(crate) const LIVE: &str = "(expires_at IS NULL OR expires_at > ?)";
 
+/// A point read of a live document (the condition is [`LIVE`], spelled out
+/// so that the hot path formats nothing).
+const POINT_READ: &str = "SELECT etag, body FROM documents
+     WHERE container = ? AND pk = ? AND id = ? AND (expires_at IS NULL OR expires_at > ?)";
+
 #[async_trait]
 impl Store for EmbeddedStore {
     async fn read(
@@ -239,24 +246,42 @@ impl Store for EmbeddedStore {
         pk: &str,
         id: &str,
     ) -> StoreResult<Option<Document>> {
-        let (pk, id, now) = (pk.to_owned(), id.to_owned(), self.now_ms());
-        self.db.read_now(move |c| {
-                let row = c
-                    .prepare_cached(&format!(
-                        "SELECT etag, body FROM documents WHERE container = ? AND pk = ? AND id = ? AND {LIVE}"
-                    ))
-                    .and_then(|mut st| {
-                        st.query_row(params![container.name(), pk, id, now], |r| {
-                            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-                        })
-                        .optional()
-                    })
-                    .map_err(unavailable)?;
-                row.map(|(etag, body)| {
-                    Ok(Document { id, partition_key: pk, etag: ETag::new(etag), body: parse_body(&body)? })
+        self.read_text(container, pk, id)
+            .await?
+            .map(|d| {
+                Ok(Document {
+                    body: parse_body(&d.body)?,
+                    id: d.id,
+                    partition_key: d.partition_key,
+                    etag: d.etag,
                 })
-                .transpose()
             })
+            .transpose()
+    }
+
+    async fn read_text(
+        &self,
+        container: Container,
+        pk: &str,
+        id: &str,
+    ) -> StoreResult<Option<TextDocument>> {
+        let now = self.now_ms();
+        let row = self.db.read_now(|c| {
+            c.prepare_cached(POINT_READ)
+                .and_then(|mut st| {
+                    st.query_row(params![container.name(), pk, id, now], |r| {
+                        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                    })
+                    .optional()
+                })
+                .map_err(unavailable)
+        })?;
+        Ok(row.map(|(etag, body)| TextDocument {
+            id: id.to_owned(),
+            partition_key: pk.to_owned(),
+            etag: ETag::new(etag),
+            body,
+        }))
     }
 
     async fn create(&self, container: Container, body: Value) -> StoreResult<Document> {
@@ -273,14 +298,13 @@ impl Store for EmbeddedStore {
         };
         self.db
             .write(move |c| {
-                let tx = c.transaction().map_err(unavailable)?;
                 // An expired document no longer holds its id.
-                tx.execute(
+                c.execute(
                     "DELETE FROM documents WHERE container = ?1 AND pk = ?2 AND id = ?3 AND expires_at <= ?4",
                     params![container.name(), pk, id, now],
                 )
                 .map_err(unavailable)?;
-                let inserted = tx
+                let inserted = c
                     .execute(
                         "INSERT INTO documents (container, pk, id, etag, body, expires_at)
                          VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
@@ -290,7 +314,7 @@ impl Store for EmbeddedStore {
                 if inserted == 0 {
                     return Err(StoreError::Conflict);
                 }
-                tx.commit().map_err(unavailable)
+                Ok(())
             })
             .await?;
         Ok(doc)
@@ -316,15 +340,14 @@ impl Store for EmbeddedStore {
         };
         self.db
             .write(move |c| {
-                let tx = c.transaction().map_err(unavailable)?;
-                check_version(&tx, container, &pk, &id, now, expected.as_deref())?;
-                tx.execute(
+                check_version(c, container, &pk, &id, now, expected.as_deref())?;
+                c.execute(
                     "UPDATE documents SET etag = ?4, body = ?5, expires_at = ?6
                      WHERE container = ?1 AND pk = ?2 AND id = ?3",
                     params![container.name(), pk, id, etag, text, expires],
                 )
                 .map_err(unavailable)?;
-                tx.commit().map_err(unavailable)
+                Ok(())
             })
             .await?;
         Ok(doc)
@@ -367,14 +390,13 @@ impl Store for EmbeddedStore {
         let expected = if_match.map(|e| e.as_str().to_owned());
         self.db
             .write(move |c| {
-                let tx = c.transaction().map_err(unavailable)?;
-                check_version(&tx, container, &pk, &id, now, expected.as_deref())?;
-                tx.execute(
+                check_version(c, container, &pk, &id, now, expected.as_deref())?;
+                c.execute(
                     "DELETE FROM documents WHERE container = ?1 AND pk = ?2 AND id = ?3",
                     params![container.name(), pk, id],
                 )
                 .map_err(unavailable)?;
-                tx.commit().map_err(unavailable)
+                Ok(())
             })
             .await
     }
