@@ -19,6 +19,7 @@ use crate::services::catalog;
 use crate::state::{App, AppState};
 use crate::store::Store;
 use crate::store::cosmos::{self, CosmosStore};
+use crate::services::catalog_cache::CatalogCache;
 use crate::store::embedded::{EmbeddedStore, SqliteDb};
 use crate::webhooks::fanout::WebhookFanout;
 
@@ -149,6 +150,7 @@ pub async fn build_with(
         outbound,
         secrets,
         queue,
+        catalog: CatalogCache::default(),
     };
     let seeded = catalog::seed(&app)
         .await

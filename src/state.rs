@@ -10,6 +10,7 @@ use crate::events::Events;
 use crate::outbound::OutboundClient;
 use crate::queue::JobQueue;
 use crate::secrets::SecretStore;
+use crate::services::catalog_cache::CatalogCache;
 use crate::store::Store;
 
 /// Everything a request, timer or job needs.
@@ -30,6 +31,8 @@ pub struct App {
     pub secrets: Arc<dyn SecretStore>,
     /// Job queue (webhook deliveries, sync runs).
     pub queue: Arc<dyn JobQueue>,
+    /// The catalog as tenants' requests read it.
+    pub catalog: CatalogCache,
 }
 
 impl std::fmt::Debug for App {

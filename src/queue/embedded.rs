@@ -15,7 +15,7 @@ use super::{JobQueue, QueueError};
 use crate::clock::Clock;
 use crate::jobs::JobMessage;
 use crate::store::StoreError;
-use crate::store::embedded::SqliteDb;
+use crate::store::embedded::{ExecuteCached as _, SqliteDb};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS jobs (
@@ -92,14 +92,16 @@ impl EmbeddedQueue {
             .write(move |c| {
                 let mut out = Vec::new();
                 {
+                    // The limit is literal: a bound LIMIT recompiles the
+                    // statement on every run (SQLite 3.50).
                     let mut pick = c
-                        .prepare_cached(
+                        .prepare_cached(&format!(
                             "SELECT seq, message_id, body, attempts FROM jobs
-                             WHERE visible_at <= ?1 ORDER BY visible_at, seq LIMIT ?2",
-                        )
+                             WHERE visible_at <= ?1 ORDER BY visible_at, seq LIMIT {max}"
+                        ))
                         .map_err(unavailable)?;
                     let picked = pick
-                        .query_map(params![now, max], |r| {
+                        .query_map(params![now], |r| {
                             Ok((
                                 r.get::<_, i64>(0)?,
                                 r.get::<_, String>(1)?,
@@ -151,7 +153,7 @@ impl EmbeddedQueue {
     async fn delete(&self, seq: i64, lease: String) -> Result<bool, QueueError> {
         self.db
             .write(move |c| {
-                c.execute(
+                c.execute_cached(
                     "DELETE FROM jobs WHERE seq = ?1 AND lease = ?2",
                     params![seq, lease],
                 )
@@ -175,7 +177,7 @@ impl EmbeddedQueue {
         let (seq, lease) = (job.seq, job.lease.clone());
         self.db
             .write(move |c| {
-                c.execute(
+                c.execute_cached(
                     "UPDATE jobs SET visible_at = ?3, lease = NULL WHERE seq = ?1 AND lease = ?2",
                     params![seq, lease, at],
                 )

@@ -1,5 +1,8 @@
 //! The provider catalog: seeding, tenant-visible reads and super-admin CRUD.
 
+use std::sync::Arc;
+use std::time::Instant;
+
 use crate::domain::catalog::{CatalogEntry, CatalogEntryInput, built_ins};
 use crate::domain::integration::Integration;
 use crate::domain::tenancy::{Ctx, TenantId};
@@ -30,7 +33,10 @@ pub async fn seed(app: &App) -> Result<usize> {
         let mut entry = CatalogEntry::from_input(id, input, now);
         entry.built_in = true;
         match app.store.insert(&entry).await {
-            Ok(_) => created += 1,
+            Ok(_) => {
+                created += 1;
+                app.catalog.invalidate();
+            }
             Err(StoreError::Conflict) => {} // another instance seeded it first
             Err(e) => return Err(e.into()),
         }
@@ -45,11 +51,23 @@ pub async fn find(app: &App, id: &str) -> Result<Option<CatalogEntry>> {
     Ok(items.pop())
 }
 
+/// The whole catalog, sorted by id, from the cache when it is fresh.
+async fn cached(app: &App) -> Result<Arc<Vec<CatalogEntry>>> {
+    if let Some(entries) = app.catalog.fresh() {
+        return Ok(entries);
+    }
+    let read_at = Instant::now();
+    let entries = all(app).await?;
+    Ok(app.catalog.keep(read_at, entries))
+}
+
 /// One entry the caller's tenant may use.
 pub async fn get_visible(app: &App, tenant: TenantId, id: &str) -> Result<CatalogEntry> {
-    find(app, id)
+    cached(app)
         .await?
-        .filter(|e| e.visible_to(tenant))
+        .iter()
+        .find(|e| e.id == id && e.visible_to(tenant))
+        .cloned()
         .ok_or(Error::NotFound("catalog entry"))
 }
 
@@ -60,9 +78,10 @@ pub async fn list_visible(
     filter: &CatalogFilter,
 ) -> Result<Vec<CatalogEntry>> {
     let search = filter.search.as_deref().map(str::to_lowercase);
-    let entries = all(app, filter.category.as_deref()).await?;
+    let entries = cached(app).await?;
     Ok(entries
-        .into_iter()
+        .iter()
+        .filter(|e| filter.category.as_ref().is_none_or(|c| &e.category == c))
         .filter(|e| e.visible_to(ctx.tenant()))
         .filter(|e| {
             search.as_deref().is_none_or(|s| {
@@ -71,17 +90,12 @@ pub async fn list_visible(
                     .any(|f| f.to_lowercase().contains(s))
             })
         })
+        .cloned()
         .collect())
 }
 
-async fn all(app: &App, category: Option<&str>) -> Result<Vec<CatalogEntry>> {
-    let mut q = Query::cross_partition().order_by("id", false).limit(1000);
-    if let Some(c) = category {
-        q = Query {
-            scope: crate::store::Scope::Partition(c.to_owned()),
-            ..q
-        };
-    }
+async fn all(app: &App) -> Result<Vec<CatalogEntry>> {
+    let q = Query::cross_partition().order_by("id", false).limit(1000);
     Ok(app.store.all::<CatalogEntry>(q, 10).await?)
 }
 
@@ -114,12 +128,14 @@ pub async fn admin_create(app: &App, input: CatalogEntryInput) -> Result<Catalog
         )));
     }
     let entry = CatalogEntry::from_input(id, input, app.clock.now());
-    app.store.insert(&entry).await.map_err(|e| match e {
+    let saved = app.store.insert(&entry).await.map_err(|e| match e {
         StoreError::Conflict => {
             Error::Conflict(format!("catalog entry {} already exists", entry.id))
         }
         e => e.into(),
-    })
+    })?;
+    app.catalog.invalidate();
+    Ok(saved)
 }
 
 /// Replaces an entry (super-admin); moving it to another category moves its document.
@@ -143,12 +159,19 @@ pub async fn admin_replace(
     next.built_in = current.built_in;
     next.updated_at = app.clock.now();
     if next.category == current.category {
-        return Ok(app.store.put(&next, Some(&ETag::new(current.etag))).await?);
+        let saved = app.store.put(&next, Some(&ETag::new(current.etag))).await?;
+        app.catalog.invalidate();
+        return Ok(saved);
     }
-    let saved = app.store.insert(&next).await?;
-    app.store
+    let saved = app.store.insert(&next).await;
+    app.catalog.invalidate();
+    let saved = saved?;
+    let removed = app
+        .store
         .remove::<CatalogEntry>(&current.category, id, Some(&ETag::new(current.etag)))
-        .await?;
+        .await;
+    app.catalog.invalidate();
+    removed?;
     Ok(saved)
 }
 
@@ -165,8 +188,9 @@ pub async fn admin_delete(app: &App, id: &str, if_match: Option<&ETag>) -> Resul
         )));
     }
     let etag = if_match.cloned().unwrap_or_else(|| ETag::new(current.etag));
-    Ok(app
-        .store
+    app.store
         .remove::<CatalogEntry>(&current.category, id, Some(&etag))
-        .await?)
+        .await?;
+    app.catalog.invalidate();
+    Ok(())
 }

@@ -265,7 +265,7 @@ impl Events {
             Err(e) => {
                 if is_definite(&e) {
                     for entry in &entries {
-                        delete_entry(outbox, entry).await;
+                        delete_entry(outbox.store.as_ref(), &entry.tenant_id, &entry.id).await;
                     }
                 }
                 Err(e)
@@ -314,7 +314,7 @@ impl Events {
             };
             if let Err(e) = outbox.store.create(Container::Outbox, entry.body()?).await {
                 for w in &written {
-                    delete_entry(outbox, w).await;
+                    delete_entry(outbox.store.as_ref(), &w.tenant_id, &w.id).await;
                 }
                 return Err(e);
             }
@@ -349,9 +349,10 @@ impl Events {
         let events: Vec<Event> = direct.iter().map(|e| e.event.clone()).collect();
         let results = self.bus.publish_each(&events).await;
         let mut failed = HashSet::new();
+        let mut confirmed = Vec::new();
         for (entry, result) in direct.iter_mut().zip(results) {
             match result {
-                Ok(()) if entry.handled => delete_entry(outbox, entry).await,
+                Ok(()) if entry.handled => confirmed.push((entry.tenant_id.clone(), entry.id.clone())),
                 Ok(()) => {
                     // Published; the relay still owes the local handlers.
                     entry.published = true;
@@ -366,6 +367,17 @@ impl Events {
         }
         if !failed.is_empty() {
             outbox.backlog.write().await.extend(failed);
+        }
+        if !confirmed.is_empty() {
+            // Nobody waits for the clean-up: the change and its events are
+            // done. If the process dies first, the relay probes the entries
+            // and publishes them again under the same event ids.
+            let store = Arc::clone(&outbox.store);
+            tokio::spawn(async move {
+                for (tenant, id) in confirmed {
+                    delete_entry(store.as_ref(), &tenant, &id).await;
+                }
+            });
         }
     }
 
@@ -411,15 +423,11 @@ async fn happened(store: &dyn Store, change: Option<&Change>) -> anyhow::Result<
     })
 }
 
-async fn delete_entry(outbox: &Outbox, entry: &Entry) {
-    match outbox
-        .store
-        .delete(Container::Outbox, &entry.tenant_id, &entry.id, None)
-        .await
-    {
+async fn delete_entry(store: &dyn Store, tenant: &str, id: &str) {
+    match store.delete(Container::Outbox, tenant, id, None).await {
         Ok(()) | Err(StoreError::NotFound) => {}
         Err(e) => {
-            tracing::warn!(event.id = %entry.id, error = %e, "could not delete a confirmed outbox entry; it may be published again");
+            tracing::warn!(event.id = %id, error = %e, "could not delete an outbox entry; it may be published again");
         }
     }
 }

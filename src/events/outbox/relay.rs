@@ -144,7 +144,7 @@ impl Events {
             }
             if !happened(outbox.store.as_ref(), entry.change.as_ref()).await? {
                 tracing::info!(event.id = %entry.id, "dropping the event of a change that did not happen");
-                delete_entry(outbox, &entry).await;
+                delete_entry(outbox.store.as_ref(), &entry.tenant_id, &entry.id).await;
                 report.dropped += 1;
                 return Ok(None);
             }
@@ -192,7 +192,7 @@ impl Events {
                 }
                 entry.published = true;
                 if entry.handled || entry.handler_attempts >= HANDLER_ATTEMPTS {
-                    delete_entry(outbox, &entry).await;
+                    delete_entry(outbox.store.as_ref(), &entry.tenant_id, &entry.id).await;
                 } else {
                     keep_entry(outbox, &entry).await;
                 }

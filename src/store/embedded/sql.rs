@@ -13,7 +13,7 @@ use crate::store::{Container, StoreError, StoreResult};
 
 /// A query translated to SQLite, with its parameters.
 pub(super) struct SqlQuery {
-    /// The statement, ending in `LIMIT ?` (one more than the page size).
+    /// The statement, ending in `LIMIT n` (one more than the page size).
     pub(super) text: String,
     /// Its parameters, in order.
     pub(super) params: Vec<SqlValue>,
@@ -156,10 +156,11 @@ impl SqlQuery {
             ));
             params.extend([sort.clone(), sort, SqlValue::Text(pk), SqlValue::Text(id)]);
         }
-        text.push_str(&format!(
-            " ORDER BY sort_key {dir}, pk {dir}, id {dir} LIMIT ?"
-        ));
-        params.push(SqlValue::Integer(i64::from(query.max_items) + 1));
+        text.push_str(&format!(" ORDER BY sort_key {dir}, pk {dir}, id {dir}"));
+        // The limit is part of the text, not a parameter: SQLite (3.50)
+        // recompiles a statement whose LIMIT is bound on every execution,
+        // which cost more than the query itself.
+        text.push_str(&format!(" LIMIT {}", u64::from(query.max_items) + 1));
         Ok(Self {
             text,
             params,

@@ -87,20 +87,20 @@ fn run(conn: &Connection, rx: &mpsc::Receiver<Piece>) {
 
 /// Runs one group in one transaction; every piece hears the commit's outcome.
 fn commit_group(conn: &Connection, batch: Vec<Piece>) {
-    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+    if let Err(e) = run_cached(conn, "BEGIN IMMEDIATE") {
         // Nothing ran: dropping the pieces fails each caller with Unavailable.
         tracing::warn!(error = %e, pieces = batch.len(), "could not begin a database write");
         return;
     }
     let mut finished: Vec<Finish> = Vec::with_capacity(batch.len());
     for piece in batch {
-        if let Err(e) = conn.execute_batch("SAVEPOINT piece") {
+        if let Err(e) = run_cached(conn, "SAVEPOINT piece") {
             tracing::warn!(error = %e, "could not open a savepoint");
             continue; // the piece is dropped: its caller gets Unavailable
         }
         match catch_unwind(AssertUnwindSafe(|| piece(conn))) {
             Ok((true, finish)) => {
-                if conn.execute_batch("RELEASE piece").is_ok() {
+                if run_cached(conn, "RELEASE piece").is_ok() {
                     finished.push(finish);
                 } else {
                     rollback_piece(conn);
@@ -118,7 +118,7 @@ fn commit_group(conn: &Connection, batch: Vec<Piece>) {
             }
         }
     }
-    let outcome = conn.execute_batch("COMMIT").map_err(unavailable);
+    let outcome = run_cached(conn, "COMMIT").map_err(unavailable);
     if outcome.is_err() {
         let _ = conn.execute_batch("ROLLBACK");
     }
@@ -128,7 +128,14 @@ fn commit_group(conn: &Connection, batch: Vec<Piece>) {
 }
 
 fn rollback_piece(conn: &Connection) {
-    let _ = conn.execute_batch("ROLLBACK TO piece; RELEASE piece");
+    let _ = run_cached(conn, "ROLLBACK TO piece");
+    let _ = run_cached(conn, "RELEASE piece");
+}
+
+/// Runs a transaction-control statement through the statement cache (a
+/// group runs two per piece; parsing them each time is measurable).
+fn run_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(|_| ())
 }
 
 fn clone_error(e: &StoreError) -> StoreError {
