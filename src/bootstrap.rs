@@ -6,6 +6,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 
 use crate::auth::{self, TokenKeys};
+use crate::cache::ReadCache;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, QueueConfig, SecretsConfig, StoreConfig};
 use crate::events::Events;
@@ -19,7 +20,6 @@ use crate::services::catalog;
 use crate::state::{App, AppState};
 use crate::store::Store;
 use crate::store::cosmos::{self, CosmosStore};
-use crate::services::catalog_cache::CatalogCache;
 use crate::store::embedded::{EmbeddedStore, SqliteDb};
 use crate::webhooks::fanout::WebhookFanout;
 
@@ -136,10 +136,15 @@ pub async fn build_with(
     ));
     let secrets = open_secrets(&config, store.clone(), clock.clone())?;
     let queue = open_queue(&config, clock.clone()).await?;
+    let webhooks = Arc::new(ReadCache::new(
+        crate::webhooks::fanout::CACHE_TTL,
+        crate::webhooks::fanout::CACHED_TENANTS,
+    ));
     events.subscribe(Arc::new(WebhookFanout::new(
         store.clone(),
         queue.clone(),
         clock.clone(),
+        Arc::clone(&webhooks),
     )));
     let app = App {
         config,
@@ -150,7 +155,8 @@ pub async fn build_with(
         outbound,
         secrets,
         queue,
-        catalog: CatalogCache::default(),
+        catalog: ReadCache::new(catalog::CACHE_TTL, 1),
+        webhooks,
     };
     let seeded = catalog::seed(&app)
         .await

@@ -4,14 +4,17 @@ use std::ops::Deref;
 use std::sync::Arc;
 
 use crate::auth::TokenKeys;
+use crate::cache::ReadCache;
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::domain::catalog::CatalogEntry;
+use crate::domain::tenancy::TenantId;
 use crate::events::Events;
 use crate::outbound::OutboundClient;
 use crate::queue::JobQueue;
 use crate::secrets::SecretStore;
-use crate::services::catalog_cache::CatalogCache;
 use crate::store::Store;
+use crate::webhooks::model::Webhook;
 
 /// Everything a request, timer or job needs.
 pub struct App {
@@ -31,8 +34,10 @@ pub struct App {
     pub secrets: Arc<dyn SecretStore>,
     /// Job queue (webhook deliveries, sync runs).
     pub queue: Arc<dyn JobQueue>,
-    /// The catalog as tenants' requests read it.
-    pub catalog: CatalogCache,
+    /// The whole catalog as tenants' requests read it (see [`crate::cache`]).
+    pub catalog: ReadCache<(), Vec<CatalogEntry>>,
+    /// Each tenant's webhooks as the event fan-out reads them.
+    pub webhooks: Arc<ReadCache<TenantId, Vec<Webhook>>>,
 }
 
 impl std::fmt::Debug for App {

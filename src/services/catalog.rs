@@ -1,7 +1,7 @@
 //! The provider catalog: seeding, tenant-visible reads and super-admin CRUD.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::Duration;
 
 use crate::domain::catalog::{CatalogEntry, CatalogEntryInput, built_ins};
 use crate::domain::integration::Integration;
@@ -35,7 +35,7 @@ pub async fn seed(app: &App) -> Result<usize> {
         match app.store.insert(&entry).await {
             Ok(_) => {
                 created += 1;
-                app.catalog.invalidate();
+                app.catalog.invalidate(&());
             }
             Err(StoreError::Conflict) => {} // another instance seeded it first
             Err(e) => return Err(e.into()),
@@ -51,14 +51,13 @@ pub async fn find(app: &App, id: &str) -> Result<Option<CatalogEntry>> {
     Ok(items.pop())
 }
 
+/// How long tenants' requests use a catalog read: another instance's admin
+/// writes show within this time (this process's at once).
+pub const CACHE_TTL: Duration = Duration::from_secs(30);
+
 /// The whole catalog, sorted by id, from the cache when it is fresh.
 async fn cached(app: &App) -> Result<Arc<Vec<CatalogEntry>>> {
-    if let Some(entries) = app.catalog.fresh() {
-        return Ok(entries);
-    }
-    let read_at = Instant::now();
-    let entries = all(app).await?;
-    Ok(app.catalog.keep(read_at, entries))
+    app.catalog.get_or_load(&(), all(app)).await
 }
 
 /// One entry the caller's tenant may use.
@@ -134,7 +133,7 @@ pub async fn admin_create(app: &App, input: CatalogEntryInput) -> Result<Catalog
         }
         e => e.into(),
     })?;
-    app.catalog.invalidate();
+    app.catalog.invalidate(&());
     Ok(saved)
 }
 
@@ -160,17 +159,17 @@ pub async fn admin_replace(
     next.updated_at = app.clock.now();
     if next.category == current.category {
         let saved = app.store.put(&next, Some(&ETag::new(current.etag))).await?;
-        app.catalog.invalidate();
+        app.catalog.invalidate(&());
         return Ok(saved);
     }
     let saved = app.store.insert(&next).await;
-    app.catalog.invalidate();
+    app.catalog.invalidate(&());
     let saved = saved?;
     let removed = app
         .store
         .remove::<CatalogEntry>(&current.category, id, Some(&ETag::new(current.etag)))
         .await;
-    app.catalog.invalidate();
+    app.catalog.invalidate(&());
     removed?;
     Ok(saved)
 }
@@ -191,6 +190,6 @@ pub async fn admin_delete(app: &App, id: &str, if_match: Option<&ETag>) -> Resul
     app.store
         .remove::<CatalogEntry>(&current.category, id, Some(&etag))
         .await?;
-    app.catalog.invalidate();
+    app.catalog.invalidate(&());
     Ok(())
 }

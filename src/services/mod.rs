@@ -1,6 +1,5 @@
 //! Business operations, callable from any trigger (HTTP, timers, queues, CLI).
 
 pub mod catalog;
-pub mod catalog_cache;
 pub mod integrations;
 pub mod pages;

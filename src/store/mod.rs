@@ -174,6 +174,13 @@ pub trait Store: Send + Sync + 'static {
     /// Cross-partition scopes are refused with [`StoreError::Invalid`].
     async fn count(&self, container: Container, query: &Query) -> StoreResult<u64>;
 
+    /// Physically deletes expired documents (already invisible to every
+    /// operation); returns how many. Backends whose service expires
+    /// documents itself (Cosmos DB's TTL) do nothing.
+    async fn purge_expired(&self) -> StoreResult<usize> {
+        Ok(0)
+    }
+
     /// Creates the database and containers if they are missing (idempotent).
     async fn provision(&self) -> StoreResult<()>;
 

@@ -343,9 +343,23 @@ async fn finish(
     Ok(())
 }
 
+/// While a webhook is healthy, `lastDeliveryAt` is refreshed at most this
+/// often: rewriting the webhook after every success made all workers contend
+/// on one document (read, If-Match write, retry) for a timestamp.
+const HEALTHY_REFRESH_SECONDS: i64 = 5;
+
 /// Counts failures, clears them on success, disables on 410 or after
 /// `WEBHOOK_DISABLE_AFTER_HOURS` of failing.
 async fn update_webhook_health(app: &App, webhook: &Webhook, sent: &Sent, now: DateTime<Utc>) {
+    let healthy = webhook.consecutive_failures == 0
+        && webhook.failing_since.is_none()
+        && webhook.last_delivery_status.as_deref() == Some("succeeded");
+    let recent = webhook
+        .last_delivery_at
+        .is_some_and(|t| now - t < chrono::Duration::seconds(HEALTHY_REFRESH_SECONDS));
+    if sent.attempt.succeeded && healthy && recent {
+        return;
+    }
     let limit = chrono::Duration::hours(i64::from(app.config.webhooks.disable_after_hours));
     let result = app
         .store
@@ -378,6 +392,7 @@ async fn update_webhook_health(app: &App, webhook: &Webhook, sent: &Sent, now: D
         .await;
     match result {
         Ok(w) if !w.enabled && webhook.enabled => {
+            app.webhooks.invalidate(&w.tenant_id);
             tracing::info!(webhook.id = %w.id, tenant.id = %w.tenant_id, "webhook disabled after failures");
         }
         Ok(_) | Err(StoreError::NotFound) => {}

@@ -4,6 +4,7 @@
 //! deliveries and only re-enqueues what has not run.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -13,16 +14,27 @@ use uuid::Uuid;
 use super::delivery::enqueue;
 use super::model::{Delivery, DeliveryStatus, Webhook, delivery_id};
 
+use crate::cache::ReadCache;
 use crate::clock::Clock;
+use crate::domain::tenancy::TenantId;
 use crate::events::{Event, EventHandler};
 use crate::queue::JobQueue;
 use crate::store::{Query, Store, StoreError};
+
+/// How long the fan-out uses a tenant's webhooks as read: a webhook created
+/// or changed on another instance gets events within this time (on this
+/// instance at once). A stale entry cannot send anything wrong: each attempt
+/// reads its webhook again and a disabled or deleted one is not called.
+pub const CACHE_TTL: Duration = Duration::from_secs(2);
+/// Tenants whose webhooks are cached at once.
+pub const CACHED_TENANTS: usize = 10_000;
 
 /// The event handler that turns events into deliveries.
 pub struct WebhookFanout {
     store: Arc<dyn Store>,
     queue: Arc<dyn JobQueue>,
     clock: Arc<dyn Clock>,
+    webhooks: Arc<ReadCache<TenantId, Vec<Webhook>>>,
 }
 
 impl std::fmt::Debug for WebhookFanout {
@@ -32,12 +44,19 @@ impl std::fmt::Debug for WebhookFanout {
 }
 
 impl WebhookFanout {
-    /// A fan-out over the app's store and queue.
-    pub fn new(store: Arc<dyn Store>, queue: Arc<dyn JobQueue>, clock: Arc<dyn Clock>) -> Self {
+    /// A fan-out over the app's store and queue, reading webhooks through
+    /// `webhooks` (which the webhook service invalidates on every write).
+    pub fn new(
+        store: Arc<dyn Store>,
+        queue: Arc<dyn JobQueue>,
+        clock: Arc<dyn Clock>,
+        webhooks: Arc<ReadCache<TenantId, Vec<Webhook>>>,
+    ) -> Self {
         Self {
             store,
             queue,
             clock,
+            webhooks,
         }
     }
 }
@@ -123,8 +142,12 @@ impl EventHandler for WebhookFanout {
         }
         let integration_id = integration_of(&event.data);
         let hooks = self
-            .store
-            .all::<Webhook>(Query::partition(event.tenant_id.key()).limit(1000), 20)
+            .webhooks
+            .get_or_load(
+                &event.tenant_id,
+                self.store
+                    .all::<Webhook>(Query::partition(event.tenant_id.key()).limit(1000), 20),
+            )
             .await?;
         let o = Offer {
             event_id: event.id,

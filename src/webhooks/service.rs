@@ -244,6 +244,7 @@ pub async fn create(app: &App, ctx: &Ctx, input: NewWebhook) -> Result<WebhookVi
     };
     store_secret(app, &mut w, &secret).await?;
     let saved = app.store.insert(&w).await?;
+    app.webhooks.invalidate(&saved.tenant_id);
     let mut view = WebhookView::of(&saved, now);
     view.secret = Some(secret);
     Ok(view)
@@ -331,7 +332,9 @@ pub async fn replace(
         _ => {}
     }
     next.updated_at = app.clock.now();
-    Ok(app.store.put(&next, Some(&ETag::new(current.etag))).await?)
+    let saved = app.store.put(&next, Some(&ETag::new(current.etag))).await;
+    app.webhooks.invalidate(&ctx.tenant());
+    Ok(saved?)
 }
 
 /// Deletes a webhook and its secrets (its delivery log expires with its TTL).
@@ -345,6 +348,7 @@ pub async fn delete(app: &App, ctx: &Ctx, id: Uuid, if_match: Option<&ETag>) -> 
             Some(&ETag::new(current.etag.clone())),
         )
         .await?;
+    app.webhooks.invalidate(&ctx.tenant());
     for s in &current.secrets {
         forget_secret(app, &current, s).await;
     }
@@ -397,7 +401,9 @@ pub async fn rotate_secret(
     next.secrets = live;
     store_secret(app, &mut next, &secret).await?;
     next.updated_at = now;
-    let saved = match app.store.put(&next, Some(&ETag::new(current.etag))).await {
+    let saved = app.store.put(&next, Some(&ETag::new(current.etag))).await;
+    app.webhooks.invalidate(&ctx.tenant());
+    let saved = match saved {
         Ok(s) => s,
         Err(e) => {
             if let Some(new) = next.secrets.last() {

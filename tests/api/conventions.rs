@@ -315,7 +315,9 @@ async fn server_errors_show_nothing_internal() {
             .await,
             app.put(&path, &t, json!({"name": "z"})).await,
             app.delete(&path, &t).await,
-            app.get("/api/v1/integrations/catalog", &t).await,
+            // (The catalog listing is served from its in-memory cache while
+            // the store fails, so it is no longer a probe of store errors.)
+            app.get("/api/v1/webhooks", &t).await,
         ];
         for a in answers {
             assert_problem(&a, status);

@@ -252,9 +252,14 @@ impl Events {
             .await
             .map_err(|e| {
                 tracing::error!(error = %e, "could not record events in the outbox");
-                Error::Unavailable {
-                    detail: "the event outbox is unavailable".into(),
-                    retry_after: None,
+                match e {
+                    StoreError::Unavailable(_) => Error::Unavailable {
+                        detail: "the event outbox is unavailable".into(),
+                        retry_after: None,
+                    },
+                    // Busy: 503 with its delay; refused: a bug, 500.
+                    StoreError::Throttled { .. } | StoreError::Invalid(_) => Error::from(e),
+                    other => Error::Internal(anyhow::anyhow!("recording events: {other}")),
                 }
             })?;
         match op.await {
@@ -352,7 +357,9 @@ impl Events {
         let mut confirmed = Vec::new();
         for (entry, result) in direct.iter_mut().zip(results) {
             match result {
-                Ok(()) if entry.handled => confirmed.push((entry.tenant_id.clone(), entry.id.clone())),
+                Ok(()) if entry.handled => {
+                    confirmed.push((entry.tenant_id.clone(), entry.id.clone()))
+                }
                 Ok(()) => {
                     // Published; the relay still owes the local handlers.
                     entry.published = true;

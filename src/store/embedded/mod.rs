@@ -202,17 +202,6 @@ impl EmbeddedStore {
         }?;
         Some(self.now_ms().saturating_add(ttl.saturating_mul(1000)))
     }
-
-    /// Deletes expired rows (they are already invisible); returns how many.
-    pub async fn purge_expired(&self) -> StoreResult<usize> {
-        let now = self.now_ms();
-        self.db
-            .write(move |c| {
-                c.execute("DELETE FROM documents WHERE expires_at <= ?1", [now])
-                    .map_err(unavailable)
-            })
-            .await
-    }
 }
 
 fn new_etag() -> String {
@@ -475,7 +464,10 @@ impl Store for EmbeddedStore {
         let mut q = query.clone();
         q.continuation = None;
         let sql = SqlQuery::build(container, &q, self.now_ms())?;
-        let unlimited = sql.text.rsplit_once(" LIMIT ").map_or(&*sql.text, |(q, _)| q);
+        let unlimited = sql
+            .text
+            .rsplit_once(" LIMIT ")
+            .map_or(&*sql.text, |(q, _)| q);
         let text = format!("SELECT COUNT(*) FROM ({unlimited})");
         let params = sql.params;
         self.db
@@ -487,6 +479,30 @@ impl Store for EmbeddedStore {
                 .map_err(unavailable)
             })
             .await
+    }
+
+    async fn purge_expired(&self) -> StoreResult<usize> {
+        // In slices, so that other writes are never held up for long.
+        const SLICE: usize = 1000;
+        let now = self.now_ms();
+        let mut total = 0;
+        loop {
+            let n = self
+                .db
+                .write(move |c| {
+                    c.execute_cached(
+                        "DELETE FROM documents WHERE (container, pk, id) IN
+                         (SELECT container, pk, id FROM documents WHERE expires_at <= ?1 LIMIT 1000)",
+                        [now],
+                    )
+                    .map_err(unavailable)
+                })
+                .await?;
+            total += n;
+            if n < SLICE {
+                return Ok(total);
+            }
+        }
     }
 
     async fn provision(&self) -> StoreResult<()> {

@@ -123,7 +123,7 @@ fn commit_group(conn: &Connection, batch: Vec<Piece>) {
         let _ = conn.execute_batch("ROLLBACK");
     }
     for finish in finished {
-        finish(outcome.as_ref().map(|()| ()).map_err(clone_error));
+        finish(outcome.as_ref().copied().map_err(clone_error));
     }
 }
 
