@@ -12,12 +12,11 @@ use crate::domain::integration::{
 use crate::domain::tenancy::Ctx;
 use crate::domain::validation::Violations;
 use crate::error::{Error, Result};
-use crate::events::outbox::Change;
 use crate::events::{Event, types};
 use crate::services::catalog;
 use crate::services::pages::{PageRequest, Paged};
 use crate::state::App;
-use crate::store::{Container, ETag, Query};
+use crate::store::{Document, ETag, Query, Write, entity};
 
 /// The catalog id of custom REST integrations.
 pub const CUSTOM_REST: &str = "custom_rest";
@@ -208,17 +207,16 @@ pub async fn create(app: &App, ctx: &Ctx, mut input: NewIntegration) -> Result<I
         created_by: ctx.principal.user_id.clone(),
         etag: String::new(),
     };
-    let change = Change::create(
-        Container::Integrations,
-        integration.tenant_id.key(),
-        integration.id.to_string(),
-    );
     let events = vec![event(app, ctx, types::INTEGRATION_CREATED, &integration)];
-    app.events
-        .within(change, events, async {
-            Ok(app.store.insert(&integration).await?)
-        })
-        .await
+    let write = Write::insert(&integration)?;
+    written(app.events.within(app.store.as_ref(), events, write).await?)
+}
+
+/// The entity a write with events produced.
+fn written(doc: Option<Document>) -> Result<Integration> {
+    let doc =
+        doc.ok_or_else(|| Error::Internal(anyhow::anyhow!("the write produced no document")))?;
+    Ok(entity(doc)?)
 }
 
 /// One integration of the caller's tenant.
@@ -339,21 +337,9 @@ async fn save_with_event(
     next: &Integration,
     before: String,
 ) -> Result<Integration> {
-    let change = Change::replace(
-        Container::Integrations,
-        next.tenant_id.key(),
-        next.id.to_string(),
-        &before,
-    );
     let events = vec![event(app, ctx, types::INTEGRATION_UPDATED, next)];
-    app.events
-        .within(change, events, async {
-            Ok(app
-                .store
-                .put(next, Some(&ETag::new(before.clone())))
-                .await?)
-        })
-        .await
+    let write = Write::put(next, Some(&ETag::new(before)))?;
+    written(app.events.within(app.store.as_ref(), events, write).await?)
 }
 
 /// Deletes an integration and raises `integration.deleted`.
@@ -362,25 +348,13 @@ pub async fn delete(app: &App, ctx: &Ctx, id: Uuid, if_match: Option<&ETag>) -> 
     if if_match.is_some_and(|m| m.as_str() != current.etag) {
         return Err(Error::PreconditionFailed);
     }
-    let change = Change::delete(
-        Container::Integrations,
-        ctx.tenant().key(),
-        id.to_string(),
-        &current.etag,
-    );
     let events = vec![event(app, ctx, types::INTEGRATION_DELETED, &current)];
-    app.events
-        .within(change, events, async {
-            Ok(app
-                .store
-                .remove::<Integration>(
-                    &ctx.tenant().key(),
-                    &id.to_string(),
-                    Some(&ETag::new(current.etag.clone())),
-                )
-                .await?)
-        })
-        .await?;
+    let write = Write::remove::<Integration>(
+        &ctx.tenant().key(),
+        &id.to_string(),
+        Some(&ETag::new(current.etag.clone())),
+    );
+    app.events.within(app.store.as_ref(), events, write).await?;
     // Webhooks scoped to a deleted integration can never fire again.
     if let Err(e) = crate::webhooks::service::delete_for_integration(app, ctx, id).await {
         tracing::warn!(integration.id = %id, error = %e, "deleting the integration's webhooks failed");

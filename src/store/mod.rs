@@ -18,7 +18,7 @@ use serde_json::Value;
 
 pub use containers::Container;
 pub use query::{Filter, Op, OrderBy, Query, Scope};
-pub use typed::{Entity, StoreExt};
+pub use typed::{Entity, StoreExt, entity};
 
 /// An opaque version tag of one stored document.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -67,6 +67,64 @@ pub struct TextDocument {
     pub etag: ETag,
     /// The JSON body as written (system properties removed).
     pub body: String,
+}
+
+/// One write of a unit of work ([`Store::write_all`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Write {
+    /// [`Store::create`].
+    Create {
+        /// Where.
+        container: Container,
+        /// The new document.
+        body: Value,
+    },
+    /// [`Store::replace`].
+    Replace {
+        /// Where.
+        container: Container,
+        /// The new version.
+        body: Value,
+        /// The version it must replace, if any.
+        if_match: Option<ETag>,
+    },
+    /// [`Store::delete`].
+    Delete {
+        /// Where.
+        container: Container,
+        /// Partition key.
+        pk: String,
+        /// Id.
+        id: String,
+        /// The version it must delete, if any.
+        if_match: Option<ETag>,
+    },
+}
+
+impl Write {
+    /// Applies this write alone; a delete yields no document.
+    pub async fn apply<S: Store + ?Sized>(self, store: &S) -> StoreResult<Option<Document>> {
+        match self {
+            Self::Create { container, body } => store.create(container, body).await.map(Some),
+            Self::Replace {
+                container,
+                body,
+                if_match,
+            } => store
+                .replace(container, body, if_match.as_ref())
+                .await
+                .map(Some),
+            Self::Delete {
+                container,
+                pk,
+                id,
+                if_match,
+            } => store
+                .delete(container, &pk, &id, if_match.as_ref())
+                .await
+                .map(|()| None),
+        }
+    }
 }
 
 /// One page of a query.
@@ -165,6 +223,25 @@ pub trait Store: Send + Sync + 'static {
         id: &str,
         if_match: Option<&ETag>,
     ) -> StoreResult<()>;
+
+    /// Whether [`Store::write_all`] is atomic here (a transaction across
+    /// containers and partitions). Cosmos DB's transactional batches stay
+    /// within one partition of one container, so it is not.
+    fn transactional(&self) -> bool {
+        false
+    }
+
+    /// Applies `writes` in order and returns what each produced. Atomic —
+    /// all or none — when [`Store::transactional`]; otherwise the writes run
+    /// one by one and stop at the first failure, leaving the earlier ones
+    /// (callers that need atomicity must tolerate that, as the outbox does).
+    async fn write_all(&self, writes: Vec<Write>) -> StoreResult<Vec<Option<Document>>> {
+        let mut out = Vec::with_capacity(writes.len());
+        for w in writes {
+            out.push(w.apply(self).await?);
+        }
+        Ok(out)
+    }
 
     /// Runs a query and returns one page of at most `query.max_items` documents.
     async fn query(&self, container: Container, query: &Query) -> StoreResult<Page>;

@@ -6,7 +6,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::{Container, Document, ETag, Query, Store, StoreError, StoreResult, TextDocument};
+use super::{
+    Container, Document, ETag, Query, Store, StoreError, StoreResult, TextDocument, Write,
+};
 
 /// A document type kept in one container.
 pub trait Entity: Serialize + DeserializeOwned + Send + Sync {
@@ -50,6 +52,40 @@ fn from_text<T: Entity>(doc: &TextDocument) -> StoreResult<T> {
     })?;
     entity.set_etag(&doc.etag);
     Ok(entity)
+}
+
+/// The entity a write produced (with its new ETag).
+pub fn entity<T: Entity>(doc: Document) -> StoreResult<T> {
+    from_doc(doc)
+}
+
+impl Write {
+    /// Creates an entity.
+    pub fn insert<T: Entity>(entity: &T) -> StoreResult<Self> {
+        Ok(Self::Create {
+            container: T::CONTAINER,
+            body: to_body(entity)?,
+        })
+    }
+
+    /// Replaces an entity, if `if_match` (when given) is still its version.
+    pub fn put<T: Entity>(entity: &T, if_match: Option<&ETag>) -> StoreResult<Self> {
+        Ok(Self::Replace {
+            container: T::CONTAINER,
+            body: to_body(entity)?,
+            if_match: if_match.cloned(),
+        })
+    }
+
+    /// Deletes an entity, if `if_match` (when given) is still its version.
+    pub fn remove<T: Entity>(pk: &str, id: &str, if_match: Option<&ETag>) -> Self {
+        Self::Delete {
+            container: T::CONTAINER,
+            pk: pk.to_owned(),
+            id: id.to_owned(),
+            if_match: if_match.cloned(),
+        }
+    }
 }
 
 /// Marker so that `StoreExt` is importable where the methods are used.

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use castiel_integrations::store::{Container, ETag, Filter, Op, Query, Store, StoreError};
+use castiel_integrations::store::{Container, ETag, Filter, Op, Query, Store, StoreError, Write};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -463,4 +463,83 @@ pub async fn provision_and_health(s: Arc<dyn Store>) {
     s.provision().await.expect("provision");
     s.provision().await.expect("provision again");
     s.health().await.expect("health");
+}
+
+pub async fn write_all_applies_in_order(s: Arc<dyn Store>) {
+    let t = key();
+    let first = s
+        .create(C, doc(&t, "old", json!({"n": 1})))
+        .await
+        .expect("create");
+    let docs = s
+        .write_all(vec![
+            Write::Create {
+                container: Container::Outbox,
+                body: json!({"id": "e1", "tenantId": t, "kind": "event"}),
+            },
+            Write::Replace {
+                container: C,
+                body: doc(&t, "old", json!({"n": 2})),
+                if_match: Some(first.etag.clone()),
+            },
+            Write::Delete {
+                container: C,
+                pk: t.clone(),
+                id: "old".into(),
+                if_match: None,
+            },
+        ])
+        .await
+        .expect("write_all");
+    assert_eq!(docs.len(), 3);
+    assert_eq!(docs[1].as_ref().expect("replaced").body["n"], 2);
+    assert!(docs[2].is_none(), "a delete yields no document");
+    assert!(s.read(C, &t, "old").await.expect("read").is_none());
+    assert!(
+        s.read(Container::Outbox, &t, "e1")
+            .await
+            .expect("read")
+            .is_some()
+    );
+}
+
+pub async fn write_all_is_atomic_where_transactional(s: Arc<dyn Store>) {
+    let t = key();
+    s.create(C, doc(&t, "taken", json!({})))
+        .await
+        .expect("create");
+    let failed = s
+        .write_all(vec![
+            Write::Create {
+                container: Container::Outbox,
+                body: json!({"id": "e1", "tenantId": t, "kind": "event"}),
+            },
+            Write::Create {
+                container: C,
+                body: doc(&t, "taken", json!({})),
+            },
+        ])
+        .await;
+    assert!(matches!(failed, Err(StoreError::Conflict)), "{failed:?}");
+    let outbox = s.read(Container::Outbox, &t, "e1").await.expect("read");
+    // All or none on a transactional store; in order, stopping at the
+    // failure, on the others.
+    assert_eq!(outbox.is_none(), s.transactional());
+}
+
+pub async fn purge_keeps_live_documents(s: Arc<dyn Store>) {
+    let t = key();
+    s.create(C, doc(&t, "short", json!({"ttl": 1})))
+        .await
+        .expect("create");
+    s.create(C, doc(&t, "long", json!({})))
+        .await
+        .expect("create");
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    s.purge_expired().await.expect("purge");
+    assert!(s.read(C, &t, "short").await.expect("read").is_none());
+    assert!(s.read(C, &t, "long").await.expect("read").is_some());
+    s.create(C, doc(&t, "short", json!({})))
+        .await
+        .expect("a purged id can be created again");
 }

@@ -23,7 +23,8 @@ macro_rules! contract_tests {
                 filters_select_documents, pages_cover_everything_once, descending_pages,
                 bad_continuation_is_refused, count_is_partition_scoped, per_document_ttl_expires,
                 container_ttl_and_no_ttl, cross_partition_scan, concurrent_replace_one_wins,
-                bodies_round_trip, provision_and_health);
+                bodies_round_trip, provision_and_health, write_all_applies_in_order,
+                write_all_is_atomic_where_transactional, purge_keeps_live_documents);
         }
     };
     (@each $make:expr; $($name:ident),*) => {

@@ -1,7 +1,14 @@
 //! The event outbox (`integration_outbox`, `kind: "event"`): no event is lost
 //! while the broker is down or when the process dies.
 //!
-//! # The protocol (intent first, then the change)
+//! # One transaction where the store has them
+//!
+//! On a store with transactions across containers (the embedded SQLite
+//! store, [`Store::transactional`]), [`Events::within`] writes the entries
+//! and the change in one transaction: both commit or neither does, and
+//! nothing is left to probe. Dispatch (step 3 below) follows as usual.
+//!
+//! # The protocol elsewhere (intent first, then the change)
 //!
 //! Cosmos DB has no transaction across containers, so an event and the change
 //! that raises it cannot be written atomically. The service therefore writes
@@ -58,7 +65,6 @@
 //! is point operations or queries within a tenant's partition.
 
 use std::collections::HashSet;
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -70,7 +76,7 @@ use super::{Event, Events};
 use crate::domain::tenancy::TenantId;
 use crate::error::Error;
 use crate::state::App;
-use crate::store::{Container, Filter, Op, Query, Store, StoreError};
+use crate::store::{Container, Document, Filter, Op, Query, Store, StoreError, Write, address_of};
 
 mod relay;
 
@@ -116,43 +122,41 @@ pub struct Change {
 }
 
 impl Change {
-    /// A document is created.
-    pub fn create(container: Container, pk: impl Into<String>, id: impl Into<String>) -> Self {
-        Self {
+    /// The address a write changes (and the version it replaces or deletes).
+    pub fn of(write: &Write) -> Result<Self, StoreError> {
+        let (container, pk, id, op, before) = match write {
+            Write::Create { container, body } => {
+                let (id, pk) = address_of(*container, body)?;
+                (*container, pk, id, ChangeOp::Create, None)
+            }
+            Write::Replace {
+                container,
+                body,
+                if_match,
+            } => {
+                let (id, pk) = address_of(*container, body)?;
+                (*container, pk, id, ChangeOp::Replace, if_match.as_ref())
+            }
+            Write::Delete {
+                container,
+                pk,
+                id,
+                if_match,
+            } => (
+                *container,
+                pk.clone(),
+                id.clone(),
+                ChangeOp::Delete,
+                if_match.as_ref(),
+            ),
+        };
+        Ok(Self {
             container: container.name().into(),
-            pk: pk.into(),
-            id: id.into(),
-            op: ChangeOp::Create,
-            before: None,
-        }
-    }
-
-    /// The document at version `before` is replaced.
-    pub fn replace(
-        container: Container,
-        pk: impl Into<String>,
-        id: impl Into<String>,
-        before: &str,
-    ) -> Self {
-        Self {
-            op: ChangeOp::Replace,
-            before: Some(before.into()),
-            ..Self::create(container, pk, id)
-        }
-    }
-
-    /// The document at version `before` is deleted.
-    pub fn delete(
-        container: Container,
-        pk: impl Into<String>,
-        id: impl Into<String>,
-        before: &str,
-    ) -> Self {
-        Self {
-            op: ChangeOp::Delete,
-            before: Some(before.into()),
-            ..Self::create(container, pk, id)
-        }
+            pk,
+            id,
+            op,
+            before: before.map(|e| e.as_str().to_owned()),
+        })
     }
 }
 
@@ -222,47 +226,64 @@ impl Outbox {
     }
 }
 
+/// What a failed outbox record means to the caller.
+fn outbox_error(e: StoreError) -> Error {
+    tracing::error!(error = %e, "could not record events in the outbox");
+    match e {
+        StoreError::Unavailable(_) => Error::Unavailable {
+            detail: "the event outbox is unavailable".into(),
+            retry_after: None,
+        },
+        // Busy: 503 with its delay; refused: a bug, 500.
+        StoreError::Throttled { .. } | StoreError::Invalid(_) => Error::from(e),
+        other => Error::Internal(anyhow::anyhow!("recording events: {other}")),
+    }
+}
+
 fn is_definite(e: &Error) -> bool {
     !matches!(e, Error::Unavailable { .. } | Error::Internal(_))
 }
 
 impl Events {
-    /// Runs a change as a unit of work with its events (see the module docs).
+    /// Applies `write` to `store` as a unit of work with its events (see
+    /// the module docs) and returns the document it produced.
     ///
-    /// The events are recorded before `change` runs; if that record cannot be
-    /// written the change does not run and the call fails with
+    /// On a store with transactions the entries and the change commit
+    /// together or not at all. Otherwise the entries are recorded first; if
+    /// that fails the change does not run and the call fails with
     /// [`Error::Unavailable`]. After a successful change the events go to
     /// local handlers and the bus; a bus failure never fails the call.
-    pub async fn within<T, Fut>(
+    pub async fn within(
         &self,
-        change: Change,
+        store: &dyn Store,
         events: Vec<Event>,
-        op: Fut,
-    ) -> crate::error::Result<T>
-    where
-        Fut: Future<Output = crate::error::Result<T>>,
-    {
+        write: Write,
+    ) -> crate::error::Result<Option<Document>> {
         let Some(outbox) = &self.outbox else {
-            let out = op.await?;
+            let out = write.apply(store).await?;
             self.emit(events).await;
             return Ok(out);
         };
-        let entries = self
-            .record(outbox, Some(change), events, State::Staged)
-            .await
-            .map_err(|e| {
-                tracing::error!(error = %e, "could not record events in the outbox");
-                match e {
-                    StoreError::Unavailable(_) => Error::Unavailable {
-                        detail: "the event outbox is unavailable".into(),
-                        retry_after: None,
-                    },
-                    // Busy: 503 with its delay; refused: a bug, 500.
-                    StoreError::Throttled { .. } | StoreError::Invalid(_) => Error::from(e),
-                    other => Error::Internal(anyhow::anyhow!("recording events: {other}")),
-                }
-            })?;
-        match op.await {
+        let change = Change::of(&write)?;
+        let entries = self.entries(outbox, Some(&change), events);
+        let same_store = std::ptr::addr_eq(Arc::as_ptr(&outbox.store), std::ptr::from_ref(store));
+        if same_store && store.transactional() {
+            let mut writes = entries
+                .iter()
+                .map(|e| {
+                    e.body().map(|body| Write::Create {
+                        container: Container::Outbox,
+                        body,
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            writes.push(write);
+            let mut docs = store.write_all(writes).await?;
+            self.dispatch(outbox, entries).await;
+            return Ok(docs.pop().flatten());
+        }
+        self.record(outbox, &entries).await.map_err(outbox_error)?;
+        match write.apply(store).await.map_err(Error::from) {
             Ok(out) => {
                 self.dispatch(outbox, entries).await;
                 Ok(out)
@@ -283,8 +304,9 @@ impl Events {
         let Some(outbox) = &self.outbox else {
             return false;
         };
-        match self.record(outbox, None, events, State::Staged).await {
-            Ok(entries) => {
+        let entries = self.entries(outbox, None, events);
+        match self.record(outbox, &entries).await {
+            Ok(()) => {
                 self.dispatch(outbox, entries).await;
                 true
             }
@@ -295,37 +317,50 @@ impl Events {
         }
     }
 
-    async fn record(
-        &self,
-        outbox: &Outbox,
-        change: Option<Change>,
-        events: Vec<Event>,
-        state: State,
-    ) -> Result<Vec<Entry>, StoreError> {
-        let mut written: Vec<Entry> = Vec::with_capacity(events.len());
-        for event in events {
-            let entry = Entry {
+    /// Outbox entries (staged) for events of one change.
+    fn entries(&self, outbox: &Outbox, change: Option<&Change>, events: Vec<Event>) -> Vec<Entry> {
+        events
+            .into_iter()
+            .map(|event| Entry {
                 id: event.id.to_string(),
                 tenant_id: event.tenant_id.key(),
                 kind: KIND_EVENT.into(),
-                state,
+                state: State::Staged,
                 seq: outbox.next_seq(self.clock.now()),
                 handled: false,
                 published: false,
                 handler_attempts: 0,
-                change: change.clone(),
+                change: change.cloned(),
                 staged_at: self.clock.now(),
                 event,
-            };
-            if let Err(e) = outbox.store.create(Container::Outbox, entry.body()?).await {
-                for w in &written {
-                    delete_entry(outbox.store.as_ref(), &w.tenant_id, &w.id).await;
+            })
+            .collect()
+    }
+
+    /// Writes entries (all or none where the store has transactions).
+    async fn record(&self, outbox: &Outbox, entries: &[Entry]) -> Result<(), StoreError> {
+        let store = outbox.store.as_ref();
+        if store.transactional() {
+            let writes = entries
+                .iter()
+                .map(|e| {
+                    e.body().map(|body| Write::Create {
+                        container: Container::Outbox,
+                        body,
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            return store.write_all(writes).await.map(|_| ());
+        }
+        for (n, entry) in entries.iter().enumerate() {
+            if let Err(e) = store.create(Container::Outbox, entry.body()?).await {
+                for w in &entries[..n] {
+                    delete_entry(store, &w.tenant_id, &w.id).await;
                 }
                 return Err(e);
             }
-            written.push(entry);
         }
-        Ok(written)
+        Ok(())
     }
 
     /// Local handlers, then the bus; keeps what the broker did not confirm.

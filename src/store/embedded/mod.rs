@@ -13,17 +13,16 @@ use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 use serde_json::Value;
 
+mod rows;
 mod sql;
 mod writer;
 
+use self::rows::Row;
 use self::sql::{SqlQuery, encode_token};
 use self::writer::Writer;
 
 use super::query::{Query, Scope};
-use super::{
-    Container, Document, ETag, Page, Store, StoreError, StoreResult, TextDocument, address_of,
-    ttl_of,
-};
+use super::{Container, Document, ETag, Page, Store, StoreError, StoreResult, TextDocument, Write};
 use crate::clock::Clock;
 
 const SCHEMA: &str = "
@@ -193,52 +192,10 @@ impl EmbeddedStore {
     fn now_ms(&self) -> i64 {
         self.clock.now().timestamp_millis()
     }
-
-    fn expiry(&self, container: Container, body: &Value) -> Option<i64> {
-        let ttl = match ttl_of(body) {
-            Some(-1) => return None,
-            Some(t) => Some(t),
-            None => container.default_ttl_seconds().map(i64::from),
-        }?;
-        Some(self.now_ms().saturating_add(ttl.saturating_mul(1000)))
-    }
-}
-
-fn new_etag() -> String {
-    uuid::Uuid::new_v4().simple().to_string()
-}
-
-fn body_text(body: &Value) -> StoreResult<String> {
-    serde_json::to_string(body).map_err(|e| StoreError::Invalid(e.to_string()))
 }
 
 fn parse_body(text: &str) -> StoreResult<Value> {
     serde_json::from_str(text).map_err(|e| StoreError::Invalid(format!("stored body: {e}")))
-}
-
-/// Fails unless a live document exists at the address and, when `expected`
-/// is given, still has that ETag (the If-Match check of replace and delete).
-fn check_version(
-    conn: &Connection,
-    container: Container,
-    pk: &str,
-    id: &str,
-    now: i64,
-    expected: Option<&str>,
-) -> StoreResult<()> {
-    let current: String = conn
-        .prepare_cached(
-            "SELECT etag FROM documents WHERE container = ? AND pk = ? AND id = ?
-             AND (expires_at IS NULL OR expires_at > ?)",
-        )
-        .and_then(|mut st| st.query_row(params![container.name(), pk, id, now], |r| r.get(0)))
-        .optional()
-        .map_err(unavailable)?
-        .ok_or(StoreError::NotFound)?;
-    match expected {
-        Some(e) if e != current => Err(StoreError::PreconditionFailed),
-        _ => Ok(()),
-    }
 }
 
 /// The condition that hides expired documents (one `?`: now in ms).
@@ -296,38 +253,9 @@ impl Store for EmbeddedStore {
     }
 
     async fn create(&self, container: Container, body: Value) -> StoreResult<Document> {
-        let (id, pk) = address_of(container, &body)?;
-        let text = body_text(&body)?;
-        let expires = self.expiry(container, &body);
         let now = self.now_ms();
-        let etag = new_etag();
-        let doc = Document {
-            id: id.clone(),
-            partition_key: pk.clone(),
-            etag: ETag::new(etag.clone()),
-            body,
-        };
-        self.db
-            .write(move |c| {
-                // An expired document no longer holds its id.
-                c.execute_cached(
-                    "DELETE FROM documents WHERE container = ?1 AND pk = ?2 AND id = ?3 AND expires_at <= ?4",
-                    params![container.name(), pk, id, now],
-                )
-                .map_err(unavailable)?;
-                let inserted = c
-                    .execute_cached(
-                        "INSERT INTO documents (container, pk, id, etag, body, expires_at)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
-                        params![container.name(), pk, id, etag, text, expires],
-                    )
-                    .map_err(unavailable)?;
-                if inserted == 0 {
-                    return Err(StoreError::Conflict);
-                }
-                Ok(())
-            })
-            .await?;
+        let (row, doc) = Row::new(container, body, now)?;
+        self.db.write(move |c| rows::insert(c, &row, now)).await?;
         Ok(doc)
     }
 
@@ -337,56 +265,18 @@ impl Store for EmbeddedStore {
         body: Value,
         if_match: Option<&ETag>,
     ) -> StoreResult<Document> {
-        let (id, pk) = address_of(container, &body)?;
-        let text = body_text(&body)?;
-        let expires = self.expiry(container, &body);
         let now = self.now_ms();
-        let etag = new_etag();
+        let (row, doc) = Row::new(container, body, now)?;
         let expected = if_match.map(|e| e.as_str().to_owned());
-        let doc = Document {
-            id: id.clone(),
-            partition_key: pk.clone(),
-            etag: ETag::new(etag.clone()),
-            body,
-        };
         self.db
-            .write(move |c| {
-                check_version(c, container, &pk, &id, now, expected.as_deref())?;
-                c.execute_cached(
-                    "UPDATE documents SET etag = ?4, body = ?5, expires_at = ?6
-                     WHERE container = ?1 AND pk = ?2 AND id = ?3",
-                    params![container.name(), pk, id, etag, text, expires],
-                )
-                .map_err(unavailable)?;
-                Ok(())
-            })
+            .write(move |c| rows::update(c, &row, now, expected.as_deref()))
             .await?;
         Ok(doc)
     }
 
     async fn upsert(&self, container: Container, body: Value) -> StoreResult<Document> {
-        let (id, pk) = address_of(container, &body)?;
-        let text = body_text(&body)?;
-        let expires = self.expiry(container, &body);
-        let etag = new_etag();
-        let doc = Document {
-            id: id.clone(),
-            partition_key: pk.clone(),
-            etag: ETag::new(etag.clone()),
-            body,
-        };
-        self.db
-            .write(move |c| {
-                c.execute_cached(
-                    "INSERT INTO documents (container, pk, id, etag, body, expires_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                     ON CONFLICT (container, pk, id) DO UPDATE
-                     SET etag = excluded.etag, body = excluded.body, expires_at = excluded.expires_at",
-                    params![container.name(), pk, id, etag, text, expires],
-                )
-                .map_err(unavailable)
-            })
-            .await?;
+        let (row, doc) = Row::new(container, body, self.now_ms())?;
+        self.db.write(move |c| rows::upsert(c, &row)).await?;
         Ok(doc)
     }
 
@@ -400,16 +290,27 @@ impl Store for EmbeddedStore {
         let (pk, id, now) = (pk.to_owned(), id.to_owned(), self.now_ms());
         let expected = if_match.map(|e| e.as_str().to_owned());
         self.db
-            .write(move |c| {
-                check_version(c, container, &pk, &id, now, expected.as_deref())?;
-                c.execute_cached(
-                    "DELETE FROM documents WHERE container = ?1 AND pk = ?2 AND id = ?3",
-                    params![container.name(), pk, id],
-                )
-                .map_err(unavailable)?;
-                Ok(())
-            })
+            .write(move |c| rows::remove(c, container, &pk, &id, now, expected.as_deref()))
             .await
+    }
+
+    fn transactional(&self) -> bool {
+        true
+    }
+
+    async fn write_all(&self, writes: Vec<Write>) -> StoreResult<Vec<Option<Document>>> {
+        let now = self.now_ms();
+        let (planned, docs): (Vec<_>, Vec<_>) = writes
+            .into_iter()
+            .map(|w| rows::plan(w, now))
+            .collect::<StoreResult<Vec<_>>>()?
+            .into_iter()
+            .unzip();
+        // One piece: the writer rolls all of it back if any write fails.
+        self.db
+            .write(move |c| planned.iter().try_for_each(|p| rows::apply(c, p, now)))
+            .await?;
+        Ok(docs)
     }
 
     async fn query(&self, container: Container, query: &Query) -> StoreResult<Page> {
