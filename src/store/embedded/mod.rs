@@ -19,7 +19,7 @@ mod writer;
 
 use self::rows::Row;
 use self::sql::{SqlQuery, encode_token};
-use self::writer::Writer;
+use self::writer::{Checkpointer, WRITER_CHECKPOINT_PAGES, Writer};
 
 use super::query::{Query, Scope};
 use super::{Container, Document, ETag, Page, Store, StoreError, StoreResult, TextDocument, Write};
@@ -57,6 +57,7 @@ pub struct SqliteDb {
     path: std::path::PathBuf,
     writer: Writer,
     readers: Mutex<Vec<Connection>>,
+    _checkpointer: Checkpointer,
 }
 
 impl std::fmt::Debug for SqliteDb {
@@ -106,10 +107,15 @@ impl SqliteDb {
         }
         let writer = open_connection(path).map_err(unavailable)?;
         writer.execute_batch(SCHEMA).map_err(unavailable)?;
+        writer
+            .pragma_update(None, "wal_autocheckpoint", WRITER_CHECKPOINT_PAGES)
+            .map_err(unavailable)?;
+        let checkpoints = open_connection(path).map_err(unavailable)?;
         Ok(Arc::new(Self {
             path: path.to_owned(),
             writer: Writer::spawn(writer).map_err(unavailable)?,
             readers: Mutex::new(Vec::new()),
+            _checkpointer: Checkpointer::spawn(checkpoints).map_err(unavailable)?,
         }))
     }
 
