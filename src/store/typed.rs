@@ -31,26 +31,22 @@ fn to_body<T: Entity>(entity: &T) -> StoreResult<Value> {
 }
 
 fn from_doc<T: Entity>(doc: Document) -> StoreResult<T> {
-    let mut entity: T = serde_json::from_value(doc.body).map_err(|e| {
-        StoreError::Invalid(format!(
-            "stored {} {} does not parse: {e}",
-            T::CONTAINER.name(),
-            doc.id
-        ))
-    })?;
-    entity.set_etag(&doc.etag);
-    Ok(entity)
+    let parsed = serde_json::from_value(doc.body);
+    with_etag(parsed, &doc.id, &doc.etag)
 }
 
 fn from_text<T: Entity>(doc: &TextDocument) -> StoreResult<T> {
-    let mut entity: T = serde_json::from_str(&doc.body).map_err(|e| {
+    with_etag(serde_json::from_str(&doc.body), &doc.id, &doc.etag)
+}
+
+fn with_etag<T: Entity>(parsed: serde_json::Result<T>, id: &str, etag: &ETag) -> StoreResult<T> {
+    let mut entity = parsed.map_err(|e| {
         StoreError::Invalid(format!(
-            "stored {} {} does not parse: {e}",
-            T::CONTAINER.name(),
-            doc.id
+            "stored {} {id} does not parse: {e}",
+            T::CONTAINER.name()
         ))
     })?;
-    entity.set_etag(&doc.etag);
+    entity.set_etag(etag);
     Ok(entity)
 }
 

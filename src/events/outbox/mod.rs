@@ -226,6 +226,19 @@ impl Outbox {
     }
 }
 
+/// The writes that record entries.
+fn creates(entries: &[Entry]) -> Result<Vec<Write>, StoreError> {
+    entries
+        .iter()
+        .map(|e| {
+            e.body().map(|body| Write::Create {
+                container: Container::Outbox,
+                body,
+            })
+        })
+        .collect()
+}
+
 /// What a failed outbox record means to the caller.
 fn outbox_error(e: StoreError) -> Error {
     tracing::error!(error = %e, "could not record events in the outbox");
@@ -268,15 +281,7 @@ impl Events {
         let entries = self.entries(outbox, Some(&change), events);
         let same_store = std::ptr::addr_eq(Arc::as_ptr(&outbox.store), std::ptr::from_ref(store));
         if same_store && store.transactional() {
-            let mut writes = entries
-                .iter()
-                .map(|e| {
-                    e.body().map(|body| Write::Create {
-                        container: Container::Outbox,
-                        body,
-                    })
-                })
-                .collect::<Result<Vec<_>, _>>()?;
+            let mut writes = creates(&entries)?;
             writes.push(write);
             let mut docs = store.write_all(writes).await?;
             self.dispatch(outbox, entries).await;
@@ -341,16 +346,7 @@ impl Events {
     async fn record(&self, outbox: &Outbox, entries: &[Entry]) -> Result<(), StoreError> {
         let store = outbox.store.as_ref();
         if store.transactional() {
-            let writes = entries
-                .iter()
-                .map(|e| {
-                    e.body().map(|body| Write::Create {
-                        container: Container::Outbox,
-                        body,
-                    })
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            return store.write_all(writes).await.map(|_| ());
+            return store.write_all(creates(entries)?).await.map(|_| ());
         }
         for (n, entry) in entries.iter().enumerate() {
             if let Err(e) = store.create(Container::Outbox, entry.body()?).await {

@@ -12,6 +12,8 @@ use crate::store::{Container, Document, ETag, StoreError, StoreResult, Write, ad
 /// A document ready to be written: its address, new ETag, text and expiry.
 pub(super) struct Row {
     container: Container,
+    /// `container.name()`, kept so that [`Row::values`] can lend it.
+    name: &'static str,
     pk: String,
     id: String,
     etag: String,
@@ -45,6 +47,7 @@ impl Row {
         Ok((
             Self {
                 container,
+                name: container.name(),
                 pk,
                 id,
                 etag,
@@ -53,6 +56,21 @@ impl Row {
             },
             doc,
         ))
+    }
+}
+
+impl Row {
+    /// The six values of an insert or update, in column order
+    /// (container, pk, id, etag, body, expires_at).
+    fn values(&self) -> [&dyn rusqlite::ToSql; 6] {
+        [
+            &self.name,
+            &self.pk,
+            &self.id,
+            &self.etag,
+            &self.text,
+            &self.expires,
+        ]
     }
 }
 
@@ -127,14 +145,7 @@ pub(super) fn insert(c: &Connection, row: &Row, now_ms: i64) -> StoreResult<()> 
         .execute_cached(
             "INSERT INTO documents (container, pk, id, etag, body, expires_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
-            params![
-                row.container.name(),
-                row.pk,
-                row.id,
-                row.etag,
-                row.text,
-                row.expires
-            ],
+            row.values(),
         )
         .map_err(unavailable)?;
     if inserted == 0 {
@@ -154,14 +165,7 @@ pub(super) fn update(
     c.execute_cached(
         "UPDATE documents SET etag = ?4, body = ?5, expires_at = ?6
          WHERE container = ?1 AND pk = ?2 AND id = ?3",
-        params![
-            row.container.name(),
-            row.pk,
-            row.id,
-            row.etag,
-            row.text,
-            row.expires
-        ],
+        row.values(),
     )
     .map_err(unavailable)?;
     Ok(())
@@ -174,14 +178,7 @@ pub(super) fn upsert(c: &Connection, row: &Row) -> StoreResult<()> {
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)
          ON CONFLICT (container, pk, id) DO UPDATE
          SET etag = excluded.etag, body = excluded.body, expires_at = excluded.expires_at",
-        params![
-            row.container.name(),
-            row.pk,
-            row.id,
-            row.etag,
-            row.text,
-            row.expires
-        ],
+        row.values(),
     )
     .map_err(unavailable)?;
     Ok(())
