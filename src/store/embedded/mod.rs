@@ -50,6 +50,9 @@ CREATE INDEX IF NOT EXISTS documents_expires_at ON documents (expires_at);
 /// (the bench measured GET by id at 0.15× bare axum with a cap of 8).
 const READER_POOL: usize = 64;
 
+/// Bytes the write-ahead log file is truncated to when it restarts.
+const WAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
+
 /// A shared SQLite database: one writer connection and a pool of readers.
 ///
 /// Other embedded components (the job queue) keep their tables in the same file.
@@ -109,6 +112,10 @@ impl SqliteDb {
         writer.execute_batch(SCHEMA).map_err(unavailable)?;
         writer
             .pragma_update(None, "wal_autocheckpoint", WRITER_CHECKPOINT_PAGES)
+            .map_err(unavailable)?;
+        // When the log restarts after a burst, give the disk space back.
+        writer
+            .pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)
             .map_err(unavailable)?;
         let checkpoints = open_connection(path).map_err(unavailable)?;
         Ok(Arc::new(Self {
