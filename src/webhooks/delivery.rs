@@ -19,7 +19,7 @@ use crate::domain::tenancy::{Ctx, TenantId};
 use crate::jobs::{JobError, JobMessage, JobOutcome};
 use crate::queue::{JobQueue, QueueError};
 use crate::state::App;
-use crate::store::StoreError;
+use crate::store::{StoreError, Write, entity};
 
 /// How much of a response body an attempt keeps.
 pub const KEPT_BODY_BYTES: usize = 1024;
@@ -302,21 +302,39 @@ async fn record(app: &App, mut d: Delivery, webhook: Webhook, sent: Sent) -> Res
         d.next_attempt_at = None;
         d.completed_at = Some(now);
     }
-    let saved = match app.store.put(&d, Some(&etag)).await {
-        Ok(s) => s,
-        // Another run of this job recorded first: its record stands.
-        Err(StoreError::PreconditionFailed) => return Ok(()),
-        Err(e) => return Err(store_err(e)),
+    let Some(saved) = save_with_announcement(app, &d, &etag).await? else {
+        return Ok(()); // another run of this job recorded first: its record stands
     };
     update_webhook_health(app, &webhook, &sent, now).await;
     if saved.status == DeliveryStatus::Pending {
         enqueue(app.queue.as_ref(), &saved, now)
             .await
             .context("enqueueing the next attempt")?;
-    } else {
-        announce(app, &saved).await;
     }
     Ok(())
+}
+
+/// Saves a delivery read at `etag`; a final one raises `webhook.delivered`
+/// or `webhook.failed` in the same unit of work (one transaction on the
+/// embedded store: the record and its event stand or fall together).
+/// `None` if another run changed the delivery first.
+async fn save_with_announcement(
+    app: &App,
+    d: &Delivery,
+    etag: &crate::store::ETag,
+) -> Result<Option<Delivery>, JobError> {
+    let events = if d.status.is_final() && d.status != DeliveryStatus::Skipped {
+        vec![announcement(app, d)]
+    } else {
+        Vec::new()
+    };
+    let write = Write::put(d, Some(etag)).map_err(store_err)?;
+    match app.events.within(app.store.as_ref(), events, write).await {
+        Ok(Some(doc)) => Ok(Some(entity(doc).map_err(store_err)?)),
+        Ok(None) => Err(anyhow::anyhow!("saving a delivery produced no document").into()),
+        Err(crate::error::Error::PreconditionFailed) => Ok(None),
+        Err(e) => Err(JobError::from(e)),
+    }
 }
 
 /// Sets a final status without an attempt (webhook gone or disabled).
@@ -335,11 +353,7 @@ async fn finish(
     if let Some(e) = error {
         tracing::debug!(delivery.id = %d.id, reason = %e, "delivery finished without attempt");
     }
-    match app.store.put(&d, Some(&etag)).await {
-        Ok(saved) if status != DeliveryStatus::Skipped => announce(app, &saved).await,
-        Ok(_) | Err(StoreError::PreconditionFailed) => {}
-        Err(e) => return Err(store_err(e)),
-    }
+    save_with_announcement(app, &d, &etag).await?;
     Ok(())
 }
 
@@ -427,8 +441,8 @@ pub async fn sweep(app: &App, grace: chrono::Duration) -> anyhow::Result<usize> 
     Ok(overdue.len())
 }
 
-/// Raises `webhook.delivered` or `webhook.failed` for a final delivery.
-async fn announce(app: &App, d: &Delivery) {
+/// `webhook.delivered` or `webhook.failed` for a final delivery.
+fn announcement(app: &App, d: &Delivery) -> crate::events::Event {
     let kind = if d.status == DeliveryStatus::Succeeded {
         EVENT_DELIVERED
     } else {
@@ -437,13 +451,12 @@ async fn announce(app: &App, d: &Delivery) {
     let mut ctx = Ctx::system(d.tenant_id, d.event_id.to_string());
     ctx.causation_id = Some(d.event_id.to_string());
     let status = serde_json::to_value(d.status).unwrap_or_default();
-    let event = app.events.envelope(
+    app.events.envelope(
         &ctx,
         kind,
         json!({
             "webhookId": d.webhook_id, "deliveryId": d.id, "eventId": d.event_id,
             "eventType": d.event_type, "attempts": d.attempt_count, "status": status,
         }),
-    );
-    app.events.emit(vec![event]).await;
+    )
 }
