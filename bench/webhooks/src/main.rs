@@ -10,7 +10,8 @@
 //! * latency: events raised at a fixed rate (default 1,000/s) → p50/p99
 //!   from raising the event to the receiver seeing the first attempt.
 //!
-//! `cargo run --release -- [--events N] [--rate R] [--seconds S] [--json PATH]`
+//! `cargo run --release -- [--events N] [--rate R] [--seconds S] [--workers W] [--json PATH]`
+//! (JSON goes to `bench/results/webhooks.json` unless `--json` says otherwise).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -129,7 +130,12 @@ async fn main() {
     let json_path = std::env::args()
         .skip_while(|a| a != "--json")
         .nth(1)
-        .unwrap_or_else(|| "bench-webhooks.json".into());
+        .unwrap_or_else(|| {
+            // Next to the other scenarios' results (not committed).
+            let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../results");
+            let _ = std::fs::create_dir_all(&dir);
+            dir.join("webhooks.json").to_string_lossy().into_owned()
+        });
 
     // --- baseline: a bare reqwest loop of signed POSTs -------------------
     let (url, seen) = start_receiver().await;
