@@ -180,3 +180,95 @@ impl Checkpointer {
         Ok(Self { _stop: stop })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::super::SqliteDb;
+    use crate::store::StoreError;
+
+    fn db() -> (tempfile::TempDir, Arc<SqliteDb>) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = SqliteDb::open(&dir.path().join("t.db")).expect("open");
+        (dir, db)
+    }
+
+    async fn setup(db: &SqliteDb) {
+        db.write(|c| {
+            c.execute_batch("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT NOT NULL)")
+                .map_err(|e| StoreError::Unavailable(e.to_string()))
+        })
+        .await
+        .expect("schema");
+    }
+
+    async fn keys(db: &SqliteDb) -> Vec<i64> {
+        db.read_now(|c| {
+            let mut st = c.prepare("SELECT k FROM t ORDER BY k").expect("prepare");
+            let rows = st.query_map([], |r| r.get(0)).expect("query");
+            Ok(rows.map(|r| r.expect("row")).collect())
+        })
+        .expect("read")
+    }
+
+    /// Many writers at once land in shared groups; a failing piece rolls back
+    /// only its own statements and fails alone, a panicking one too.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn each_piece_of_a_group_stands_or_falls_alone() {
+        let (_dir, db) = db();
+        setup(&db).await;
+        let mut tasks = Vec::new();
+        for k in 0..200_i64 {
+            let db = Arc::clone(&db);
+            tasks.push(tokio::spawn(async move {
+                db.write(move |c| {
+                    c.execute("INSERT INTO t (k, v) VALUES (?1, 'a')", [k])
+                        .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+                    // Every 10th piece writes twice and then fails: neither row may stay.
+                    if k % 10 == 3 {
+                        c.execute("INSERT INTO t (k, v) VALUES (?1, 'b')", [k + 10_000])
+                            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+                        return Err(StoreError::Conflict);
+                    }
+                    assert!(k % 10 != 7, "a piece that panics");
+                    Ok(k)
+                })
+                .await
+            }));
+        }
+        for (k, task) in (0_i64..).zip(tasks) {
+            let out = task.await.expect("join");
+            match k % 10 {
+                3 => assert!(matches!(out, Err(StoreError::Conflict)), "{k}: {out:?}"),
+                7 => assert!(
+                    matches!(out, Err(StoreError::Unavailable(_))),
+                    "{k}: {out:?}"
+                ),
+                _ => assert_eq!(out.expect("written"), k),
+            }
+        }
+        let want: Vec<i64> = (0..200).filter(|k| k % 10 != 3 && k % 10 != 7).collect();
+        assert_eq!(keys(&db).await, want);
+    }
+
+    /// A caller told `Ok` reads its write from any other connection.
+    #[tokio::test]
+    async fn an_acknowledged_write_is_visible_to_readers() {
+        let (_dir, db) = db();
+        setup(&db).await;
+        for k in 0..20_i64 {
+            db.write(move |c| {
+                c.execute("INSERT INTO t (k, v) VALUES (?1, 'a')", [k])
+                    .map(|_| ())
+                    .map_err(|e| StoreError::Unavailable(e.to_string()))
+            })
+            .await
+            .expect("write");
+            assert_eq!(
+                keys(&db).await.len(),
+                usize::try_from(k + 1).expect("small")
+            );
+        }
+    }
+}
