@@ -209,20 +209,7 @@ impl Registry {
         O: IntoOutcome,
         E: Into<JobError>,
     {
-        let label = name.to_owned();
-        self.add(
-            name,
-            TriggerKind::ServiceBus,
-            Arc::new(move |app: AppState, input: TriggerInput| -> JobFuture {
-                match input {
-                    TriggerInput::ServiceBus(m) => match m.json::<T>() {
-                        Ok(t) => boxed(job(app, t, m.delivery())),
-                        Err(e) => failed(e),
-                    },
-                    _ => wrong_trigger(&label),
-                }
-            }),
-        )
+        self.message_job(name, TriggerKind::ServiceBus, job)
     }
 
     /// Registers a RabbitMQ job taking the JSON body as `T`.
@@ -234,17 +221,32 @@ impl Registry {
         O: IntoOutcome,
         E: Into<JobError>,
     {
+        self.message_job(name, TriggerKind::RabbitMq, job)
+    }
+
+    /// A queue job of `kind` taking the JSON body as `T` (a body that does
+    /// not decode is rejected at once; another trigger's input is refused).
+    fn message_job<T, F, Fut, O, E>(self, name: &str, kind: TriggerKind, job: F) -> Self
+    where
+        T: DeserializeOwned + Send + 'static,
+        F: Fn(AppState, T, Delivery) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<O, E>> + Send + 'static,
+        O: IntoOutcome,
+        E: Into<JobError>,
+    {
         let label = name.to_owned();
         self.add(
             name,
-            TriggerKind::RabbitMq,
+            kind,
             Arc::new(move |app: AppState, input: TriggerInput| -> JobFuture {
-                match input {
-                    TriggerInput::RabbitMq(m) => match m.json::<T>() {
-                        Ok(t) => boxed(job(app, t, m.delivery())),
-                        Err(e) => failed(e),
-                    },
-                    _ => wrong_trigger(&label),
+                let decoded = match (&input, kind) {
+                    (TriggerInput::ServiceBus(m), TriggerKind::ServiceBus) => m.json::<T>(),
+                    (TriggerInput::RabbitMq(m), TriggerKind::RabbitMq) => m.json::<T>(),
+                    _ => return wrong_trigger(&label),
+                };
+                match decoded {
+                    Ok(t) => boxed(job(app, t, input.delivery())),
+                    Err(e) => failed(e),
                 }
             }),
         )
