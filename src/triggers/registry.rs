@@ -165,17 +165,13 @@ impl Registry {
         O: IntoOutcome,
         E: Into<JobError>,
     {
-        let label = name.to_owned();
-        self.add(
-            name,
-            TriggerKind::Timer,
-            Arc::new(move |app: AppState, input: TriggerInput| -> JobFuture {
-                match input {
-                    TriggerInput::Timer(t) => boxed(job(app, t)),
-                    _ => wrong_trigger(&label),
-                }
-            }),
-        )
+        let decode = |input| match input {
+            TriggerInput::Timer(t) => Some(Ok(t)),
+            _ => None,
+        };
+        self.typed(name, TriggerKind::Timer, decode, move |app, t, _| {
+            job(app, t)
+        })
     }
 
     /// Registers a Service Bus job taking the raw message.
@@ -186,17 +182,13 @@ impl Registry {
         O: IntoOutcome,
         E: Into<JobError>,
     {
-        let label = name.to_owned();
-        self.add(
-            name,
-            TriggerKind::ServiceBus,
-            Arc::new(move |app: AppState, input: TriggerInput| -> JobFuture {
-                match input {
-                    TriggerInput::ServiceBus(m) => boxed(job(app, m)),
-                    _ => wrong_trigger(&label),
-                }
-            }),
-        )
+        let decode = |input| match input {
+            TriggerInput::ServiceBus(m) => Some(Ok(m)),
+            _ => None,
+        };
+        self.typed(name, TriggerKind::ServiceBus, decode, move |app, m, _| {
+            job(app, m)
+        })
     }
 
     /// Registers a Service Bus job taking the JSON body as `T` (a body that
@@ -209,7 +201,11 @@ impl Registry {
         O: IntoOutcome,
         E: Into<JobError>,
     {
-        self.message_job(name, TriggerKind::ServiceBus, job)
+        let decode = |input| match input {
+            TriggerInput::ServiceBus(m) => Some(m.json::<T>()),
+            _ => None,
+        };
+        self.typed(name, TriggerKind::ServiceBus, decode, job)
     }
 
     /// Registers a RabbitMQ job taking the JSON body as `T`.
@@ -221,35 +217,11 @@ impl Registry {
         O: IntoOutcome,
         E: Into<JobError>,
     {
-        self.message_job(name, TriggerKind::RabbitMq, job)
-    }
-
-    /// A queue job of `kind` taking the JSON body as `T` (a body that does
-    /// not decode is rejected at once; another trigger's input is refused).
-    fn message_job<T, F, Fut, O, E>(self, name: &str, kind: TriggerKind, job: F) -> Self
-    where
-        T: DeserializeOwned + Send + 'static,
-        F: Fn(AppState, T, Delivery) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<O, E>> + Send + 'static,
-        O: IntoOutcome,
-        E: Into<JobError>,
-    {
-        let label = name.to_owned();
-        self.add(
-            name,
-            kind,
-            Arc::new(move |app: AppState, input: TriggerInput| -> JobFuture {
-                let decoded = match (&input, kind) {
-                    (TriggerInput::ServiceBus(m), TriggerKind::ServiceBus) => m.json::<T>(),
-                    (TriggerInput::RabbitMq(m), TriggerKind::RabbitMq) => m.json::<T>(),
-                    _ => return wrong_trigger(&label),
-                };
-                match decoded {
-                    Ok(t) => boxed(job(app, t, input.delivery())),
-                    Err(e) => failed(e),
-                }
-            }),
-        )
+        let decode = |input| match input {
+            TriggerInput::RabbitMq(m) => Some(m.json::<T>()),
+            _ => None,
+        };
+        self.typed(name, TriggerKind::RabbitMq, decode, job)
     }
 
     /// Registers a RabbitMQ job taking the raw message.
@@ -260,14 +232,43 @@ impl Registry {
         O: IntoOutcome,
         E: Into<JobError>,
     {
+        let decode = |input| match input {
+            TriggerInput::RabbitMq(m) => Some(Ok(m)),
+            _ => None,
+        };
+        self.typed(name, TriggerKind::RabbitMq, decode, move |app, m, _| {
+            job(app, m)
+        })
+    }
+
+    /// The one adapter behind every registration: `decode` turns the input
+    /// into the job's argument (`None`: another trigger's input, refused;
+    /// `Err`: a body that can never succeed, rejected), then `job` runs with
+    /// the delivery facts.
+    fn typed<I, F, Fut, O, E>(
+        self,
+        name: &str,
+        kind: TriggerKind,
+        decode: fn(TriggerInput) -> Option<Result<I, JobError>>,
+        job: F,
+    ) -> Self
+    where
+        I: 'static,
+        F: Fn(AppState, I, Delivery) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<O, E>> + Send + 'static,
+        O: IntoOutcome,
+        E: Into<JobError>,
+    {
         let label = name.to_owned();
         self.add(
             name,
-            TriggerKind::RabbitMq,
+            kind,
             Arc::new(move |app: AppState, input: TriggerInput| -> JobFuture {
-                match input {
-                    TriggerInput::RabbitMq(m) => boxed(job(app, m)),
-                    _ => wrong_trigger(&label),
+                let delivery = input.delivery();
+                match decode(input) {
+                    Some(Ok(arg)) => boxed(job(app, arg, delivery)),
+                    Some(Err(e)) => failed(e),
+                    None => wrong_trigger(&label),
                 }
             }),
         )
