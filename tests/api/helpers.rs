@@ -19,6 +19,10 @@ use serde_json::Value;
 use tower::ServiceExt as _;
 use uuid::Uuid;
 
+#[path = "../support/answer.rs"]
+mod answer;
+pub use answer::Answer;
+
 /// The secret every test token is signed with.
 pub const JWT_SECRET: &str = "test-secret-test-secret-test-secret-0123";
 
@@ -44,38 +48,6 @@ pub struct TestApp {
     pub state: AppState,
     pub router: Router,
     pub dir: tempfile::TempDir,
-}
-
-/// An answer, with its body parsed as JSON when it is JSON.
-#[derive(Debug)]
-pub struct Answer {
-    pub status: StatusCode,
-    pub headers: axum::http::HeaderMap,
-    pub body: Value,
-}
-
-impl Answer {
-    /// The ETag header without quotes.
-    pub fn etag(&self) -> String {
-        self.headers
-            .get(header::ETAG)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .trim_matches('"')
-            .to_owned()
-    }
-
-    /// The pointers of a problem's `errors`.
-    pub fn pointers(&self) -> Vec<String> {
-        self.body["errors"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|e| e["pointer"].as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
 }
 
 impl TestApp {
@@ -151,18 +123,7 @@ impl TestApp {
 
     /// Sends a prepared request.
     pub async fn raw(&self, req: Request<Body>) -> Answer {
-        let res = self.router.clone().oneshot(req).await.expect("infallible");
-        let status = res.status();
-        let headers = res.headers().clone();
-        let bytes = axum::body::to_bytes(res.into_body(), usize::MAX)
-            .await
-            .expect("body");
-        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Answer {
-            status,
-            headers,
-            body,
-        }
+        Answer::read(self.router.clone().oneshot(req).await.expect("infallible")).await
     }
 
     /// GET as a tenant.

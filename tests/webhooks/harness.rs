@@ -24,6 +24,10 @@ use serde_json::{Value, json};
 use tower::ServiceExt as _;
 use uuid::Uuid;
 
+#[path = "../support/answer.rs"]
+mod answer;
+pub use answer::Answer;
+
 /// Secret of test tokens.
 pub const JWT_SECRET: &str = "test-secret-test-secret-test-secret-0123";
 
@@ -151,36 +155,6 @@ impl Receiver {
     }
 }
 
-/// An answer of the API.
-#[derive(Debug)]
-pub struct Answer {
-    pub status: StatusCode,
-    pub headers: HeaderMap,
-    pub body: Value,
-    pub text: String,
-}
-
-impl Answer {
-    pub fn etag(&self) -> String {
-        self.headers
-            .get(header::ETAG)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .trim_matches('"')
-            .to_owned()
-    }
-    pub fn pointers(&self) -> Vec<String> {
-        self.body["errors"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|e| e["pointer"].as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-}
-
 /// The app on a manual clock, with its router.
 pub struct Hooks {
     pub state: AppState,
@@ -257,18 +231,7 @@ impl Hooks {
             None => req.body(Body::empty()),
         }
         .expect("request");
-        let res = self.router.clone().oneshot(req).await.expect("infallible");
-        let status = res.status();
-        let headers = res.headers().clone();
-        let bytes = axum::body::to_bytes(res.into_body(), usize::MAX)
-            .await
-            .expect("body");
-        Answer {
-            status,
-            headers,
-            body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-            text: String::from_utf8_lossy(&bytes).into_owned(),
-        }
+        Answer::read(self.router.clone().oneshot(req).await.expect("infallible")).await
     }
 
     pub async fn get(&self, path: &str) -> Answer {
