@@ -35,12 +35,13 @@ const PURGE_EVERY: Duration = Duration::from_secs(600);
 /// their rows until purged.
 async fn purge_loop(store: Arc<dyn Store>) {
     loop {
+        // First wait: start-up is no time for a scan of the whole store.
+        tokio::time::sleep(PURGE_EVERY).await;
         match store.purge_expired().await {
             Ok(0) => {}
             Ok(n) => tracing::info!(count = n, "purged expired documents"),
             Err(e) => tracing::warn!(error = %e, "purging expired documents failed"),
         }
-        tokio::time::sleep(PURGE_EVERY).await;
     }
 }
 
