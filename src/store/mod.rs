@@ -55,18 +55,28 @@ pub struct Document {
     pub body: Value,
 }
 
-/// One stored document whose body is still JSON text (for typed reads that
-/// deserialize straight into an entity, without a `Value` tree between).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TextDocument {
+/// A body in the form its backend holds it, for typed reads that
+/// deserialize straight into an entity: no `Value` tree built from text, no
+/// text rendered from a tree.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StoredBody {
+    /// JSON text (the embedded store keeps bodies as text).
+    Text(String),
+    /// A parsed tree (Cosmos DB's SDK hands one over).
+    Tree(Value),
+}
+
+/// One stored document with its body as the backend holds it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredDocument {
     /// The document id, unique within its partition.
     pub id: String,
     /// The value of the container's partition-key path.
     pub partition_key: String,
     /// The version the backend assigned on the last write.
     pub etag: ETag,
-    /// The JSON body as written (system properties removed).
-    pub body: String,
+    /// The body as written (system properties removed).
+    pub body: StoredBody,
 }
 
 /// One write of a unit of work ([`Store::write_all`]).
@@ -180,25 +190,24 @@ pub trait Store: Send + Sync + 'static {
     async fn read(&self, container: Container, pk: &str, id: &str)
     -> StoreResult<Option<Document>>;
 
-    /// [`Store::read`] with the body as JSON text. Backends that keep text
-    /// override it; the default serializes what `read` returns.
-    async fn read_text(
+    /// [`Store::read`] with the body in the form the backend holds it.
+    /// Backends that keep text override it; the default hands over the tree
+    /// `read` returns.
+    async fn read_stored(
         &self,
         container: Container,
         pk: &str,
         id: &str,
-    ) -> StoreResult<Option<TextDocument>> {
-        let Some(doc) = self.read(container, pk, id).await? else {
-            return Ok(None);
-        };
-        let body =
-            serde_json::to_string(&doc.body).map_err(|e| StoreError::Invalid(e.to_string()))?;
-        Ok(Some(TextDocument {
-            id: doc.id,
-            partition_key: doc.partition_key,
-            etag: doc.etag,
-            body,
-        }))
+    ) -> StoreResult<Option<StoredDocument>> {
+        Ok(self
+            .read(container, pk, id)
+            .await?
+            .map(|doc| StoredDocument {
+                id: doc.id,
+                partition_key: doc.partition_key,
+                etag: doc.etag,
+                body: StoredBody::Tree(doc.body),
+            }))
     }
 
     /// Creates a document; [`StoreError::Conflict`] if its id is taken in the partition.

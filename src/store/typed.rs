@@ -7,7 +7,8 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::{
-    Container, Document, ETag, Query, Store, StoreError, StoreResult, TextDocument, Write,
+    Container, Document, ETag, Query, Store, StoreError, StoreResult, StoredBody, StoredDocument,
+    Write,
 };
 
 /// A document type kept in one container.
@@ -35,8 +36,12 @@ fn from_doc<T: Entity>(doc: Document) -> StoreResult<T> {
     with_etag(parsed, &doc.id, &doc.etag)
 }
 
-fn from_text<T: Entity>(doc: &TextDocument) -> StoreResult<T> {
-    with_etag(serde_json::from_str(&doc.body), &doc.id, &doc.etag)
+fn from_stored<T: Entity>(doc: StoredDocument) -> StoreResult<T> {
+    let parsed = match doc.body {
+        StoredBody::Text(text) => serde_json::from_str(&text),
+        StoredBody::Tree(tree) => serde_json::from_value(tree),
+    };
+    with_etag(parsed, &doc.id, &doc.etag)
 }
 
 fn with_etag<T: Entity>(parsed: serde_json::Result<T>, id: &str, etag: &ETag) -> StoreResult<T> {
@@ -91,10 +96,10 @@ impl StoreExt for dyn Store {}
 impl dyn Store {
     /// Reads an entity; `None` if absent.
     pub async fn get<T: Entity>(&self, pk: &str, id: &str) -> StoreResult<Option<T>> {
-        match self.read_text(T::CONTAINER, pk, id).await? {
-            Some(doc) => Ok(Some(from_text(&doc)?)),
-            None => Ok(None),
-        }
+        self.read_stored(T::CONTAINER, pk, id)
+            .await?
+            .map(from_stored)
+            .transpose()
     }
 
     /// Creates an entity and returns it with its ETag.

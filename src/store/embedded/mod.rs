@@ -22,7 +22,10 @@ use self::sql::{SqlQuery, encode_token};
 use self::writer::{Checkpointer, WRITER_CHECKPOINT_PAGES, Writer};
 
 use super::query::{Query, Scope};
-use super::{Container, Document, ETag, Page, Store, StoreError, StoreResult, TextDocument, Write};
+use super::{
+    Container, Document, ETag, Page, Store, StoreError, StoreResult, StoredBody, StoredDocument,
+    Write,
+};
 use crate::clock::Clock;
 
 const SCHEMA: &str = "
@@ -227,11 +230,15 @@ impl Store for EmbeddedStore {
         pk: &str,
         id: &str,
     ) -> StoreResult<Option<Document>> {
-        self.read_text(container, pk, id)
+        self.read_stored(container, pk, id)
             .await?
             .map(|d| {
+                let body = match d.body {
+                    StoredBody::Text(text) => parse_body(&text)?,
+                    StoredBody::Tree(tree) => tree,
+                };
                 Ok(Document {
-                    body: parse_body(&d.body)?,
+                    body,
                     id: d.id,
                     partition_key: d.partition_key,
                     etag: d.etag,
@@ -240,12 +247,12 @@ impl Store for EmbeddedStore {
             .transpose()
     }
 
-    async fn read_text(
+    async fn read_stored(
         &self,
         container: Container,
         pk: &str,
         id: &str,
-    ) -> StoreResult<Option<TextDocument>> {
+    ) -> StoreResult<Option<StoredDocument>> {
         let now = self.now_ms();
         let row = self.db.read_now(|c| {
             c.prepare_cached(POINT_READ)
@@ -257,11 +264,11 @@ impl Store for EmbeddedStore {
                 })
                 .map_err(unavailable)
         })?;
-        Ok(row.map(|(etag, body)| TextDocument {
+        Ok(row.map(|(etag, body)| StoredDocument {
             id: id.to_owned(),
             partition_key: pk.to_owned(),
             etag: ETag::new(etag),
-            body,
+            body: StoredBody::Text(body),
         }))
     }
 
