@@ -170,6 +170,27 @@ impl EmbeddedQueue {
         self.delete(job.seq, job.lease.clone()).await
     }
 
+    /// Deletes a finished job in a later commit, without waiting: workers
+    /// need not hold a slot for the clean-up, and the deletes of many jobs
+    /// share a commit. If the process dies first, the job reappears when its
+    /// lease runs out and runs again, which jobs tolerate.
+    pub fn complete_later(&self, job: &Leased) {
+        let (seq, lease) = (job.seq, job.lease.clone());
+        self.db.write_later(move |c| {
+            c.execute_cached(
+                "DELETE FROM jobs WHERE seq = ?1 AND lease = ?2",
+                params![seq, lease],
+            )
+            .map(|_| ())
+        });
+    }
+
+    /// Resolves once every change queued before it, deferred completions
+    /// included, is committed.
+    pub async fn settled(&self) -> Result<(), QueueError> {
+        self.db.settled().await.map_err(queue_error)
+    }
+
     /// Gives a job back, visible again after `delay`.
     pub async fn abandon(&self, job: &Leased, delay: Duration) -> Result<(), QueueError> {
         let at = self.clock.now().timestamp_millis()

@@ -233,6 +233,22 @@ pub trait Store: Send + Sync + 'static {
         if_match: Option<&ETag>,
     ) -> StoreResult<()>;
 
+    /// Deletes documents nobody needs any more (`(partition key, id)` pairs
+    /// of one container), as clean-up: failures are logged, never returned,
+    /// so a document left behind must be harmless. The embedded store folds
+    /// the deletes into a later commit and returns at once; others delete
+    /// them one by one before returning.
+    async fn discard(&self, container: Container, addresses: Vec<(String, String)>) {
+        for (pk, id) in addresses {
+            match self.delete(container, &pk, &id, None).await {
+                Ok(()) | Err(StoreError::NotFound) => {}
+                Err(e) => {
+                    tracing::warn!(container = container.name(), id = %id, error = %e, "could not delete a discarded document");
+                }
+            }
+        }
+    }
+
     /// Whether [`Store::write_all`] is atomic here (a transaction across
     /// containers and partitions). Cosmos DB's transactional batches stay
     /// within one partition of one container, so it is not.

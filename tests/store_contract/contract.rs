@@ -535,10 +535,19 @@ pub async fn purge_keeps_live_documents(s: Arc<dyn Store>) {
     s.create(C, doc(&t, "long", json!({})))
         .await
         .expect("create");
+    // Written to expire soon, then rewritten to live on: the later write
+    // decides.
+    s.create(C, doc(&t, "renewed", json!({"ttl": 1})))
+        .await
+        .expect("create");
+    s.upsert(C, doc(&t, "renewed", json!({"ttl": 3600})))
+        .await
+        .expect("upsert");
     tokio::time::sleep(Duration::from_millis(1200)).await;
     s.purge_expired().await.expect("purge");
     assert!(s.read(C, &t, "short").await.expect("read").is_none());
     assert!(s.read(C, &t, "long").await.expect("read").is_some());
+    assert!(s.read(C, &t, "renewed").await.expect("read").is_some());
     s.create(C, doc(&t, "short", json!({})))
         .await
         .expect("a purged id can be created again");

@@ -411,11 +411,7 @@ impl Events {
             // done. If the process dies first, the relay probes the entries
             // and publishes them again under the same event ids.
             let store = Arc::clone(&outbox.store);
-            tokio::spawn(async move {
-                for (tenant, id) in confirmed {
-                    delete_entry(store.as_ref(), &tenant, &id).await;
-                }
-            });
+            tokio::spawn(async move { store.discard(Container::Outbox, confirmed).await });
         }
     }
 

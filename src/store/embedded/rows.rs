@@ -151,6 +151,19 @@ pub(super) fn insert(c: &Connection, row: &Row, now_ms: i64) -> StoreResult<()> 
     if inserted == 0 {
         return Err(StoreError::Conflict);
     }
+    note_expiry(c, row)
+}
+
+/// Records when a written document expires (for the purge), if it does.
+fn note_expiry(c: &Connection, row: &Row) -> StoreResult<()> {
+    let Some(at) = row.expires else {
+        return Ok(());
+    };
+    c.execute_cached(
+        "INSERT OR IGNORE INTO expiries (expires_at, container, pk, id) VALUES (?1, ?2, ?3, ?4)",
+        params![at, row.name, row.pk, row.id],
+    )
+    .map_err(unavailable)?;
     Ok(())
 }
 
@@ -168,7 +181,7 @@ pub(super) fn update(
         row.values(),
     )
     .map_err(unavailable)?;
-    Ok(())
+    note_expiry(c, row)
 }
 
 /// Creates or replaces a document unconditionally.
@@ -181,7 +194,7 @@ pub(super) fn upsert(c: &Connection, row: &Row) -> StoreResult<()> {
         row.values(),
     )
     .map_err(unavailable)?;
-    Ok(())
+    note_expiry(c, row)
 }
 
 /// Deletes a live document, if `expected` (when given) is still its ETag.

@@ -12,7 +12,7 @@
 //! instead of N commits plus N hand-offs of a mutex between blocking threads.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::time::Duration;
 
 use rusqlite::Connection;
@@ -35,9 +35,14 @@ type Finish = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
 /// succeeded (to keep or roll back its savepoint) and how to report.
 type Piece = Box<dyn FnOnce(&Connection) -> (bool, Finish) + Send>;
 
+/// A write nobody waits for (see [`Writer::later`]).
+type Chore = Box<dyn FnOnce(&Connection) -> rusqlite::Result<()> + Send>;
+
 /// The sending side of the writer thread.
 pub(super) struct Writer {
     tx: mpsc::Sender<Piece>,
+    /// Chores not yet taken by a queued piece.
+    chores: Arc<Mutex<Vec<Chore>>>,
 }
 
 fn unavailable(e: impl std::fmt::Display) -> StoreError {
@@ -52,7 +57,44 @@ impl Writer {
         std::thread::Builder::new()
             .name("sqlite-writer".into())
             .spawn(move || run(&conn, &rx))?;
-        Ok(Self { tx })
+        Ok(Self {
+            tx,
+            chores: Arc::default(),
+        })
+    }
+
+    /// Queues a write nobody waits for (clean-up of what is already done:
+    /// confirmed outbox entries, finished jobs). Chores are folded into one
+    /// piece: the first chore queues a piece that, when the writer reaches
+    /// it, runs every chore queued by then, so the busier the writer, the
+    /// more chores share a commit and the pages they change. A failing chore
+    /// is logged and skipped; chores are lost if the process dies first, so
+    /// a chore must be one whose omission is harmless.
+    pub(super) fn later<F>(&self, f: F)
+    where
+        F: FnOnce(&Connection) -> rusqlite::Result<()> + Send + 'static,
+    {
+        let first = {
+            let mut chores = self.chores.lock().unwrap_or_else(PoisonError::into_inner);
+            chores.push(Box::new(f));
+            chores.len() == 1
+        };
+        if !first {
+            return; // a queued piece will take it
+        }
+        let chores = Arc::clone(&self.chores);
+        let piece: Piece = Box::new(move |conn| {
+            let taken = std::mem::take(&mut *chores.lock().unwrap_or_else(PoisonError::into_inner));
+            for chore in taken {
+                if let Err(e) = chore(conn) {
+                    tracing::warn!(error = %e, "a deferred database write failed");
+                }
+            }
+            (true, Box::new(|_| {}))
+        });
+        if self.tx.send(piece).is_err() {
+            tracing::warn!("the database writer has stopped; deferred writes dropped");
+        }
     }
 
     /// Queues `f`; resolves with its result once its group is committed.
@@ -227,6 +269,33 @@ mod tests {
             Ok(rows.map(|r| r.expect("row")).collect())
         })
         .expect("read")
+    }
+
+    /// Deferred writes all run, in order, a failing one alone is skipped, and
+    /// `settled` waits for every one queued before it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn deferred_writes_run_by_the_time_the_writer_settles() {
+        let (_dir, db) = db();
+        setup(&db).await;
+        for k in 0..500_i64 {
+            db.write_later(move |c| {
+                c.execute("INSERT INTO t (k, v) VALUES (?1, 'x')", [k])
+                    .map(|_| ())
+            });
+        }
+        // A duplicate key fails; the chores around it still commit.
+        db.write_later(|c| {
+            c.execute("INSERT INTO t (k, v) VALUES (7, 'dup')", [])
+                .map(|_| ())
+        });
+        db.write_later(|c| {
+            c.execute("INSERT INTO t (k, v) VALUES (1000, 'x')", [])
+                .map(|_| ())
+        });
+        db.settled().await.expect("settled");
+        let got = keys(&db).await;
+        assert_eq!(got.len(), 501);
+        assert_eq!(got.last(), Some(&1000));
     }
 
     /// Many writers at once land in shared groups; a failing piece rolls back
