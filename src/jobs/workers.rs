@@ -1,10 +1,10 @@
-//! `serve`'s in-process workers: a bounded pool (`WORKERS`) leasing jobs from
-//! the embedded queue and running [`super::process_job`].
+//! `serve`'s in-process workers: a bounded pool (`WORKERS` jobs at once)
+//! leasing jobs from the embedded queue and running [`super::process_job`].
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
 use super::{JobOutcome, process_job};
@@ -39,17 +39,15 @@ impl Workers {
     }
 }
 
-/// Starts `config.workers` workers on the app's embedded queue; `None` when
-/// the queue is not embedded (Service Bus is worked by the Functions host).
+/// Starts the pool on the app's embedded queue: at most `config.workers`
+/// jobs run at once. `None` when the queue is not embedded (Service Bus is
+/// worked by the Functions host).
 pub fn start(state: &AppState) -> Option<Workers> {
     state.queue.as_embedded()?;
     let (stop, rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
-    for n in 0..state.config.workers {
-        let app = Arc::clone(&state.0);
-        let rx = rx.clone();
-        tasks.spawn(async move { worker(n, app, rx).await });
-    }
+    let app = Arc::clone(&state.0);
+    tasks.spawn(dispatch(app, rx.clone()));
     let app = Arc::clone(&state.0);
     let mut sweep_stop = rx.clone();
     tasks.spawn(async move {
@@ -69,24 +67,46 @@ pub fn start(state: &AppState) -> Option<Workers> {
     Some(Workers { stop, tasks })
 }
 
-async fn worker(n: u32, app: Arc<App>, mut stop: watch::Receiver<bool>) {
+/// Most jobs leased in one go.
+const MAX_LEASE: usize = 64;
+
+/// Leases due jobs as slots free up — every free slot's worth in one lease,
+/// one write for many jobs — and runs each job on its own task.
+async fn dispatch(app: Arc<App>, mut stop: watch::Receiver<bool>) {
     let Some(queue) = app.queue.as_embedded() else {
         return;
     };
     let visibility = visibility_timeout(&app);
-    loop {
-        if *stop.borrow() {
-            return;
+    let slots = Arc::new(Semaphore::new(
+        usize::try_from(app.config.workers).unwrap_or(1).max(1),
+    ));
+    let mut running = JoinSet::new();
+    while !*stop.borrow() {
+        let first = tokio::select! {
+            permit = Arc::clone(&slots).acquire_owned() => permit,
+            _ = stop.changed() => continue,
+        };
+        let Ok(first) = first else { break };
+        let mut permits = vec![first];
+        while permits.len() < MAX_LEASE {
+            match Arc::clone(&slots).try_acquire_owned() {
+                Ok(p) => permits.push(p),
+                Err(_) => break,
+            }
         }
-        let jobs = match queue.receive(1, visibility).await {
+        while running.try_join_next().is_some() {}
+        let wanted = u32::try_from(permits.len()).unwrap_or(1);
+        let jobs = match queue.receive(wanted, visibility).await {
             Ok(j) => j,
             Err(e) => {
-                tracing::warn!(worker = n, error = %e, "receiving jobs failed");
+                tracing::warn!(error = %e, "receiving jobs failed");
+                drop(permits);
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 continue;
             }
         };
         if jobs.is_empty() {
+            drop(permits);
             tokio::select! {
                 () = queue.wait_for_work() => {}
                 () = tokio::time::sleep(IDLE_POLL) => {}
@@ -94,10 +114,17 @@ async fn worker(n: u32, app: Arc<App>, mut stop: watch::Receiver<bool>) {
             }
             continue;
         }
-        for job in jobs {
-            run_one(&app, queue, job).await;
+        for (job, permit) in jobs.into_iter().zip(permits) {
+            let app = Arc::clone(&app);
+            running.spawn(async move {
+                if let Some(queue) = app.queue.as_embedded() {
+                    run_one(&app, queue, job).await;
+                }
+                drop(permit);
+            });
         }
     }
+    while running.join_next().await.is_some() {}
 }
 
 /// Runs one leased job and settles it (complete or abandon).
@@ -108,11 +135,13 @@ pub async fn run_one(app: &App, queue: &EmbeddedQueue, job: Leased) {
             if outcome == JobOutcome::Done {
                 tracing::debug!(job.message_id = %job.message_id, "job done");
             }
-            queue.complete(&job).await.map(|_| ())
+            queue.complete_later(&job);
+            Ok(())
         }
         Err(e) if job.attempts >= MAX_RECEIVES => {
             tracing::error!(job.message_id = %job.message_id, error = %e.cause, attempts = job.attempts, "job keeps failing; dropped");
-            queue.complete(&job).await.map(|_| ())
+            queue.complete_later(&job);
+            Ok(())
         }
         Err(e) => {
             let delay = e
@@ -136,6 +165,7 @@ pub async fn run_due(app: &App) -> anyhow::Result<usize> {
         .ok_or_else(|| anyhow::anyhow!("the job queue is not embedded"))?;
     let mut ran = 0;
     loop {
+        queue.settled().await?;
         let jobs = queue.receive(16, visibility_timeout(app)).await?;
         if jobs.is_empty() {
             return Ok(ran);
