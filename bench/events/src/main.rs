@@ -10,8 +10,13 @@
 //!   (validation, catalog read, outbox intent, insert, publish with confirm,
 //!   outbox delete) — the API path minus HTTP.
 //!
-//! Prints a table with ratios to the bare loop and writes JSON next to the
-//! other scenarios' results (`bench/results/events.json`).
+//! Each is measured against two broker set-ups: an exchange with a durable
+//! queue bound (the broker persists every message before confirming it, as
+//! it does for Castiel's consumers) and an exchange with no queue (the
+//! broker discards the messages and confirms at once, its fastest path).
+//!
+//! Prints a table with ratios to the bare loop of the same set-up and writes
+//! JSON next to the other scenarios' results (`bench/results/events.json`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,6 +31,7 @@ use castiel_integrations::store::Store;
 use castiel_integrations::store::embedded::{EmbeddedStore, SqliteDb};
 use lapin::options::{
     BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, ExchangeDeleteOptions,
+    QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
 };
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection, ConnectionProperties, ExchangeKind};
@@ -133,14 +139,26 @@ async fn run_api(state: &AppState, n: usize, c: usize, create: bool) -> anyhow::
     Ok((n / c * c) as f64 / start.elapsed().as_secs_f64())
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().collect();
-    let n: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(10_000);
-    let c: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(32);
+/// One broker set-up's three rates (events/s).
+struct Rates {
+    bare: f64,
+    emit: f64,
+    api: f64,
+}
+
+/// Measures the three modes against a fresh exchange; with `bound`, a
+/// durable queue takes every event type (as Castiel's consumers' queues do),
+/// so the broker persists each message before confirming it. Without, the
+/// broker discards the messages and confirms at once: its fastest path.
+async fn measure(
+    ch: &lapin::Channel,
+    n: usize,
+    c: usize,
+    bound: bool,
+    only: Option<&str>,
+) -> anyhow::Result<Rates> {
     let exchange = format!("bench_events_{}", Uuid::new_v4().simple());
-    let conn = Connection::connect(&url(), ConnectionProperties::default()).await?;
-    let ch = conn.create_channel().await?;
+    let queue = format!("{exchange}_q");
     ch.exchange_declare(
         exchange.as_str().into(),
         ExchangeKind::Topic,
@@ -151,6 +169,25 @@ async fn main() -> anyhow::Result<()> {
         FieldTable::default(),
     )
     .await?;
+    if bound {
+        ch.queue_declare(
+            queue.as_str().into(),
+            QueueDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+        ch.queue_bind(
+            queue.as_str().into(),
+            exchange.as_str().into(),
+            "#".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    }
     let dir = tempfile::tempdir()?;
     let state = app(&exchange, dir.path()).await?;
     // An envelope of the size the service publishes.
@@ -160,34 +197,84 @@ async fn main() -> anyhow::Result<()> {
         json!({"integrationId": Uuid::new_v4(), "providerId": "salesforce", "name": "b0-0", "status": "pending"}),
     );
     let body = serde_json::to_vec(&sample)?;
-
-    // Warm-up, then measure each mode.
+    let runs = |mode: &str| only.is_none_or(|o| o == mode);
+    // Warm-up, then each mode (the ones not picked report 0).
     bare(&exchange, 1000, c, body.clone()).await?;
     run_api(&state, 500, c, true).await?;
-    let bare_rate = bare(&exchange, n, c, body.clone()).await?;
-    let emit_rate = run_api(&state, n, c, false).await?;
-    let api_rate = run_api(&state, n, c, true).await?;
+    let rates = Rates {
+        bare: if runs("bare") {
+            bare(&exchange, n, c, body).await?
+        } else {
+            0.0
+        },
+        emit: if runs("emit") {
+            run_api(&state, n, c, false).await?
+        } else {
+            0.0
+        },
+        api: if runs("api") {
+            run_api(&state, n, c, true).await?
+        } else {
+            0.0
+        },
+    };
+    drop(state);
+    if bound {
+        ch.queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+            .await?;
+    }
+    ch.exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
+        .await?;
+    Ok(rates)
+}
 
-    println!("events scenario: {n} events, {c} concurrent, confirms, 1 broker (same run)");
-    println!("{:<14} {:>12} {:>8}", "mode", "events/s", "ratio");
-    println!("{:<14} {:>12.0} {:>8.2}", "bare lapin", bare_rate, 1.0);
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    // `[events] [concurrency] [mode]`; a mode (`bare`, `emit`, `api`) runs
+    // only that one, for profiling. BENCH_SETUP=discard|queue runs one set-up.
+    let args: Vec<String> = std::env::args().collect();
+    let n: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(10_000);
+    let c: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(32);
+    let only = args.get(3).map(String::as_str);
+    let setup = std::env::var("BENCH_SETUP").ok();
+    let conn = Connection::connect(&url(), ConnectionProperties::default()).await?;
+    let ch = conn.create_channel().await?;
     println!(
-        "{:<14} {:>12.0} {:>8.2}",
-        "emit",
-        emit_rate,
-        emit_rate / bare_rate
+        "events scenario: {n} events, {c} concurrent, publisher confirms, 1 broker (same run)"
     );
-    println!(
-        "{:<14} {:>12.0} {:>8.2}",
-        "api create",
-        api_rate,
-        api_rate / bare_rate
-    );
-    let result = json!({
-        "scenario": "events", "events": n, "concurrency": c,
-        "bareLapinPerSec": bare_rate, "emitPerSec": emit_rate, "apiCreatePerSec": api_rate,
-        "emitRatio": emit_rate / bare_rate, "apiCreateRatio": api_rate / bare_rate,
-    });
+    println!("{:<34} {:>12} {:>8}", "set-up / mode", "events/s", "ratio");
+    let mut result = serde_json::Map::new();
+    for (name, bound) in [("queue", true), ("discard", false)] {
+        if setup.as_deref().is_some_and(|s| s != name) {
+            continue;
+        }
+        let r = measure(&ch, n, c, bound, only).await?;
+        let label = if bound {
+            "durable queue bound (persisted)"
+        } else {
+            "no queue bound (discarded)"
+        };
+        for (mode, rate) in [
+            ("bare lapin", r.bare),
+            ("emit", r.emit),
+            ("api create", r.api),
+        ] {
+            println!(
+                "{:<34} {:>12.0} {:>8.2}",
+                format!("{label}: {mode}"),
+                rate,
+                rate / r.bare
+            );
+        }
+        result.insert(
+            name.into(),
+            json!({
+                "bareLapinPerSec": r.bare, "emitPerSec": r.emit, "apiCreatePerSec": r.api,
+                "emitRatio": r.emit / r.bare, "apiCreateRatio": r.api / r.bare,
+            }),
+        );
+    }
+    let result = json!({"scenario": "events", "events": n, "concurrency": c, "setups": result});
     let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../results");
     if std::fs::create_dir_all(&out).is_ok() {
         std::fs::write(
@@ -195,8 +282,6 @@ async fn main() -> anyhow::Result<()> {
             serde_json::to_string_pretty(&result)?,
         )?;
     }
-    ch.exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
-        .await?;
     conn.close(200, "bye".into()).await?;
     Ok(())
 }
