@@ -31,7 +31,7 @@ use castiel_integrations::store::Store;
 use castiel_integrations::store::embedded::{EmbeddedStore, SqliteDb};
 use lapin::options::{
     BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, ExchangeDeleteOptions,
-    QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
+    QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions, QueuePurgeOptions,
 };
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection, ConnectionProperties, ExchangeKind};
@@ -146,6 +146,12 @@ struct Rates {
     api: f64,
 }
 
+/// The median of some rates (0 when there are none).
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
+
 /// Measures the three modes against a fresh exchange; with `bound`, a
 /// durable queue takes every event type (as Castiel's consumers' queues do),
 /// so the broker persists each message before confirming it. Without, the
@@ -156,6 +162,7 @@ async fn measure(
     c: usize,
     bound: bool,
     only: Option<&str>,
+    rounds: usize,
 ) -> anyhow::Result<Rates> {
     let exchange = format!("bench_events_{}", Uuid::new_v4().simple());
     let queue = format!("{exchange}_q");
@@ -198,25 +205,39 @@ async fn measure(
     );
     let body = serde_json::to_vec(&sample)?;
     let runs = |mode: &str| only.is_none_or(|o| o == mode);
+    // Every mode starts on an empty queue: a broker slows as its queue
+    // grows, which would favour whichever mode runs first.
+    let purge = || async {
+        if bound {
+            ch.queue_purge(queue.as_str().into(), QueuePurgeOptions::default())
+                .await?;
+        }
+        Ok::<_, anyhow::Error>(())
+    };
     // Warm-up, then each mode (the ones not picked report 0).
     bare(&exchange, 1000, c, body.clone()).await?;
     run_api(&state, 500, c, true).await?;
+    // Rounds of the three modes, interleaved, and the median of each: the
+    // machine is shared, and a slow spell then hits every mode alike.
+    let (mut b, mut e, mut a) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        if runs("bare") {
+            purge().await?;
+            b.push(bare(&exchange, n, c, body.clone()).await?);
+        }
+        if runs("emit") {
+            purge().await?;
+            e.push(run_api(&state, n, c, false).await?);
+        }
+        if runs("api") {
+            purge().await?;
+            a.push(run_api(&state, n, c, true).await?);
+        }
+    }
     let rates = Rates {
-        bare: if runs("bare") {
-            bare(&exchange, n, c, body).await?
-        } else {
-            0.0
-        },
-        emit: if runs("emit") {
-            run_api(&state, n, c, false).await?
-        } else {
-            0.0
-        },
-        api: if runs("api") {
-            run_api(&state, n, c, true).await?
-        } else {
-            0.0
-        },
+        bare: median(b),
+        emit: median(e),
+        api: median(a),
     };
     drop(state);
     if bound {
@@ -231,12 +252,18 @@ async fn measure(
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     // `[events] [concurrency] [mode]`; a mode (`bare`, `emit`, `api`) runs
-    // only that one, for profiling. BENCH_SETUP=discard|queue runs one set-up.
+    // only that one, for profiling. BENCH_SETUP=discard|queue runs one
+    // set-up; BENCH_ROUNDS (default 3) sets the rounds per set-up.
     let args: Vec<String> = std::env::args().collect();
     let n: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(10_000);
     let c: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(32);
     let only = args.get(3).map(String::as_str);
     let setup = std::env::var("BENCH_SETUP").ok();
+    let rounds: usize = std::env::var("BENCH_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3)
+        .max(1);
     let conn = Connection::connect(&url(), ConnectionProperties::default()).await?;
     let ch = conn.create_channel().await?;
     println!(
@@ -248,7 +275,7 @@ async fn main() -> anyhow::Result<()> {
         if setup.as_deref().is_some_and(|s| s != name) {
             continue;
         }
-        let r = measure(&ch, n, c, bound, only).await?;
+        let r = measure(&ch, n, c, bound, only, rounds).await?;
         let label = if bound {
             "durable queue bound (persisted)"
         } else {
@@ -274,7 +301,7 @@ async fn main() -> anyhow::Result<()> {
             }),
         );
     }
-    let result = json!({"scenario": "events", "events": n, "concurrency": c, "setups": result});
+    let result = json!({"scenario": "events", "events": n, "concurrency": c, "rounds": rounds, "setups": result});
     let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../results");
     if std::fs::create_dir_all(&out).is_ok() {
         std::fs::write(
