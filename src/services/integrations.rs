@@ -16,7 +16,7 @@ use crate::events::{Event, types};
 use crate::services::catalog;
 use crate::services::pages::{PageRequest, Paged};
 use crate::state::App;
-use crate::store::{Document, ETag, Query, Write, entity};
+use crate::store::{Document, ETag, Query, Write, as_written};
 
 /// The catalog id of custom REST integrations.
 pub const CUSTOM_REST: &str = "custom_rest";
@@ -209,14 +209,15 @@ pub async fn create(app: &App, ctx: &Ctx, mut input: NewIntegration) -> Result<I
     };
     let events = vec![event(app, ctx, types::INTEGRATION_CREATED, &integration)];
     let write = Write::insert(&integration)?;
-    written(app.events.within(app.store.as_ref(), events, write).await?)
+    let doc = app.events.within(app.store.as_ref(), events, write).await?;
+    written(integration, doc)
 }
 
-/// The entity a write with events produced.
-fn written(doc: Option<Document>) -> Result<Integration> {
+/// The integration a write with events produced.
+fn written(integration: Integration, doc: Option<Document>) -> Result<Integration> {
     let doc =
         doc.ok_or_else(|| Error::Internal(anyhow::anyhow!("the write produced no document")))?;
-    Ok(entity(doc)?)
+    Ok(as_written(integration, &doc))
 }
 
 /// One integration of the caller's tenant.
@@ -326,7 +327,7 @@ pub async fn replace(
     next.status = status;
     next.status_before_disable = before;
     next.updated_at = app.clock.now();
-    save_with_event(app, ctx, &next, current.etag).await
+    save_with_event(app, ctx, next, current.etag).await
 }
 
 /// Replaces an integration read at `before` and raises `integration.updated`
@@ -334,12 +335,13 @@ pub async fn replace(
 async fn save_with_event(
     app: &App,
     ctx: &Ctx,
-    next: &Integration,
+    next: Integration,
     before: String,
 ) -> Result<Integration> {
-    let events = vec![event(app, ctx, types::INTEGRATION_UPDATED, next)];
-    let write = Write::put(next, Some(&ETag::new(before)))?;
-    written(app.events.within(app.store.as_ref(), events, write).await?)
+    let events = vec![event(app, ctx, types::INTEGRATION_UPDATED, &next)];
+    let write = Write::put(&next, Some(&ETag::new(before)))?;
+    let doc = app.events.within(app.store.as_ref(), events, write).await?;
+    written(next, doc)
 }
 
 /// Deletes an integration and raises `integration.deleted`.
@@ -420,6 +422,6 @@ pub async fn put_field_mapping(
         None => next.sync_config.entity_mappings.push(mapping.clone()),
     }
     next.updated_at = app.clock.now();
-    let saved = save_with_event(app, ctx, &next, current.etag).await?;
+    let saved = save_with_event(app, ctx, next, current.etag).await?;
     Ok((mapping, saved.etag))
 }

@@ -18,7 +18,7 @@ use serde_json::Value;
 
 pub use containers::Container;
 pub use query::{Filter, Op, OrderBy, Query, Scope};
-pub use typed::{Entity, StoreExt, entity};
+pub use typed::{Entity, StoreExt, as_written, entity};
 
 /// An opaque version tag of one stored document.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -60,6 +60,13 @@ pub fn entity<T: Entity>(doc: Document) -> StoreResult<T> {
     from_doc(doc)
 }
 
+/// The entity a write of `entity` produced: the same value with the new
+/// document's ETag (its body is what was written, so it is not parsed back).
+pub fn as_written<T: Entity>(mut entity: T, doc: &Document) -> T {
+    entity.set_etag(&doc.etag);
+    entity
+}
+
 impl Write {
     /// Creates an entity.
     pub fn insert<T: Entity>(entity: &T) -> StoreResult<Self> {

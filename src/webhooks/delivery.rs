@@ -19,7 +19,7 @@ use crate::domain::tenancy::{Ctx, TenantId};
 use crate::jobs::{JobError, JobMessage, JobOutcome};
 use crate::queue::{JobQueue, QueueError};
 use crate::state::App;
-use crate::store::{StoreError, Write, entity};
+use crate::store::{StoreError, Write, as_written};
 
 /// How much of a response body an attempt keeps.
 pub const KEPT_BODY_BYTES: usize = 1024;
@@ -330,7 +330,7 @@ async fn save_with_announcement(
     };
     let write = Write::put(d, Some(etag)).map_err(store_err)?;
     match app.events.within(app.store.as_ref(), events, write).await {
-        Ok(Some(doc)) => Ok(Some(entity(doc).map_err(store_err)?)),
+        Ok(Some(doc)) => Ok(Some(as_written(d.clone(), &doc))),
         Ok(None) => Err(anyhow::anyhow!("saving a delivery produced no document").into()),
         Err(crate::error::Error::PreconditionFailed) => Ok(None),
         Err(e) => Err(JobError::from(e)),
