@@ -45,7 +45,7 @@ pub const KEYS: &[(&str, Option<&str>)] = &[
     ("SYNC_MAX_CONCURRENT_PER_TENANT", Some("3")),
     ("WEBHOOK_TIMEOUT_SECONDS", Some("15")),
     ("WEBHOOK_DISABLE_AFTER_HOURS", Some("120")),
-    ("WORKERS", Some("8")),
+    ("WORKERS", Some("64")),
     ("OUTBOUND_ALLOWED_CIDRS", Some("")),
     ("OAUTH_REDIRECT_BASE_URL", None),
     ("OAUTH_ALLOWED_RETURN_ORIGINS", Some("")),
@@ -240,7 +240,9 @@ pub struct Config {
     pub sync: SyncLimits,
     /// Webhook delivery.
     pub webhooks: WebhookSettings,
-    /// In-process job workers in `serve`.
+    /// Jobs `serve` runs at once. Delivery attempts mostly wait on the
+    /// network (up to `WEBHOOK_TIMEOUT_SECONDS`): with 8, eight slow
+    /// endpoints held every slot and all other tenants' deliveries waited.
     pub workers: u32,
     /// Outbound targets allowed despite the SSRF guard (and allowed over http).
     pub outbound_allowed_cidrs: Vec<IpNet>,
@@ -451,7 +453,7 @@ impl Config {
                     8760,
                 )?,
             },
-            workers: number("WORKERS", r.workers, 8, 1, 256)?,
+            workers: number("WORKERS", r.workers, 64, 1, 256)?,
             outbound_allowed_cidrs: list(r.outbound_allowed_cidrs)
                 .iter()
                 .map(|s| {

@@ -126,7 +126,8 @@ async fn main() {
     let events = arg("--events", 5000);
     let rate = arg("--rate", 1000);
     let seconds = arg("--seconds", 5);
-    let workers_n = u32::try_from(arg("--workers", 8)).unwrap_or(8);
+    // The service's default WORKERS; the bare loop runs as many at once.
+    let workers_n = u32::try_from(arg("--workers", 64)).unwrap_or(64);
     let json_path = std::env::args()
         .skip_while(|a| a != "--json")
         .nth(1)
