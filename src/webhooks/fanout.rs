@@ -113,34 +113,27 @@ pub async fn offer(
         sort_key: super::model::sort_key(now),
         etag: String::new(),
     };
-    if !webhook.enabled {
-        return match store.insert(&d).await {
-            Ok(saved) => Ok(saved),
-            Err(StoreError::Conflict) => existing(store, &d).await,
-            Err(e) => Err(e.into()),
-        };
-    }
-    // The delivery and its first job are written side by side rather than
-    // one after the other (one commit to wait for instead of two). Either
-    // alone is harmless: a job whose delivery is missing is a no-op, a
-    // pending delivery without a job is re-enqueued by the sweep, and the
-    // job of a delivery that already existed is deduplicated by its message
-    // id or, if the delivery has moved on, stale.
-    let (inserted, enqueued) = tokio::join!(store.insert(&d), enqueue(queue, &d, now));
-    enqueued?;
+    // An enabled webhook's delivery and its first job are written side by
+    // side rather than one after the other (one commit to wait for instead
+    // of two). Either alone is harmless: a job whose delivery is missing is
+    // a no-op, a pending delivery without a job is re-enqueued by the sweep,
+    // and the job of a delivery that already existed is deduplicated by its
+    // message id or, if the delivery has moved on, stale.
+    let inserted = if webhook.enabled {
+        let (inserted, enqueued) = tokio::join!(store.insert(&d), enqueue(queue, &d, now));
+        enqueued?;
+        inserted
+    } else {
+        store.insert(&d).await
+    };
     match inserted {
         Ok(saved) => Ok(saved),
-        Err(StoreError::Conflict) => existing(store, &d).await,
+        Err(StoreError::Conflict) => store
+            .get::<Delivery>(&d.tenant_id.key(), &d.id.to_string())
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("delivery {} vanished", d.id)),
         Err(e) => Err(e.into()),
     }
-}
-
-/// The delivery already recorded under `d`'s id.
-async fn existing(store: &dyn Store, d: &Delivery) -> anyhow::Result<Delivery> {
-    store
-        .get::<Delivery>(&d.tenant_id.key(), &d.id.to_string())
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("delivery {} vanished", d.id))
 }
 
 /// The integration an event is about, from its data.
