@@ -1,8 +1,9 @@
 //! The embedded store: one SQLite file in WAL mode holding every logical
-//! container as rows of `(container, pk, id) → (etag, body, expires_at)`.
+//! container as rows of `(container, pk, id) → (etag, body, expires_at)`
+//! (the tables and their migrations: `schema.rs`).
 //!
 //! Writes go through one connection on a dedicated thread that commits them
-//! in groups (see [`writer`]); point reads run inline on pooled reader
+//! in groups (`writer.rs`); point reads run inline on pooled reader
 //! connections, queries on the blocking pool.
 
 use std::path::Path;
@@ -90,8 +91,8 @@ fn unavailable(e: impl std::fmt::Display) -> StoreError {
 }
 
 impl SqliteDb {
-    /// Opens (creating if needed) the database file and applies its schema
-    /// (see [`schema`]).
+    /// Opens (creating if needed) the database file, creating what is missing
+    /// and migrating older layouts.
     pub fn open(path: &Path) -> StoreResult<Arc<Self>> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(unavailable)?;
@@ -126,7 +127,10 @@ impl SqliteDb {
     }
 
     /// Queues `f` to run on the writer connection in a later commit, without
-    /// waiting for it; see [`Writer::later`] for when to use it.
+    /// waiting for it: for clean-up of what is already done (confirmed outbox
+    /// entries, finished jobs). Such writes share one piece per group; one
+    /// that fails is logged and skipped, and all are lost if the process dies
+    /// first, so `f` must be a write whose omission is harmless.
     pub fn write_later<F>(&self, f: F)
     where
         F: FnOnce(&Connection) -> rusqlite::Result<()> + Send + 'static,
