@@ -245,6 +245,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::super::SqliteDb;
+    use super::unavailable;
     use crate::store::StoreError;
 
     fn db() -> (tempfile::TempDir, Arc<SqliteDb>) {
@@ -256,10 +257,19 @@ mod tests {
     async fn setup(db: &SqliteDb) {
         db.write(|c| {
             c.execute_batch("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT NOT NULL)")
-                .map_err(|e| StoreError::Unavailable(e.to_string()))
+                .map_err(unavailable)
         })
         .await
         .expect("schema");
+    }
+
+    /// Inserts row `k` with value `v` into the test table.
+    fn insert(c: &rusqlite::Connection, k: i64, v: &str) -> rusqlite::Result<()> {
+        c.execute(
+            "INSERT INTO t (k, v) VALUES (?1, ?2)",
+            rusqlite::params![k, v],
+        )
+        .map(|_| ())
     }
 
     async fn keys(db: &SqliteDb) -> Vec<i64> {
@@ -278,20 +288,11 @@ mod tests {
         let (_dir, db) = db();
         setup(&db).await;
         for k in 0..500_i64 {
-            db.write_later(move |c| {
-                c.execute("INSERT INTO t (k, v) VALUES (?1, 'x')", [k])
-                    .map(|_| ())
-            });
+            db.write_later(move |c| insert(c, k, "x"));
         }
         // A duplicate key fails; the chores around it still commit.
-        db.write_later(|c| {
-            c.execute("INSERT INTO t (k, v) VALUES (7, 'dup')", [])
-                .map(|_| ())
-        });
-        db.write_later(|c| {
-            c.execute("INSERT INTO t (k, v) VALUES (1000, 'x')", [])
-                .map(|_| ())
-        });
+        db.write_later(|c| insert(c, 7, "dup"));
+        db.write_later(|c| insert(c, 1000, "x"));
         db.settled().await.expect("settled");
         let got = keys(&db).await;
         assert_eq!(got.len(), 501);
@@ -309,12 +310,10 @@ mod tests {
             let db = Arc::clone(&db);
             tasks.push(tokio::spawn(async move {
                 db.write(move |c| {
-                    c.execute("INSERT INTO t (k, v) VALUES (?1, 'a')", [k])
-                        .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+                    insert(c, k, "a").map_err(unavailable)?;
                     // Every 10th piece writes twice and then fails: neither row may stay.
                     if k % 10 == 3 {
-                        c.execute("INSERT INTO t (k, v) VALUES (?1, 'b')", [k + 10_000])
-                            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+                        insert(c, k + 10_000, "b").map_err(unavailable)?;
                         return Err(StoreError::Conflict);
                     }
                     assert!(k % 10 != 7, "a piece that panics");
@@ -346,19 +345,14 @@ mod tests {
         setup(&db).await;
         let failed = db
             .write(|c| {
-                c.execute("INSERT INTO t (k, v) VALUES (1, 'a')", [])
-                    .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+                insert(c, 1, "a").map_err(unavailable)?;
                 Err::<(), _>(StoreError::PreconditionFailed)
             })
             .await;
         assert!(matches!(failed, Err(StoreError::PreconditionFailed)));
-        db.write(|c| {
-            c.execute("INSERT INTO t (k, v) VALUES (2, 'b')", [])
-                .map(|_| ())
-                .map_err(|e| StoreError::Unavailable(e.to_string()))
-        })
-        .await
-        .expect("the next write");
+        db.write(|c| insert(c, 2, "b").map_err(unavailable))
+            .await
+            .expect("the next write");
         assert_eq!(keys(&db).await, [2]);
     }
 
@@ -368,13 +362,9 @@ mod tests {
         let (_dir, db) = db();
         setup(&db).await;
         for k in 0..20_i64 {
-            db.write(move |c| {
-                c.execute("INSERT INTO t (k, v) VALUES (?1, 'a')", [k])
-                    .map(|_| ())
-                    .map_err(|e| StoreError::Unavailable(e.to_string()))
-            })
-            .await
-            .expect("write");
+            db.write(move |c| insert(c, k, "a").map_err(unavailable))
+                .await
+                .expect("write");
             assert_eq!(
                 keys(&db).await.len(),
                 usize::try_from(k + 1).expect("small")
