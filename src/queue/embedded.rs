@@ -30,6 +30,10 @@ CREATE TABLE IF NOT EXISTS jobs (
 CREATE INDEX IF NOT EXISTS jobs_due ON jobs (visible_at, seq);
 ";
 
+/// Deletes a job if it is still under the given lease (a job whose lease
+/// ran out and was taken over is not the caller's to delete).
+const DELETE_LEASED: &str = "DELETE FROM jobs WHERE seq = ?1 AND lease = ?2";
+
 /// A received job, leased until its visibility timeout.
 #[derive(Debug, Clone)]
 pub struct Leased {
@@ -153,12 +157,9 @@ impl EmbeddedQueue {
     async fn delete(&self, seq: i64, lease: String) -> Result<bool, QueueError> {
         self.db
             .write(move |c| {
-                c.execute_cached(
-                    "DELETE FROM jobs WHERE seq = ?1 AND lease = ?2",
-                    params![seq, lease],
-                )
-                .map(|n| n > 0)
-                .map_err(unavailable)
+                c.execute_cached(DELETE_LEASED, params![seq, lease])
+                    .map(|n| n > 0)
+                    .map_err(unavailable)
             })
             .await
             .map_err(queue_error)
@@ -177,11 +178,8 @@ impl EmbeddedQueue {
     pub fn complete_later(&self, job: &Leased) {
         let (seq, lease) = (job.seq, job.lease.clone());
         self.db.write_later(move |c| {
-            c.execute_cached(
-                "DELETE FROM jobs WHERE seq = ?1 AND lease = ?2",
-                params![seq, lease],
-            )
-            .map(|_| ())
+            c.execute_cached(DELETE_LEASED, params![seq, lease])
+                .map(|_| ())
         });
     }
 

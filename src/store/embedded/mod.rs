@@ -408,13 +408,9 @@ impl Store for EmbeddedStore {
 
     async fn discard(&self, container: Container, addresses: Vec<(String, String)>) {
         self.db.write_later(move |c| {
-            for (pk, id) in addresses {
-                c.execute_cached(
-                    "DELETE FROM documents WHERE container = ?1 AND pk = ?2 AND id = ?3",
-                    params![container.name(), pk, id],
-                )?;
-            }
-            Ok(())
+            addresses
+                .iter()
+                .try_for_each(|(pk, id)| rows::erase(c, container, pk, id))
         });
     }
 

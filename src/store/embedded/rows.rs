@@ -207,12 +207,22 @@ pub(super) fn remove(
     expected: Option<&str>,
 ) -> StoreResult<()> {
     check_version(c, container, pk, id, now_ms, expected)?;
+    erase(c, container, pk, id).map_err(unavailable)
+}
+
+/// Deletes whatever document is at an address, live or not (the row-level
+/// delete of [`remove`] and of discarded documents).
+pub(super) fn erase(
+    c: &Connection,
+    container: Container,
+    pk: &str,
+    id: &str,
+) -> rusqlite::Result<()> {
     c.execute_cached(
         "DELETE FROM documents WHERE container = ?1 AND pk = ?2 AND id = ?3",
         params![container.name(), pk, id],
     )
-    .map_err(unavailable)?;
-    Ok(())
+    .map(|_| ())
 }
 
 /// Fails unless a live document exists at the address and, when `expected`
