@@ -66,7 +66,7 @@ pub struct Metadata {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Event {
-    /// Unique id (also the AMQP `messageId`).
+    /// Unique id, time-ordered (UUIDv7; also the AMQP `messageId`).
     pub id: Uuid,
     /// Event type, also the routing key (`integration.created`).
     #[serde(rename = "type")]
@@ -180,7 +180,7 @@ impl Events {
     /// Builds an envelope for the context's tenant and flow.
     pub fn envelope(&self, ctx: &Ctx, event_type: &str, data: Value) -> Event {
         Event {
-            id: Uuid::new_v4(),
+            id: Uuid::now_v7(),
             event_type: event_type.to_owned(),
             version: "1.0".into(),
             timestamp: self.clock.now(),
