@@ -25,4 +25,8 @@ impl EventBus for InProcessBus {
     fn name(&self) -> &'static str {
         "in-process"
     }
+
+    fn carries_out(&self) -> bool {
+        false
+    }
 }

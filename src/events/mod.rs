@@ -117,6 +117,12 @@ pub trait EventBus: Send + Sync + 'static {
     async fn health(&self) -> Result<(), BusError>;
     /// A name for `/ready` (`in-process`, `rabbitmq`).
     fn name(&self) -> &'static str;
+    /// Whether the bus carries events out of this process. An event that
+    /// stays in the process and that no local handler wants is owed to
+    /// nobody, so it needs no outbox entry.
+    fn carries_out(&self) -> bool {
+        true
+    }
 }
 
 /// A local consumer of every event raised in this process.
@@ -124,6 +130,11 @@ pub trait EventBus: Send + Sync + 'static {
 pub trait EventHandler: Send + Sync + 'static {
     /// Handles one event; errors are logged by the caller.
     async fn handle(&self, event: &Event) -> anyhow::Result<()>;
+    /// Whether events of this type concern the handler at all (it is not
+    /// called for others).
+    fn wants(&self, _event_type: &str) -> bool {
+        true
+    }
 }
 
 /// The facade services use to raise events.
@@ -208,11 +219,36 @@ impl Events {
         if events.is_empty() || self.emit_recorded(events.clone()).await {
             return;
         }
-        for event in &events {
+        self.emit_unrecorded(&events).await;
+    }
+
+    /// Local handlers, then the bus, with nothing recorded.
+    async fn emit_unrecorded(&self, events: &[Event]) {
+        for event in events {
             self.run_handlers(event).await;
         }
-        if let Err(e) = self.bus.publish(&events).await {
+        if let Err(e) = self.bus.publish(events).await {
             tracing::warn!(error = %e, count = events.len(), "publishing events failed");
         }
+    }
+
+    /// Whether anyone is owed one of these events: the bus carries events
+    /// out of the process, or a local handler wants one. Events owed to
+    /// nobody (`webhook.delivered` on the in-process bus) are not recorded
+    /// in the outbox: there is nothing to re-drive.
+    fn owed(&self, events: &[Event]) -> bool {
+        if events.is_empty() {
+            return false;
+        }
+        if self.bus.carries_out() {
+            return true;
+        }
+        let handlers = self
+            .handlers
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        events
+            .iter()
+            .any(|e| handlers.iter().any(|h| h.wants(&e.event_type)))
     }
 }

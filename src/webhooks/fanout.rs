@@ -145,8 +145,12 @@ pub fn integration_of(data: &Value) -> Option<Uuid> {
 
 #[async_trait]
 impl EventHandler for WebhookFanout {
+    fn wants(&self, event_type: &str) -> bool {
+        !event_type.starts_with("webhook.")
+    }
+
     async fn handle(&self, event: &Event) -> anyhow::Result<()> {
-        if event.event_type.starts_with("webhook.") {
+        if !self.wants(&event.event_type) {
             return Ok(());
         }
         let integration_id = integration_of(&event.data);

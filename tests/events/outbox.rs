@@ -203,3 +203,54 @@ async fn a_failed_local_handler_is_redriven_by_the_relay_even_in_process() {
     assert_eq!(recorder.seen.lock().expect("lock").len(), 1);
     assert_eq!(outbox_events(app.state.store.as_ref(), tenant).await, 0);
 }
+
+/// Wants `integration.*` only, and always fails.
+#[derive(Default)]
+struct Picky {
+    calls: AtomicUsize,
+}
+
+#[async_trait]
+impl EventHandler for Picky {
+    async fn handle(&self, _event: &Event) -> anyhow::Result<()> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        anyhow::bail!("refused")
+    }
+
+    fn wants(&self, event_type: &str) -> bool {
+        event_type.starts_with("integration.")
+    }
+}
+
+#[tokio::test]
+async fn in_process_events_no_handler_wants_are_not_recorded() {
+    use castiel_integrations::domain::tenancy::Ctx;
+    let app = crate::helpers::TestApp::new().await;
+    let picky = Arc::new(Picky::default());
+    app.state.events.subscribe(picky.clone());
+    let tenant = Uuid::new_v4();
+    let ctx = Ctx::system(TenantId(tenant), "t");
+    let store = app.state.store.as_ref();
+
+    // Nobody outside the process and no handler is owed a webhook event.
+    let delivered =
+        app.state
+            .events
+            .envelope(&ctx, "webhook.delivered", json!({"deliveryId": "d"}));
+    app.state.events.emit(vec![delivered]).await;
+    assert_eq!(
+        picky.calls.load(Ordering::SeqCst),
+        0,
+        "not wanted, not called"
+    );
+    assert_eq!(outbox_events(store, tenant).await, 0, "nothing to re-drive");
+
+    // A wanted event is recorded; its failed handler keeps it for the relay.
+    let updated = app
+        .state
+        .events
+        .envelope(&ctx, "integration.updated", json!({"name": "x"}));
+    app.state.events.emit(vec![updated]).await;
+    assert_eq!(picky.calls.load(Ordering::SeqCst), 1);
+    assert_eq!(outbox_events(store, tenant).await, 1, "owed to a handler");
+}

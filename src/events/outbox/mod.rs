@@ -55,6 +55,10 @@
 //!   published even if it did not happen itself; a create deleted again
 //!   before the relay probes it is dropped (its `integration.deleted` still
 //!   goes out).
+//! - Events owed to nobody get no entry: on the in-process bus (nothing
+//!   leaves the process) an event no local handler wants — such as
+//!   `webhook.delivered`, which the fan-out ignores — has nothing to
+//!   re-drive, so recording it would only cost two writes.
 //! - [`Events::emit`] (no change address) records entries (staged, without a
 //!   change to probe) *after* the caller's change: it survives a broker outage and a
 //!   crash after the record, but not a crash between the change and the
@@ -272,9 +276,9 @@ impl Events {
         events: Vec<Event>,
         write: Write,
     ) -> crate::error::Result<Option<Document>> {
-        let Some(outbox) = &self.outbox else {
+        let Some(outbox) = self.outbox.as_ref().filter(|_| self.owed(&events)) else {
             let out = write.apply(store).await?;
-            self.emit(events).await;
+            self.emit_unrecorded(&events).await;
             return Ok(out);
         };
         let change = Change::of(&write)?;
@@ -304,11 +308,16 @@ impl Events {
         }
     }
 
-    /// Records and dispatches events whose change already happened.
+    /// Records and dispatches events whose change already happened; `false`
+    /// when they were not recorded (no outbox, nobody owed them, or the
+    /// record failed), leaving them to the caller.
     pub(crate) async fn emit_recorded(&self, events: Vec<Event>) -> bool {
         let Some(outbox) = &self.outbox else {
             return false;
         };
+        if !self.owed(&events) {
+            return false;
+        }
         let entries = self.entries(outbox, None, events);
         match self.record(outbox, &entries).await {
             Ok(()) => {
@@ -423,7 +432,7 @@ impl Events {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone();
         let mut ok = true;
-        for h in &handlers {
+        for h in handlers.iter().filter(|h| h.wants(&event.event_type)) {
             if let Err(e) = h.handle(event).await {
                 ok = false;
                 tracing::warn!(event.id = %event.id, event.type = %event.event_type, error = %e, "event handler failed");
