@@ -4,7 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Semaphore, watch};
+use std::time::Instant;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 
 use super::{JobOutcome, process_job};
@@ -69,24 +71,47 @@ pub fn start(state: &AppState) -> Option<Workers> {
 
 /// Most jobs leased in one go.
 const MAX_LEASE: usize = 64;
+/// Jobs handed over at birth that may wait for a free slot.
+const HANDOFF_CAPACITY: usize = 1024;
 
-/// Leases due jobs as slots free up — every free slot's worth in one lease,
-/// one write for many jobs — and runs each job on its own task.
+/// Runs jobs as slots free up: jobs handed over at birth first (see
+/// [`EmbeddedQueue::attach`]), else leased from the queue — every free
+/// slot's worth in one lease, one write for many jobs. The queue is also
+/// polled at least every [`IDLE_POLL`] so that retries and jobs from other
+/// processes are not starved by a steady stream of new ones.
 async fn dispatch(app: Arc<App>, mut stop: watch::Receiver<bool>) {
     let Some(queue) = app.queue.as_embedded() else {
         return;
     };
     let visibility = visibility_timeout(&app);
+    let mut handed = queue.attach(HANDOFF_CAPACITY, visibility);
     let slots = Arc::new(Semaphore::new(
         usize::try_from(app.config.workers).unwrap_or(1).max(1),
     ));
     let mut running = JoinSet::new();
+    let spawn = |running: &mut JoinSet<()>, job: Leased, permit: OwnedSemaphorePermit| {
+        let app = Arc::clone(&app);
+        running.spawn(async move {
+            if let Some(queue) = app.queue.as_embedded() {
+                run_one(&app, queue, job).await;
+            }
+            drop(permit);
+        });
+    };
+    let mut polled = Instant::now();
     while !*stop.borrow() {
         let first = tokio::select! {
             permit = Arc::clone(&slots).acquire_owned() => permit,
             _ = stop.changed() => continue,
         };
         let Ok(first) = first else { break };
+        while running.try_join_next().is_some() {}
+        if polled.elapsed() < IDLE_POLL
+            && let Ok(job) = handed.try_recv()
+        {
+            spawn(&mut running, job, first);
+            continue;
+        }
         let mut permits = vec![first];
         while permits.len() < MAX_LEASE {
             match Arc::clone(&slots).try_acquire_owned() {
@@ -94,8 +119,8 @@ async fn dispatch(app: Arc<App>, mut stop: watch::Receiver<bool>) {
                 Err(_) => break,
             }
         }
-        while running.try_join_next().is_some() {}
         let wanted = u32::try_from(permits.len()).unwrap_or(1);
+        polled = Instant::now();
         let jobs = match queue.receive(wanted, visibility).await {
             Ok(j) => j,
             Err(e) => {
@@ -106,8 +131,14 @@ async fn dispatch(app: Arc<App>, mut stop: watch::Receiver<bool>) {
             }
         };
         if jobs.is_empty() {
-            drop(permits);
+            permits.truncate(1);
+            let Some(first) = permits.pop() else { continue };
             tokio::select! {
+                job = handed.recv() => {
+                    if let Some(job) = job {
+                        spawn(&mut running, job, first);
+                    }
+                }
                 () = queue.wait_for_work() => {}
                 () = tokio::time::sleep(IDLE_POLL) => {}
                 _ = stop.changed() => {}
@@ -115,13 +146,16 @@ async fn dispatch(app: Arc<App>, mut stop: watch::Receiver<bool>) {
             continue;
         }
         for (job, permit) in jobs.into_iter().zip(permits) {
-            let app = Arc::clone(&app);
-            running.spawn(async move {
-                if let Some(queue) = app.queue.as_embedded() {
-                    run_one(&app, queue, job).await;
-                }
-                drop(permit);
-            });
+            spawn(&mut running, job, permit);
+        }
+    }
+    // Jobs handed over but not started go back to the queue at once rather
+    // than waiting for their lease to run out.
+    queue.detach();
+    handed.close();
+    while let Some(job) = handed.recv().await {
+        if let Err(e) = queue.abandon(&job, Duration::ZERO).await {
+            tracing::warn!(job.message_id = %job.message_id, error = %e, "could not give a job back (it reappears when its lease runs out)");
         }
     }
     while running.join_next().await.is_some() {}

@@ -3,13 +3,13 @@
 //! deletes it, abandoning makes it visible again (after a delay), and a job
 //! whose worker died reappears when its lease runs out. At-least-once.
 
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc};
 
 use super::{JobQueue, QueueError};
 use crate::clock::Clock;
@@ -54,7 +54,18 @@ pub struct EmbeddedQueue {
     db: Arc<SqliteDb>,
     clock: Arc<dyn Clock>,
     notify: Notify,
+    handoff: std::sync::Mutex<Option<Handoff>>,
 }
+
+/// This process's workers, taking jobs as they are sent (see
+/// [`EmbeddedQueue::attach`]).
+struct Handoff {
+    tx: mpsc::Sender<Leased>,
+    visibility_ms: i64,
+}
+
+const INSERT: &str = "INSERT INTO jobs (message_id, queue, body, visible_at, attempts, lease)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (message_id) DO NOTHING RETURNING seq";
 
 impl std::fmt::Debug for EmbeddedQueue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -84,7 +95,40 @@ impl EmbeddedQueue {
             db,
             clock,
             notify: Notify::new(),
+            handoff: std::sync::Mutex::default(),
         })
+    }
+
+    /// Hands jobs sent from now on straight to this process's workers: a job
+    /// due at once is written already leased for `visibility` and, once
+    /// committed, passed on the returned channel (up to `capacity` waiting),
+    /// saving a lease write and a poll per job. The row stays the guarantee:
+    /// should the process die before completing it, the lease runs out and
+    /// the job is received again like any other. Jobs not due yet, or sent
+    /// while the channel is full, are queued as usual.
+    pub fn attach(&self, capacity: usize, visibility: Duration) -> mpsc::Receiver<Leased> {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        *self.handoff.lock().unwrap_or_else(PoisonError::into_inner) = Some(Handoff {
+            tx,
+            visibility_ms: i64::try_from(visibility.as_millis()).unwrap_or(i64::MAX / 2),
+        });
+        rx
+    }
+
+    /// Stops handing jobs over (workers stopping).
+    pub fn detach(&self) {
+        self.handoff
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+    }
+
+    /// A slot on the hand-off channel and the lease a job sent now gets.
+    fn reserve_handoff(&self, now_ms: i64) -> Option<(mpsc::OwnedPermit<Leased>, i64)> {
+        let handoff = self.handoff.lock().unwrap_or_else(PoisonError::into_inner);
+        let h = handoff.as_ref()?;
+        let permit = h.tx.clone().try_reserve_owned().ok()?;
+        Some((permit, now_ms.saturating_add(h.visibility_ms)))
     }
 
     /// Leases up to `max` due jobs for `visibility`.
@@ -258,22 +302,45 @@ impl JobQueue for EmbeddedQueue {
     ) -> Result<(), QueueError> {
         let body = serde_json::to_string(message).map_err(|e| QueueError::Encode(e.to_string()))?;
         let now = self.clock.now();
-        let at = not_before.unwrap_or(now).timestamp_millis();
+        let due_now = not_before.is_none_or(|t| t <= now);
+        // Leased at birth when this process's workers can take it at once.
+        let handoff = due_now
+            .then(|| self.reserve_handoff(now.timestamp_millis()))
+            .flatten()
+            .map(|(permit, until)| (permit, until, uuid::Uuid::new_v4().simple().to_string()));
+        let (visible_at, attempts, lease) = match &handoff {
+            Some((_, until, lease)) => (*until, 1, Some(lease.clone())),
+            None => (not_before.unwrap_or(now).timestamp_millis(), 0, None),
+        };
         let queue = message.queue().to_owned();
         let id = message_id.to_owned();
-        self.db
+        let seq = self
+            .db
             .write(move |c| {
-                c.prepare_cached(
-                    "INSERT INTO jobs (message_id, queue, body, visible_at) VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT (message_id) DO NOTHING",
-                )
-                .and_then(|mut st| st.execute(params![id, queue, body, at]))
-                .map_err(unavailable)
+                c.prepare_cached(INSERT)
+                    .and_then(|mut st| {
+                        st.query_row(params![id, queue, body, visible_at, attempts, lease], |r| {
+                            r.get::<_, i64>(0)
+                        })
+                        .optional()
+                    })
+                    .map_err(unavailable)
             })
             .await
             .map_err(queue_error)?;
-        if not_before.is_none_or(|t| t <= now) {
-            self.notify.notify_one();
+        match (handoff, seq) {
+            (Some((permit, _, lease)), Some(seq)) => {
+                permit.send(Leased {
+                    seq,
+                    lease,
+                    message_id: message_id.to_owned(),
+                    message: message.clone(),
+                    attempts: 1,
+                });
+            }
+            (None, Some(_)) if due_now => self.notify.notify_one(),
+            // Not due yet, or a duplicate message id (the job exists).
+            _ => {}
         }
         Ok(())
     }

@@ -83,3 +83,53 @@ async fn jobs_survive_reopening_the_file() {
     assert_eq!(got[0].message, msg(3));
     assert_eq!(got[0].attempts, 2);
 }
+
+#[tokio::test]
+async fn jobs_due_now_are_handed_over_leased_and_still_durable() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (q, clock) = queue(dir.path()).await;
+    let vis = Duration::from_secs(30);
+    let mut handed = q.attach(1, vis);
+    let later = clock.now() + chrono::Duration::seconds(60);
+    q.send(&msg(0), None, "now").await.expect("send");
+    q.send(&msg(0), None, "now").await.expect("duplicate");
+    q.send(&msg(1), Some(later), "later").await.expect("send");
+    // The channel holds one: a second due job is queued the usual way.
+    q.send(&msg(2), None, "overflow").await.expect("send");
+
+    let job = handed.try_recv().expect("handed over at birth");
+    assert_eq!((job.message_id.as_str(), job.attempts), ("now", 1));
+    assert!(
+        handed.try_recv().is_err(),
+        "no second hand-over: not for a duplicate, a scheduled job or a full channel"
+    );
+    let polled = q.receive(10, vis).await.expect("receive");
+    let ids: Vec<&str> = polled.iter().map(|j| j.message_id.as_str()).collect();
+    assert_eq!(
+        ids,
+        ["overflow"],
+        "a handed-over job is leased in the table"
+    );
+    assert_eq!(q.len().await.expect("len"), 3, "every job has its row");
+
+    // Its worker dies: the lease runs out and the job is received again.
+    clock.advance(chrono::Duration::seconds(31));
+    let again = q.receive(10, vis).await.expect("receive");
+    let redo = again
+        .iter()
+        .find(|j| j.message_id == "now")
+        .expect("re-received");
+    assert_eq!(redo.attempts, 2);
+    assert!(
+        !q.complete(&job).await.expect("complete"),
+        "its lease ran out"
+    );
+    assert!(q.complete(redo).await.expect("complete"));
+
+    // Detached (workers stopped): due jobs wait in the table again.
+    q.detach();
+    q.send(&msg(3), None, "after").await.expect("send");
+    assert!(handed.try_recv().is_err());
+    let after = q.receive(10, vis).await.expect("receive");
+    assert!(after.iter().any(|j| j.message_id == "after"));
+}
