@@ -2,9 +2,7 @@
 //! leasing jobs from the embedded queue and running [`super::process_job`].
 
 use std::sync::Arc;
-use std::time::Duration;
-
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
@@ -109,7 +107,9 @@ async fn dispatch(app: Arc<App>, mut stop: watch::Receiver<bool>) {
         if polled.elapsed() < IDLE_POLL
             && let Ok(job) = handed.try_recv()
         {
-            spawn(&mut running, job, first);
+            if still_leased(&app, &job) {
+                spawn(&mut running, job, first);
+            }
             continue;
         }
         let mut permits = vec![first];
@@ -135,7 +135,7 @@ async fn dispatch(app: Arc<App>, mut stop: watch::Receiver<bool>) {
             let Some(first) = permits.pop() else { continue };
             tokio::select! {
                 job = handed.recv() => {
-                    if let Some(job) = job {
+                    if let Some(job) = job.filter(|j| still_leased(&app, j)) {
                         spawn(&mut running, job, first);
                     }
                 }
@@ -159,6 +159,13 @@ async fn dispatch(app: Arc<App>, mut stop: watch::Receiver<bool>) {
         }
     }
     while running.join_next().await.is_some() {}
+}
+
+/// Whether a handed-over job's lease still holds: one that waited past it is
+/// visible in the table again and is left to whoever receives it there, so
+/// that it never has two runners.
+fn still_leased(app: &App, job: &Leased) -> bool {
+    job.leased_until_ms > app.clock.now().timestamp_millis()
 }
 
 /// Runs one leased job and settles it (complete or abandon).

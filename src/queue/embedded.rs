@@ -2,6 +2,8 @@
 //! file. A received job is leased for a visibility timeout; completing
 //! deletes it, abandoning makes it visible again (after a delay), and a job
 //! whose worker died reappears when its lease runs out. At-least-once.
+//! Jobs due at once can be handed to this process's workers as they are
+//! written, already leased ([`EmbeddedQueue::attach`]).
 
 use std::sync::{Arc, PoisonError};
 use std::time::Duration;
@@ -47,6 +49,9 @@ pub struct Leased {
     pub message: JobMessage,
     /// How many times it has been received, this one included (1 = first).
     pub attempts: u32,
+    /// When the lease runs out (epoch milliseconds): the job is then
+    /// visible to every receiver again.
+    pub leased_until_ms: i64,
 }
 
 /// The embedded queue.
@@ -186,6 +191,7 @@ impl EmbeddedQueue {
                     message_id,
                     message,
                     attempts,
+                    leased_until_ms: until,
                 }),
                 Err(e) => {
                     // A message this build cannot read would block nothing but
@@ -329,13 +335,14 @@ impl JobQueue for EmbeddedQueue {
             .await
             .map_err(queue_error)?;
         match (handoff, seq) {
-            (Some((permit, _, lease)), Some(seq)) => {
+            (Some((permit, until, lease)), Some(seq)) => {
                 permit.send(Leased {
                     seq,
                     lease,
                     message_id: message_id.to_owned(),
                     message: message.clone(),
                     attempts: 1,
+                    leased_until_ms: until,
                 });
             }
             (None, Some(_)) if due_now => self.notify.notify_one(),

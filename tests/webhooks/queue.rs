@@ -99,6 +99,7 @@ async fn jobs_due_now_are_handed_over_leased_and_still_durable() {
 
     let job = handed.try_recv().expect("handed over at birth");
     assert_eq!((job.message_id.as_str(), job.attempts), ("now", 1));
+    assert_eq!(job.leased_until_ms, clock.now().timestamp_millis() + 30_000);
     assert!(
         handed.try_recv().is_err(),
         "no second hand-over: not for a duplicate, a scheduled job or a full channel"
