@@ -21,6 +21,10 @@ use crate::queue::{JobQueue, QueueError};
 use crate::state::App;
 use crate::store::{StoreError, Write, as_written};
 
+/// Receives of a job whose delivery is not found before the job is taken
+/// for stale (its delivery expired or never committed).
+pub const MISSING_DELIVERY_RECEIVES: u32 = 3;
+
 /// How much of a response body an attempt keeps.
 pub const KEPT_BODY_BYTES: usize = 1024;
 
@@ -88,6 +92,16 @@ pub async fn attempt(
         .await
         .map_err(store_err)?
     else {
+        // The fan-out writes a delivery and its first job side by side, so
+        // the job can arrive before the delivery's write has landed (Service
+        // Bus beside Cosmos DB). Dropping it then would leave the delivery
+        // pending with no job; try again shortly, a few times.
+        if delivery_count < MISSING_DELIVERY_RECEIVES {
+            return Err(JobError {
+                cause: anyhow::anyhow!("delivery {delivery_id} is not written (yet)"),
+                retry_after: Some(Duration::from_secs(1)),
+            });
+        }
         return Ok(JobOutcome::NoOp);
     };
     if d.status != DeliveryStatus::Pending {

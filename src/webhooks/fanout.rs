@@ -115,10 +115,11 @@ pub async fn offer(
     };
     // An enabled webhook's delivery and its first job are written side by
     // side rather than one after the other (one commit to wait for instead
-    // of two). Either alone is harmless: a job whose delivery is missing is
-    // a no-op, a pending delivery without a job is re-enqueued by the sweep,
-    // and the job of a delivery that already existed is deduplicated by its
-    // message id or, if the delivery has moved on, stale.
+    // of two). Either alone is harmless: a job that finds no delivery is
+    // retried a few times (the delivery's write may still be landing) and
+    // then dropped, a pending delivery without a job is re-enqueued by the
+    // sweep, and the job of a delivery that already existed is deduplicated
+    // by its message id or, if the delivery has moved on, stale.
     let inserted = if webhook.enabled {
         let (inserted, enqueued) = tokio::join!(store.insert(&d), enqueue(queue, &d, now));
         enqueued?;

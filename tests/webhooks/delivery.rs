@@ -549,3 +549,20 @@ async fn the_sweeper_re_enqueues_a_lost_job() {
             .expect("sweep");
     assert_eq!(again, 0, "nothing pending any more");
 }
+
+#[tokio::test]
+async fn a_job_that_overtakes_its_delivery_is_retried_not_dropped() {
+    use castiel_integrations::domain::tenancy::TenantId;
+    use castiel_integrations::jobs::JobOutcome;
+    use castiel_integrations::webhooks::delivery::{MISSING_DELIVERY_RECEIVES, attempt};
+    let h = Hooks::new().await;
+    let (tenant, missing) = (TenantId(h.tenant), uuid::Uuid::new_v4());
+    for count in 1..MISSING_DELIVERY_RECEIVES {
+        let e = attempt(&h.state, tenant, missing, 0, count)
+            .await
+            .expect_err("the delivery may still be landing");
+        assert_eq!(e.retry_after, Some(Duration::from_secs(1)));
+    }
+    let last = attempt(&h.state, tenant, missing, 0, MISSING_DELIVERY_RECEIVES).await;
+    assert!(matches!(last, Ok(JobOutcome::NoOp)), "then taken for stale");
+}
