@@ -216,10 +216,12 @@ impl Events {
     /// outbox relay publishes the event later. Changes should prefer
     /// [`Events::within`], which records the events before the change.
     pub async fn emit(&self, events: Vec<Event>) {
-        if events.is_empty() || self.emit_recorded(events.clone()).await {
+        if events.is_empty() {
             return;
         }
-        self.emit_unrecorded(&events).await;
+        if let Err(events) = self.emit_recorded(events).await {
+            self.emit_unrecorded(&events).await;
+        }
     }
 
     /// Local handlers, then the bus, with nothing recorded.

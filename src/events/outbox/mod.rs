@@ -308,25 +308,22 @@ impl Events {
         }
     }
 
-    /// Records and dispatches events whose change already happened; `false`
-    /// when they were not recorded (no outbox, nobody owed them, or the
-    /// record failed), leaving them to the caller.
-    pub(crate) async fn emit_recorded(&self, events: Vec<Event>) -> bool {
-        let Some(outbox) = &self.outbox else {
-            return false;
+    /// Records and dispatches events whose change already happened; gives
+    /// them back when they were not recorded (no outbox, nobody owed them,
+    /// or the record failed), leaving them to the caller.
+    pub(crate) async fn emit_recorded(&self, events: Vec<Event>) -> Result<(), Vec<Event>> {
+        let Some(outbox) = self.outbox.as_ref().filter(|_| self.owed(&events)) else {
+            return Err(events);
         };
-        if !self.owed(&events) {
-            return false;
-        }
         let entries = self.entries(outbox, None, events);
         match self.record(outbox, &entries).await {
             Ok(()) => {
                 self.dispatch(outbox, entries).await;
-                true
+                Ok(())
             }
             Err(e) => {
                 tracing::warn!(error = %e, "could not record events in the outbox; publishing directly");
-                false
+                Err(entries.into_iter().map(|entry| entry.event).collect())
             }
         }
     }
