@@ -157,6 +157,10 @@ pub async fn build_with(
         queue,
         catalog: ReadCache::new(catalog::CACHE_TTL, 1),
         webhooks,
+        signing_keys: ReadCache::new(
+            crate::webhooks::delivery::SIGNING_KEY_TTL,
+            crate::webhooks::delivery::SIGNING_KEYS_CACHED,
+        ),
     };
     let seeded = catalog::seed(&app)
         .await

@@ -14,7 +14,7 @@ use crate::outbound::OutboundClient;
 use crate::queue::JobQueue;
 use crate::secrets::SecretStore;
 use crate::store::Store;
-use crate::webhooks::model::Webhook;
+use crate::webhooks::model::{SigningKey, Webhook};
 
 /// Everything a request, timer or job needs.
 pub struct App {
@@ -38,6 +38,9 @@ pub struct App {
     pub catalog: ReadCache<(), Vec<CatalogEntry>>,
     /// Each tenant's webhooks as the event fan-out reads them.
     pub webhooks: Arc<ReadCache<TenantId, Vec<Webhook>>>,
+    /// Webhook secrets ready to sign with, by tenant, owner and reference
+    /// (see [`crate::webhooks::delivery::SIGNING_KEY_TTL`]).
+    pub signing_keys: ReadCache<(TenantId, String, String), SigningKey>,
 }
 
 impl std::fmt::Debug for App {

@@ -239,18 +239,20 @@ impl Events {
     /// nobody (`webhook.delivered` on the in-process bus) are not recorded
     /// in the outbox: there is nothing to re-drive.
     fn owed(&self, events: &[Event]) -> bool {
-        if events.is_empty() {
-            return false;
-        }
-        if self.bus.carries_out() {
-            return true;
-        }
-        let handlers = self
-            .handlers
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        events
-            .iter()
-            .any(|e| handlers.iter().any(|h| h.wants(&e.event_type)))
+        events.iter().any(|e| self.wanted(&e.event_type))
+    }
+
+    /// Whether an event of this type would reach anyone: the bus carries
+    /// events out of the process, or a local handler wants it. An event
+    /// nobody would get (`webhook.delivered` on the in-process bus) need not
+    /// even be built.
+    pub fn wanted(&self, event_type: &str) -> bool {
+        self.bus.carries_out()
+            || self
+                .handlers
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .iter()
+                .any(|h| h.wants(event_type))
     }
 }

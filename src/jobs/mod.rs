@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::domain::tenancy::TenantId;
+use crate::queue::Carry;
 use crate::state::App;
 
 /// The Service Bus queue of webhook delivery attempts.
@@ -82,14 +83,32 @@ pub async fn process_job(
     message: JobMessage,
     delivery_count: u32,
 ) -> Result<JobOutcome, JobError> {
+    process_carried(app, message, delivery_count, None).await
+}
+
+/// [`process_job`] with what the sender handed along (see
+/// [`crate::queue::JobQueue::send_carrying`]).
+pub async fn process_carried(
+    app: &App,
+    message: JobMessage,
+    delivery_count: u32,
+    carry: Option<&Carry>,
+) -> Result<JobOutcome, JobError> {
     match message {
         JobMessage::WebhookDelivery {
             tenant_id,
             delivery_id,
             attempt,
         } => {
-            crate::webhooks::delivery::attempt(app, tenant_id, delivery_id, attempt, delivery_count)
-                .await
+            let job = crate::webhooks::delivery::Job {
+                tenant: tenant_id,
+                delivery_id,
+                attempt,
+                delivery_count,
+            };
+            let handed =
+                carry.and_then(|c| c.0.downcast_ref::<crate::webhooks::delivery::Handed>());
+            crate::webhooks::delivery::attempt(app, job, handed).await
         }
     }
 }

@@ -1,5 +1,5 @@
 //! `serve`'s in-process workers: a bounded pool (`WORKERS` jobs at once)
-//! leasing jobs from the embedded queue and running [`super::process_job`].
+//! leasing jobs from the embedded queue and running [`super::process_carried`].
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 
-use super::{JobOutcome, process_job};
+use super::{JobOutcome, process_carried};
 use crate::queue::embedded::{EmbeddedQueue, Leased};
 use crate::state::{App, AppState};
 
@@ -170,7 +170,7 @@ fn still_leased(app: &App, job: &Leased) -> bool {
 
 /// Runs one leased job and settles it (complete or abandon).
 pub async fn run_one(app: &App, queue: &EmbeddedQueue, job: Leased) {
-    let result = process_job(app, job.message.clone(), job.attempts).await;
+    let result = process_carried(app, job.message.clone(), job.attempts, job.carry.as_ref()).await;
     let settled = match result {
         Ok(outcome) => {
             if outcome == JobOutcome::Done {

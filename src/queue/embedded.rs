@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 use tokio::sync::{Notify, mpsc};
 
-use super::{JobQueue, QueueError};
+use super::{Carry, JobQueue, QueueError};
 use crate::clock::Clock;
 use crate::jobs::JobMessage;
 use crate::store::StoreError;
@@ -52,6 +52,8 @@ pub struct Leased {
     /// When the lease runs out (epoch milliseconds): the job is then
     /// visible to every receiver again.
     pub leased_until_ms: i64,
+    /// What the sender handed along (jobs handed over at birth only).
+    pub carry: Option<Carry>,
 }
 
 /// The embedded queue.
@@ -192,6 +194,7 @@ impl EmbeddedQueue {
                     message,
                     attempts,
                     leased_until_ms: until,
+                    carry: None,
                 }),
                 Err(e) => {
                     // A message this build cannot read would block nothing but
@@ -298,13 +301,13 @@ impl EmbeddedQueue {
     }
 }
 
-#[async_trait]
-impl JobQueue for EmbeddedQueue {
-    async fn send(
+impl EmbeddedQueue {
+    async fn send_with(
         &self,
         message: &JobMessage,
         not_before: Option<DateTime<Utc>>,
         message_id: &str,
+        carry: Option<Carry>,
     ) -> Result<(), QueueError> {
         let body = serde_json::to_string(message).map_err(|e| QueueError::Encode(e.to_string()))?;
         let now = self.clock.now();
@@ -343,6 +346,7 @@ impl JobQueue for EmbeddedQueue {
                     message: message.clone(),
                     attempts: 1,
                     leased_until_ms: until,
+                    carry,
                 });
             }
             (None, Some(_)) if due_now => self.notify.notify_one(),
@@ -350,6 +354,29 @@ impl JobQueue for EmbeddedQueue {
             _ => {}
         }
         Ok(())
+    }
+}
+
+#[async_trait]
+impl JobQueue for EmbeddedQueue {
+    async fn send(
+        &self,
+        message: &JobMessage,
+        not_before: Option<DateTime<Utc>>,
+        message_id: &str,
+    ) -> Result<(), QueueError> {
+        self.send_with(message, not_before, message_id, None).await
+    }
+
+    async fn send_carrying(
+        &self,
+        message: &JobMessage,
+        not_before: Option<DateTime<Utc>>,
+        message_id: &str,
+        carry: Carry,
+    ) -> Result<(), QueueError> {
+        self.send_with(message, not_before, message_id, Some(carry))
+            .await
     }
 
     async fn health(&self) -> Result<(), QueueError> {

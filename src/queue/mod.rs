@@ -9,6 +9,9 @@
 pub mod embedded;
 pub mod servicebus;
 
+use std::any::Any;
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
@@ -28,6 +31,18 @@ pub enum QueueError {
     Config(String),
 }
 
+/// What a sender knows that a job sent in this process can use instead of
+/// reading it back (see [`JobQueue::send_carrying`]). Only ever a shortcut:
+/// a job must run the same without it.
+#[derive(Clone)]
+pub struct Carry(pub Arc<dyn Any + Send + Sync>);
+
+impl std::fmt::Debug for Carry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Carry")
+    }
+}
+
 /// Sends jobs. Every job must be idempotent: a message may arrive more than once.
 #[async_trait]
 pub trait JobQueue: Send + Sync + 'static {
@@ -42,6 +57,20 @@ pub trait JobQueue: Send + Sync + 'static {
         not_before: Option<DateTime<Utc>>,
         message_id: &str,
     ) -> Result<(), QueueError>;
+
+    /// [`JobQueue::send`], handing `carry` to the job when this process runs
+    /// it straight from the send (the embedded queue's hand-off); dropped by
+    /// queues whose jobs are received elsewhere or later.
+    async fn send_carrying(
+        &self,
+        message: &JobMessage,
+        not_before: Option<DateTime<Utc>>,
+        message_id: &str,
+        carry: Carry,
+    ) -> Result<(), QueueError> {
+        let _ = carry;
+        self.send(message, not_before, message_id).await
+    }
 
     /// Checks the queue.
     async fn health(&self) -> Result<(), QueueError>;

@@ -2,6 +2,7 @@
 //! Webhooks, recorded with its outcome, followed by the next scheduled job or
 //! a final status and a `webhook.delivered` / `webhook.failed` event.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -12,12 +13,12 @@ use serde_json::json;
 use url::Url;
 use uuid::Uuid;
 
-use super::model::{Attempt, Delivery, DeliveryStatus, Webhook, secret_key, sign};
+use super::model::{Attempt, Delivery, DeliveryStatus, Webhook, sign_with, signing_key};
 use super::schedule::{self, honour_retry_after};
 use super::{EVENT_DELIVERED, EVENT_FAILED, secret_owner};
 use crate::domain::tenancy::{Ctx, TenantId};
 use crate::jobs::{JobError, JobMessage, JobOutcome};
-use crate::queue::{JobQueue, QueueError};
+use crate::queue::{Carry, JobQueue, QueueError};
 use crate::state::App;
 use crate::store::{StoreError, Write, as_written};
 
@@ -35,15 +36,31 @@ pub async fn enqueue(
     d: &Delivery,
     now: DateTime<Utc>,
 ) -> Result<(), QueueError> {
+    let (msg, at, id) = next_job(d, now);
+    queue.send(&msg, at, &id).await
+}
+
+/// [`enqueue`], handing `handed` to the attempt if this process runs it at
+/// once (see [`Handed`]).
+pub async fn enqueue_handing(
+    queue: &dyn JobQueue,
+    d: &Delivery,
+    now: DateTime<Utc>,
+    handed: Arc<Handed>,
+) -> Result<(), QueueError> {
+    let (msg, at, id) = next_job(d, now);
+    queue.send_carrying(&msg, at, &id, Carry(handed)).await
+}
+
+/// The message, time and message id of a pending delivery's next attempt.
+fn next_job(d: &Delivery, now: DateTime<Utc>) -> (JobMessage, Option<DateTime<Utc>>, String) {
     let msg = JobMessage::WebhookDelivery {
         tenant_id: d.tenant_id,
         delivery_id: d.id,
         attempt: d.attempt_count,
     };
     let at = d.next_attempt_at.filter(|t| *t > now);
-    queue
-        .send(&msg, at, &format!("{}:{}", d.id, d.attempt_count))
-        .await
+    (msg, at, format!("{}:{}", d.id, d.attempt_count))
 }
 
 /// Enqueues an attempt to run now, next to any scheduled one (manual retry).
@@ -76,22 +93,87 @@ struct Sent {
     throttled: bool,
 }
 
-/// Runs attempt number `attempt` (0-based) of a delivery. Stale or duplicate
-/// jobs are no-ops; a crash anywhere leaves the job to run again.
-pub async fn attempt(
+/// One delivery job: which attempt of which delivery, and how many times the
+/// queue has handed it out (1 = first).
+#[derive(Debug, Clone, Copy)]
+pub struct Job {
+    /// The delivery's tenant.
+    pub tenant: TenantId,
+    /// The delivery.
+    pub delivery_id: Uuid,
+    /// The attempt to run (0-based).
+    pub attempt: u32,
+    /// Receives of this message so far.
+    pub delivery_count: u32,
+}
+
+/// What the fan-out hands to the first attempt of a delivery it has just
+/// written, through the embedded queue's hand-off: the delivery as written,
+/// once its write has returned. The attempt then neither reads the delivery
+/// back nor its webhook (which it takes from the fan-out's cache, which this
+/// process's every webhook write invalidates). Only a shortcut: a job whose
+/// delivery write has not returned yet, or that runs from the queue's table,
+/// reads both as usual.
+#[derive(Debug, Default)]
+pub struct Handed {
+    written: std::sync::OnceLock<Delivery>,
+}
+
+impl Handed {
+    /// Records the delivery as written.
+    pub fn written(&self, d: Delivery) {
+        let _ = self.written.set(d);
+    }
+
+    /// The written delivery, if it is the one of `job`.
+    fn delivery(&self, job: &Job) -> Option<Delivery> {
+        self.written
+            .get()
+            .filter(|d| d.id == job.delivery_id && d.tenant_id == job.tenant)
+            .cloned()
+    }
+}
+
+/// The webhook of a delivery: from the fan-out's cache when the job was
+/// handed over at birth (the cache is as fresh as the delivery), else read.
+async fn webhook_of(
     app: &App,
-    tenant: TenantId,
-    delivery_id: Uuid,
-    attempt: u32,
-    delivery_count: u32,
-) -> Result<JobOutcome, JobError> {
-    let pk = tenant.key();
-    let Some(d) = app
-        .store
-        .get::<Delivery>(&pk, &delivery_id.to_string())
+    d: &Delivery,
+    handed: Option<&Handed>,
+) -> Result<Option<Webhook>, JobError> {
+    if handed.is_some()
+        && let Some(w) = app
+            .webhooks
+            .fresh(&d.tenant_id)
+            .and_then(|hooks| hooks.iter().find(|w| w.id == d.webhook_id).cloned())
+    {
+        return Ok(Some(w));
+    }
+    app.store
+        .get::<Webhook>(&d.tenant_id.key(), &d.webhook_id.to_string())
         .await
-        .map_err(store_err)?
-    else {
+        .map_err(store_err)
+}
+
+/// Runs one attempt of a delivery. Stale or duplicate jobs are no-ops; a
+/// crash anywhere leaves the job to run again.
+pub async fn attempt(app: &App, job: Job, handed: Option<&Handed>) -> Result<JobOutcome, JobError> {
+    let Job {
+        tenant,
+        delivery_id,
+        attempt,
+        delivery_count,
+    } = job;
+    let carried = handed.and_then(|h| h.delivery(&job));
+    let read = match carried {
+        Some(d) => Some(d),
+        None => app
+            .store
+            .get::<Delivery>(&tenant.key(), &delivery_id.to_string())
+            .await
+            .map_err(store_err)?,
+    };
+    let Some(d) = read else {
         // The fan-out writes a delivery and its first job side by side, so
         // the job can arrive before the delivery's write has landed (Service
         // Bus beside Cosmos DB). Dropping it then would leave the delivery
@@ -117,12 +199,7 @@ pub async fn attempt(
         }
         return Ok(JobOutcome::NoOp);
     }
-    let webhook = app
-        .store
-        .get::<Webhook>(&pk, &d.webhook_id.to_string())
-        .await
-        .map_err(store_err)?;
-    let Some(webhook) = webhook else {
+    let Some(webhook) = webhook_of(app, &d, handed).await? else {
         finish(app, d, DeliveryStatus::Failed, None).await?;
         return Ok(JobOutcome::Done);
     };
@@ -157,6 +234,21 @@ pub async fn attempt(
     Ok(JobOutcome::Done)
 }
 
+/// How long a webhook secret, once read, is kept ready to sign with. A
+/// secret reference never changes what it points to (rotation makes a new
+/// one) and the webhook, read as fresh as ever, says which references sign,
+/// so a kept key is never used for longer than its webhook lists it.
+pub const SIGNING_KEY_TTL: Duration = Duration::from_secs(60);
+/// Signing keys kept at once.
+pub const SIGNING_KEYS_CACHED: usize = 10_000;
+
+/// Why a signing key could not be had.
+#[derive(Debug)]
+enum KeyError {
+    Read(crate::secrets::SecretError),
+    Malformed,
+}
+
 async fn signatures(
     app: &App,
     webhook: &Webhook,
@@ -167,15 +259,29 @@ async fn signatures(
     let now = app.clock.now();
     let mut sigs = Vec::new();
     for s in webhook.signing_secrets(now) {
-        let owner = secret_owner(webhook.tenant_id, &s.owner_id);
-        match app.secrets.get(&owner, &s.secret_ref).await {
-            Ok(v) => match secret_key(v.expose_secret()) {
-                Some(key) => sigs.push(sign(&key, msg_id, ts, body)),
-                None => {
-                    tracing::error!(webhook.id = %webhook.id, "a stored webhook secret is malformed")
-                }
-            },
-            Err(e) => {
+        let key = (
+            webhook.tenant_id,
+            s.owner_id.clone(),
+            s.secret_ref.0.clone(),
+        );
+        let loaded = app
+            .signing_keys
+            .get_or_load(&key, async {
+                let owner = secret_owner(webhook.tenant_id, &s.owner_id);
+                let secret = app
+                    .secrets
+                    .get(&owner, &s.secret_ref)
+                    .await
+                    .map_err(KeyError::Read)?;
+                signing_key(secret.expose_secret()).ok_or(KeyError::Malformed)
+            })
+            .await;
+        match loaded {
+            Ok(key) => sigs.push(sign_with(&key, msg_id, ts, body)),
+            Err(KeyError::Malformed) => {
+                tracing::error!(webhook.id = %webhook.id, "a stored webhook secret is malformed")
+            }
+            Err(KeyError::Read(e)) => {
                 tracing::warn!(webhook.id = %webhook.id, error = %e, "reading a webhook secret failed")
             }
         }
@@ -337,10 +443,9 @@ async fn save_with_announcement(
     d: &Delivery,
     etag: &crate::store::ETag,
 ) -> Result<Option<Delivery>, JobError> {
-    let events = if d.status.is_final() && d.status != DeliveryStatus::Skipped {
-        vec![announcement(app, d)]
-    } else {
-        Vec::new()
+    let events = match announced_as(d.status) {
+        Some(kind) if app.events.wanted(kind) => vec![announcement(app, d, kind)],
+        _ => Vec::new(),
     };
     let write = Write::put(d, Some(etag)).map_err(store_err)?;
     match app.events.within(app.store.as_ref(), events, write).await {
@@ -419,11 +524,14 @@ async fn update_webhook_health(app: &App, webhook: &Webhook, sent: &Sent, now: D
         })
         .await;
     match result {
-        Ok(w) if !w.enabled && webhook.enabled => {
+        Ok(w) => {
+            // Attempts handed over at birth read webhooks from this cache.
             app.webhooks.invalidate(&w.tenant_id);
-            tracing::info!(webhook.id = %w.id, tenant.id = %w.tenant_id, "webhook disabled after failures");
+            if !w.enabled && webhook.enabled {
+                tracing::info!(webhook.id = %w.id, tenant.id = %w.tenant_id, "webhook disabled after failures");
+            }
         }
-        Ok(_) | Err(StoreError::NotFound) => {}
+        Err(StoreError::NotFound) => {}
         Err(e) => {
             tracing::warn!(webhook.id = %webhook.id, error = %e, "could not update webhook health")
         }
@@ -455,13 +563,19 @@ pub async fn sweep(app: &App, grace: chrono::Duration) -> anyhow::Result<usize> 
     Ok(overdue.len())
 }
 
-/// `webhook.delivered` or `webhook.failed` for a final delivery.
-fn announcement(app: &App, d: &Delivery) -> crate::events::Event {
-    let kind = if d.status == DeliveryStatus::Succeeded {
-        EVENT_DELIVERED
-    } else {
-        EVENT_FAILED
-    };
+/// The event announcing a delivery that reached `status`: `webhook.delivered`
+/// or `webhook.failed` for a final one (a skipped one is not announced).
+fn announced_as(status: DeliveryStatus) -> Option<&'static str> {
+    match status {
+        DeliveryStatus::Succeeded => Some(EVENT_DELIVERED),
+        DeliveryStatus::Skipped => None,
+        s if s.is_final() => Some(EVENT_FAILED),
+        _ => None,
+    }
+}
+
+/// The `kind` event for a final delivery.
+fn announcement(app: &App, d: &Delivery, kind: &str) -> crate::events::Event {
     let mut ctx = Ctx::system(d.tenant_id, d.event_id.to_string());
     ctx.causation_id = Some(d.event_id.to_string());
     let status = serde_json::to_value(d.status).unwrap_or_default();

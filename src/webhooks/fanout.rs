@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::delivery::enqueue;
+use super::delivery::{Handed, enqueue_handing};
 use super::model::{Delivery, DeliveryStatus, Webhook, delivery_id};
 
 use crate::cache::ReadCache;
@@ -121,7 +121,23 @@ pub async fn offer(
     // sweep, and the job of a delivery that already existed is deduplicated
     // by its message id or, if the delivery has moved on, stale.
     let inserted = if webhook.enabled {
-        let (inserted, enqueued) = tokio::join!(store.insert(&d), enqueue(queue, &d, now));
+        let handed = Arc::new(Handed::default());
+        let insert = async {
+            let inserted = store.insert(&d).await;
+            if let Ok(saved) = &inserted {
+                handed.written(saved.clone());
+            }
+            inserted
+        };
+        // Biased: the delivery's write is queued first, so it commits no
+        // later than the job; polled first, it is recorded in `handed`
+        // before the job is handed over (a job that finds nothing there
+        // reads the delivery instead).
+        let (inserted, enqueued) = tokio::join!(
+            biased;
+            insert,
+            enqueue_handing(queue, &d, now, Arc::clone(&handed))
+        );
         enqueued?;
         inserted
     } else {

@@ -403,10 +403,28 @@ pub fn secret_key(secret: &str) -> Option<Vec<u8>> {
     (24..=64).contains(&key.len()).then_some(key)
 }
 
+/// A secret made ready to sign with (the HMAC state keyed by it; kept in
+/// memory instead of the secret itself).
+pub type SigningKey = Hmac<Sha256>;
+
+/// The signing key of a stored `whsec_` secret, if well formed.
+pub fn signing_key(secret: &str) -> Option<SigningKey> {
+    secret_key(secret).map(|key| keyed(&key))
+}
+
+fn keyed(key: &[u8]) -> SigningKey {
+    #[expect(clippy::expect_used, reason = "HMAC accepts keys of any length")]
+    Hmac::<Sha256>::new_from_slice(key).expect("any key length")
+}
+
 /// `v1,<base64 HMAC-SHA256(key, "{id}.{timestamp}.{body}")>`.
 pub fn sign(key: &[u8], msg_id: &str, timestamp: i64, body: &[u8]) -> String {
-    #[expect(clippy::expect_used, reason = "HMAC accepts keys of any length")]
-    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("any key length");
+    sign_with(&keyed(key), msg_id, timestamp, body)
+}
+
+/// [`sign`] with a prepared key.
+pub fn sign_with(key: &SigningKey, msg_id: &str, timestamp: i64, body: &[u8]) -> String {
+    let mut mac = key.clone();
     mac.update(msg_id.as_bytes());
     mac.update(b".");
     mac.update(timestamp.to_string().as_bytes());

@@ -554,15 +554,20 @@ async fn the_sweeper_re_enqueues_a_lost_job() {
 async fn a_job_that_overtakes_its_delivery_is_retried_not_dropped() {
     use castiel_integrations::domain::tenancy::TenantId;
     use castiel_integrations::jobs::JobOutcome;
-    use castiel_integrations::webhooks::delivery::{MISSING_DELIVERY_RECEIVES, attempt};
+    use castiel_integrations::webhooks::delivery::{Job, MISSING_DELIVERY_RECEIVES, attempt};
     let h = Hooks::new().await;
-    let (tenant, missing) = (TenantId(h.tenant), uuid::Uuid::new_v4());
+    let job = |delivery_count| Job {
+        tenant: TenantId(h.tenant),
+        delivery_id: uuid::Uuid::from_u128(7),
+        attempt: 0,
+        delivery_count,
+    };
     for count in 1..MISSING_DELIVERY_RECEIVES {
-        let e = attempt(&h.state, tenant, missing, 0, count)
+        let e = attempt(&h.state, job(count), None)
             .await
             .expect_err("the delivery may still be landing");
         assert_eq!(e.retry_after, Some(Duration::from_secs(1)));
     }
-    let last = attempt(&h.state, tenant, missing, 0, MISSING_DELIVERY_RECEIVES).await;
+    let last = attempt(&h.state, job(MISSING_DELIVERY_RECEIVES), None).await;
     assert!(matches!(last, Ok(JobOutcome::NoOp)), "then taken for stale");
 }

@@ -174,13 +174,21 @@ pub(super) fn update(
     now_ms: i64,
     expected: Option<&str>,
 ) -> StoreResult<()> {
-    check_version(c, row.container, &row.pk, &row.id, now_ms, expected)?;
-    c.execute_cached(
-        "UPDATE documents SET etag = ?4, body = ?5, expires_at = ?6
-         WHERE container = ?1 AND pk = ?2 AND id = ?3",
-        row.values(),
-    )
-    .map_err(unavailable)?;
+    // One statement when the document is live and at the expected version
+    // (the usual case); only a write that changed nothing looks for why.
+    let [container, pk, id, etag, text, expires] = row.values();
+    let changed = c
+        .execute_cached(
+            "UPDATE documents SET etag = ?4, body = ?5, expires_at = ?6
+             WHERE container = ?1 AND pk = ?2 AND id = ?3
+             AND (expires_at IS NULL OR expires_at > ?7) AND (?8 IS NULL OR etag = ?8)",
+            params![container, pk, id, etag, text, expires, now_ms, expected],
+        )
+        .map_err(unavailable)?;
+    if changed == 0 {
+        check_version(c, row.container, &row.pk, &row.id, now_ms, expected)?;
+        return Err(StoreError::PreconditionFailed);
+    }
     note_expiry(c, row)
 }
 
