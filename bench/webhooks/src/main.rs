@@ -7,6 +7,9 @@
 //! * throughput: N events raised as fast as possible → delivered events/s;
 //! * baseline: the same N signed POSTs sent by a bare `reqwest` loop with
 //!   the same concurrency (WORKERS) → POSTs/s; the ratio is reported;
+//! * CPU: this process's CPU time (user + system, all threads: service,
+//!   receiver and senders alike) per delivered event beside per bare POST,
+//!   a figure the shared machine's other load disturbs far less than rates;
 //! * latency: events raised at a fixed rate (default 1,000/s) → p50/p99
 //!   from raising the event to the receiver seeing the first attempt.
 //!
@@ -116,6 +119,23 @@ async fn wait_for(seen: &Seen, n: usize, limit: Duration) -> bool {
     true
 }
 
+/// CPU seconds (user + system) this process has used so far, from
+/// `/proc/self/stat` (Linux; USER_HZ is 100 on every Linux ABI we run on).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(f64::NAN)
+    };
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after ')'.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -149,6 +169,7 @@ async fn main() {
     let client = reqwest::Client::new();
     let key = [7u8; 32];
     let next = Arc::new(AtomicUsize::new(0));
+    let cpu_at = cpu_seconds();
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..workers_n {
@@ -184,6 +205,7 @@ async fn main() {
         let _ = t.await;
     }
     let baseline_s = started.elapsed().as_secs_f64();
+    let baseline_cpu_us = (cpu_seconds() - cpu_at) * 1e6 / events as f64;
     let baseline_rate = events as f64 / baseline_s;
     drop(seen);
 
@@ -196,6 +218,7 @@ async fn main() {
         serde_json::from_value(json!({"url": url, "events": ["integration.*"]})).expect("input");
     service::create(&app, &ctx, input).await.expect("webhook");
     let pool = workers::start(&app).expect("embedded queue");
+    let cpu_at = cpu_seconds();
     let started = Instant::now();
     let next = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::new();
@@ -218,6 +241,7 @@ async fn main() {
     let complete = wait_for(&seen, events as usize, Duration::from_secs(600)).await;
     let delivered_s = started.elapsed().as_secs_f64();
     let delivered_rate = events as f64 / delivered_s;
+    let delivered_cpu_us = (cpu_seconds() - cpu_at) * 1e6 / events as f64;
     pool.stop().await;
     drop(app);
 
@@ -276,6 +300,10 @@ async fn main() {
         "| delivered events/s (fan-out + signed delivery + log) | {delivered_rate:.0} | {baseline_rate:.0} bare signed POSTs/s | {ratio:.2} | ≥ 0.50 |"
     );
     println!(
+        "| CPU per event (all threads; µs) | {delivered_cpu_us:.0} | {baseline_cpu_us:.0} per bare POST | {:.2} | ≥ 0.50 |",
+        baseline_cpu_us / delivered_cpu_us
+    );
+    println!(
         "| events raised/s (fan-out only) | {:.0} | | | |",
         events as f64 / raised_s
     );
@@ -291,6 +319,8 @@ async fn main() {
         "events": events, "workers": workers_n,
         "delivered_per_s": delivered_rate, "baseline_posts_per_s": baseline_rate, "ratio": ratio,
         "raised_per_s": events as f64 / raised_s,
+        "cpu_us_per_delivery": delivered_cpu_us, "cpu_us_per_bare_post": baseline_cpu_us,
+        "cpu_ratio": baseline_cpu_us / delivered_cpu_us,
         "paced": {"rate": rate, "seconds": seconds, "offered_per_s": offered_rate,
                    "p50_ms": p50, "p99_ms": p99, "max_ms": max, "samples": lat.len()},
         "complete": complete && paced_complete,
