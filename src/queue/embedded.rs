@@ -301,8 +301,19 @@ impl EmbeddedQueue {
     }
 }
 
-impl EmbeddedQueue {
-    async fn send_with(
+#[async_trait]
+impl JobQueue for EmbeddedQueue {
+    async fn send(
+        &self,
+        message: &JobMessage,
+        not_before: Option<DateTime<Utc>>,
+        message_id: &str,
+    ) -> Result<(), QueueError> {
+        self.send_carrying(message, not_before, message_id, None)
+            .await
+    }
+
+    async fn send_carrying(
         &self,
         message: &JobMessage,
         not_before: Option<DateTime<Utc>>,
@@ -354,29 +365,6 @@ impl EmbeddedQueue {
             _ => {}
         }
         Ok(())
-    }
-}
-
-#[async_trait]
-impl JobQueue for EmbeddedQueue {
-    async fn send(
-        &self,
-        message: &JobMessage,
-        not_before: Option<DateTime<Utc>>,
-        message_id: &str,
-    ) -> Result<(), QueueError> {
-        self.send_with(message, not_before, message_id, None).await
-    }
-
-    async fn send_carrying(
-        &self,
-        message: &JobMessage,
-        not_before: Option<DateTime<Utc>>,
-        message_id: &str,
-        carry: Carry,
-    ) -> Result<(), QueueError> {
-        self.send_with(message, not_before, message_id, Some(carry))
-            .await
     }
 
     async fn health(&self) -> Result<(), QueueError> {

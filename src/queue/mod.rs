@@ -66,7 +66,7 @@ pub trait JobQueue: Send + Sync + 'static {
         message: &JobMessage,
         not_before: Option<DateTime<Utc>>,
         message_id: &str,
-        carry: Carry,
+        carry: Option<Carry>,
     ) -> Result<(), QueueError> {
         let _ = carry;
         self.send(message, not_before, message_id).await

@@ -49,29 +49,41 @@ pub async fn enqueue_handing(
     handed: Arc<Handed>,
 ) -> Result<(), QueueError> {
     let (msg, at, id) = next_job(d, now);
-    queue.send_carrying(&msg, at, &id, Carry(handed)).await
+    queue
+        .send_carrying(&msg, at, &id, Some(Carry(handed)))
+        .await
+}
+
+/// The job of a delivery's current attempt.
+fn job_message(d: &Delivery) -> JobMessage {
+    JobMessage::WebhookDelivery {
+        tenant_id: d.tenant_id,
+        delivery_id: d.id,
+        attempt: d.attempt_count,
+    }
 }
 
 /// The message, time and message id of a pending delivery's next attempt.
 fn next_job(d: &Delivery, now: DateTime<Utc>) -> (JobMessage, Option<DateTime<Utc>>, String) {
-    let msg = JobMessage::WebhookDelivery {
-        tenant_id: d.tenant_id,
-        delivery_id: d.id,
-        attempt: d.attempt_count,
-    };
     let at = d.next_attempt_at.filter(|t| *t > now);
-    (msg, at, format!("{}:{}", d.id, d.attempt_count))
+    (job_message(d), at, format!("{}:{}", d.id, d.attempt_count))
+}
+
+/// Sends another copy of the current attempt's job, at `at` (now when
+/// `None`), beside any scheduled one: its own message id keeps it from being
+/// deduplicated away, and the stale-attempt check makes either copy harmless.
+async fn send_copy(
+    queue: &dyn JobQueue,
+    d: &Delivery,
+    at: Option<DateTime<Utc>>,
+) -> Result<(), QueueError> {
+    let id = format!("{}:{}:{}", d.id, d.attempt_count, Uuid::new_v4().simple());
+    queue.send(&job_message(d), at, &id).await
 }
 
 /// Enqueues an attempt to run now, next to any scheduled one (manual retry).
 pub async fn enqueue_now(queue: &dyn JobQueue, d: &Delivery) -> Result<(), QueueError> {
-    let msg = JobMessage::WebhookDelivery {
-        tenant_id: d.tenant_id,
-        delivery_id: d.id,
-        attempt: d.attempt_count,
-    };
-    let id = format!("{}:{}:{}", d.id, d.attempt_count, Uuid::new_v4().simple());
-    queue.send(&msg, None, &id).await
+    send_copy(queue, d, None).await
 }
 
 fn store_err(e: StoreError) -> JobError {
@@ -214,14 +226,7 @@ pub async fn attempt(app: &App, job: Job, handed: Option<&Handed>) -> Result<Job
         // Over the endpoint's rate: run this attempt later, as a new message
         // (the stale-attempt check makes either copy harmless).
         let at = app.clock.now() + chrono::Duration::from_std(wait).unwrap_or_default();
-        let msg = JobMessage::WebhookDelivery {
-            tenant_id: d.tenant_id,
-            delivery_id: d.id,
-            attempt: d.attempt_count,
-        };
-        let id = format!("{}:{}:{}", d.id, d.attempt_count, Uuid::new_v4().simple());
-        app.queue
-            .send(&msg, Some(at), &id)
+        send_copy(app.queue.as_ref(), &d, Some(at))
             .await
             .context("deferring a rate-limited attempt")?;
         return Ok(JobOutcome::NoOp);
