@@ -125,11 +125,43 @@ pub trait EventBus: Send + Sync + 'static {
     }
 }
 
+/// What follows a handler's staged writes once they are committed, given
+/// the documents they produced, in order (see [`Staged`]).
+pub type AfterCommit = Box<
+    dyn FnOnce(Vec<Option<crate::store::Document>>) -> futures::future::BoxFuture<'static, ()>
+        + Send,
+>;
+
+/// A local handler's work on one event, done in the transaction of the
+/// change that raises it (see [`EventHandler::stage`]).
+pub struct Staged {
+    /// Writes that commit with the change, all or none.
+    pub writes: Vec<crate::store::Write>,
+    /// Runs once they are committed.
+    pub then: AfterCommit,
+}
+
+impl std::fmt::Debug for Staged {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Staged")
+            .field("writes", &self.writes.len())
+            .finish_non_exhaustive()
+    }
+}
+
 /// A local consumer of every event raised in this process.
 #[async_trait]
 pub trait EventHandler: Send + Sync + 'static {
     /// Handles one event; errors are logged by the caller.
     async fn handle(&self, event: &Event) -> anyhow::Result<()>;
+    /// The handler's work on `event` as writes that commit together with
+    /// the change raising it (on a store with transactions), then `then`.
+    /// The default, `Ok(None)`, stages nothing: the handler is called after
+    /// the commit instead. What it stages must come to what [`Self::handle`]
+    /// does, which still runs whenever an event is re-driven.
+    async fn stage(&self, _event: &Event) -> anyhow::Result<Option<Staged>> {
+        Ok(None)
+    }
     /// Whether events of this type concern the handler at all (it is not
     /// called for others).
     fn wants(&self, _event_type: &str) -> bool {

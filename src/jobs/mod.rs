@@ -87,7 +87,7 @@ pub async fn process_job(
 }
 
 /// [`process_job`] with what the sender handed along (see
-/// [`crate::queue::JobQueue::send_carrying`]).
+/// [`crate::queue::JobQueue::hand_over`]).
 pub async fn process_carried(
     app: &App,
     message: JobMessage,
@@ -106,8 +106,7 @@ pub async fn process_carried(
                 attempt,
                 delivery_count,
             };
-            let handed =
-                carry.and_then(|c| c.0.downcast_ref::<crate::webhooks::delivery::Handed>());
+            let handed = carry.and_then(|c| c.0.downcast_ref::<crate::webhooks::model::Delivery>());
             crate::webhooks::delivery::attempt(app, job, handed).await
         }
     }

@@ -50,17 +50,23 @@ pub fn start(state: &AppState) -> Option<Workers> {
     tasks.spawn(dispatch(app, rx.clone()));
     let app = Arc::clone(&state.0);
     let mut sweep_stop = rx.clone();
+    // First attempts handed over unrecorded died with a previous process:
+    // every delivery due before this pool started is re-driven at once
+    // (the jobs that do exist deduplicate it), later ones once overdue.
+    let started = app.clock.now();
     tasks.spawn(async move {
+        let mut before = started;
         loop {
+            if let Err(e) = crate::webhooks::delivery::sweep(&app, before).await {
+                tracing::warn!(error = %e, "sweeping overdue deliveries failed");
+            }
             tokio::select! {
                 () = tokio::time::sleep(SWEEP_EVERY) => {}
                 _ = sweep_stop.changed() => return,
             }
             let grace =
                 chrono::Duration::from_std(visibility_timeout(&app) * 2).unwrap_or_default();
-            if let Err(e) = crate::webhooks::delivery::sweep(&app, grace).await {
-                tracing::warn!(error = %e, "sweeping overdue deliveries failed");
-            }
+            before = app.clock.now() - grace;
         }
     });
     tracing::info!(workers = state.config.workers, "job workers started");
@@ -163,9 +169,10 @@ async fn dispatch(app: Arc<App>, mut stop: watch::Receiver<bool>) {
 
 /// Whether a handed-over job's lease still holds: one that waited past it is
 /// visible in the table again and is left to whoever receives it there, so
-/// that it never has two runners.
+/// that it never has two runners. A job handed over unrecorded has no row
+/// for anyone else to receive: it is always run.
 fn still_leased(app: &App, job: &Leased) -> bool {
-    job.leased_until_ms > app.clock.now().timestamp_millis()
+    job.seq.is_none() || job.leased_until_ms > app.clock.now().timestamp_millis()
 }
 
 /// Runs one leased job and settles it (complete or abandon).

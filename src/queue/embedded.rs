@@ -3,7 +3,9 @@
 //! deletes it, abandoning makes it visible again (after a delay), and a job
 //! whose worker died reappears when its lease runs out. At-least-once.
 //! Jobs due at once can be handed to this process's workers as they are
-//! written, already leased ([`EmbeddedQueue::attach`]).
+//! written, already leased ([`EmbeddedQueue::attach`]), or handed over
+//! without a row at all when the sender's own record re-drives them
+//! ([`JobQueue::hand_over`]).
 
 use std::sync::{Arc, PoisonError};
 use std::time::Duration;
@@ -39,8 +41,9 @@ const DELETE_LEASED: &str = "DELETE FROM jobs WHERE seq = ?1 AND lease = ?2";
 /// A received job, leased until its visibility timeout.
 #[derive(Debug, Clone)]
 pub struct Leased {
-    /// Row id.
-    pub seq: i64,
+    /// Row id; `None` for a job handed over unrecorded (nothing to delete,
+    /// and giving it back writes its row).
+    pub seq: Option<i64>,
     /// The lease token (completing needs it: an expired lease cannot complete).
     pub lease: String,
     /// The message id given at send time.
@@ -52,7 +55,7 @@ pub struct Leased {
     /// When the lease runs out (epoch milliseconds): the job is then
     /// visible to every receiver again.
     pub leased_until_ms: i64,
-    /// What the sender handed along (jobs handed over at birth only).
+    /// What the sender handed along (jobs handed over unrecorded only).
     pub carry: Option<Carry>,
 }
 
@@ -188,7 +191,7 @@ impl EmbeddedQueue {
         for (seq, lease, message_id, body, attempts) in rows {
             match serde_json::from_str::<JobMessage>(&body) {
                 Ok(message) => leased.push(Leased {
-                    seq,
+                    seq: Some(seq),
                     lease,
                     message_id,
                     message,
@@ -219,9 +222,13 @@ impl EmbeddedQueue {
     }
 
     /// Deletes a finished job; `false` if its lease had expired and another
-    /// worker took it over (it then runs again, which jobs tolerate).
+    /// worker took it over (it then runs again, which jobs tolerate), or it
+    /// has no row.
     pub async fn complete(&self, job: &Leased) -> Result<bool, QueueError> {
-        self.delete(job.seq, job.lease.clone()).await
+        match job.seq {
+            Some(seq) => self.delete(seq, job.lease.clone()).await,
+            None => Ok(false),
+        }
     }
 
     /// Deletes a finished job in a later commit, without waiting: workers
@@ -229,7 +236,8 @@ impl EmbeddedQueue {
     /// share a commit. If the process dies first, the job reappears when its
     /// lease runs out and runs again, which jobs tolerate.
     pub fn complete_later(&self, job: &Leased) {
-        let (seq, lease) = (job.seq, job.lease.clone());
+        let Some(seq) = job.seq else { return };
+        let lease = job.lease.clone();
         self.db.write_later(move |c| {
             c.execute_cached(DELETE_LEASED, params![seq, lease])
                 .map(|_| ())
@@ -242,11 +250,38 @@ impl EmbeddedQueue {
         self.db.settled().await.map_err(queue_error)
     }
 
-    /// Gives a job back, visible again after `delay`.
+    /// Gives a job back, visible again after `delay` (a job handed over
+    /// unrecorded is written now, keeping its receive count).
     pub async fn abandon(&self, job: &Leased, delay: Duration) -> Result<(), QueueError> {
         let at = self.clock.now().timestamp_millis()
             + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 2);
-        let (seq, lease) = (job.seq, job.lease.clone());
+        let lease = job.lease.clone();
+        let Some(seq) = job.seq else {
+            let body = serde_json::to_string(&job.message)
+                .map_err(|e| QueueError::Encode(e.to_string()))?;
+            let row = (
+                job.message_id.clone(),
+                job.message.queue(),
+                body,
+                job.attempts,
+            );
+            self.db
+                .write(move |c| {
+                    let (id, queue, body, attempts) = row;
+                    c.execute_cached(
+                        "INSERT INTO jobs (message_id, queue, body, visible_at, attempts)
+                         VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (message_id) DO NOTHING",
+                        params![id, queue, body, at, attempts],
+                    )
+                    .map_err(unavailable)
+                })
+                .await
+                .map_err(queue_error)?;
+            if delay.is_zero() {
+                self.notify.notify_one();
+            }
+            return Ok(());
+        };
         self.db
             .write(move |c| {
                 c.execute_cached(
@@ -309,17 +344,6 @@ impl JobQueue for EmbeddedQueue {
         not_before: Option<DateTime<Utc>>,
         message_id: &str,
     ) -> Result<(), QueueError> {
-        self.send_carrying(message, not_before, message_id, None)
-            .await
-    }
-
-    async fn send_carrying(
-        &self,
-        message: &JobMessage,
-        not_before: Option<DateTime<Utc>>,
-        message_id: &str,
-        carry: Option<Carry>,
-    ) -> Result<(), QueueError> {
         let body = serde_json::to_string(message).map_err(|e| QueueError::Encode(e.to_string()))?;
         let now = self.clock.now();
         let due_now = not_before.is_none_or(|t| t <= now);
@@ -351,13 +375,13 @@ impl JobQueue for EmbeddedQueue {
         match (handoff, seq) {
             (Some((permit, until, lease)), Some(seq)) => {
                 permit.send(Leased {
-                    seq,
+                    seq: Some(seq),
                     lease,
                     message_id: message_id.to_owned(),
                     message: message.clone(),
                     attempts: 1,
                     leased_until_ms: until,
-                    carry,
+                    carry: None,
                 });
             }
             (None, Some(_)) if due_now => self.notify.notify_one(),
@@ -365,6 +389,23 @@ impl JobQueue for EmbeddedQueue {
             _ => {}
         }
         Ok(())
+    }
+
+    fn hand_over(&self, message: &JobMessage, message_id: &str, carry: Carry) -> bool {
+        let now_ms = self.clock.now().timestamp_millis();
+        let Some((permit, until)) = self.reserve_handoff(now_ms) else {
+            return false;
+        };
+        permit.send(Leased {
+            seq: None,
+            lease: String::new(),
+            message_id: message_id.to_owned(),
+            message: message.clone(),
+            attempts: 1,
+            leased_until_ms: until,
+            carry: Some(carry),
+        });
+        true
     }
 
     async fn health(&self) -> Result<(), QueueError> {

@@ -31,9 +31,9 @@ pub enum QueueError {
     Config(String),
 }
 
-/// What a sender knows that a job sent in this process can use instead of
-/// reading it back (see [`JobQueue::send_carrying`]). Only ever a shortcut:
-/// a job must run the same without it.
+/// What a sender knows that a job handed over in this process can use
+/// instead of reading it back (see [`JobQueue::hand_over`]). Only ever a
+/// shortcut: a job must run the same without it.
 #[derive(Clone)]
 pub struct Carry(pub Arc<dyn Any + Send + Sync>);
 
@@ -58,18 +58,16 @@ pub trait JobQueue: Send + Sync + 'static {
         message_id: &str,
     ) -> Result<(), QueueError>;
 
-    /// [`JobQueue::send`], handing `carry` to the job when this process runs
-    /// it straight from the send (the embedded queue's hand-off); dropped by
-    /// queues whose jobs are received elsewhere or later.
-    async fn send_carrying(
-        &self,
-        message: &JobMessage,
-        not_before: Option<DateTime<Utc>>,
-        message_id: &str,
-        carry: Option<Carry>,
-    ) -> Result<(), QueueError> {
-        let _ = carry;
-        self.send(message, not_before, message_id).await
+    /// Hands a job due now straight to this process's workers, unrecorded,
+    /// with `carry`; `false` when it was not handed over (no workers here,
+    /// or all busy with a full backlog), and the caller sends it instead.
+    ///
+    /// Only for a job the caller's own record re-drives should it be lost
+    /// with the process: a pending delivery is found by the sweep that
+    /// `serve` runs when it starts. Queues received elsewhere never take it.
+    fn hand_over(&self, message: &JobMessage, message_id: &str, carry: Carry) -> bool {
+        let _ = (message, message_id, carry);
+        false
     }
 
     /// Checks the queue.

@@ -40,18 +40,24 @@ pub async fn enqueue(
     queue.send(&msg, at, &id).await
 }
 
-/// [`enqueue`], handing `handed` to the attempt if this process runs it at
-/// once (see [`Handed`]).
-pub async fn enqueue_handing(
+/// Starts the first attempt of a delivery just written: a pending one due
+/// now is handed straight to this process's workers, carrying the delivery
+/// as written, with nothing more written (should the process die, the
+/// pending delivery itself is what `serve`'s start-up sweep re-drives);
+/// otherwise it is enqueued. A final (`skipped`) delivery has no attempt.
+pub async fn start(
     queue: &dyn JobQueue,
     d: &Delivery,
     now: DateTime<Utc>,
-    handed: Arc<Handed>,
 ) -> Result<(), QueueError> {
+    if d.status != DeliveryStatus::Pending {
+        return Ok(());
+    }
     let (msg, at, id) = next_job(d, now);
-    queue
-        .send_carrying(&msg, at, &id, Some(Carry(handed)))
-        .await
+    if at.is_none() && queue.hand_over(&msg, &id, Carry(Arc::new(d.clone()))) {
+        return Ok(());
+    }
+    queue.send(&msg, at, &id).await
 }
 
 /// The job of a delivery's current attempt.
@@ -119,41 +125,11 @@ pub struct Job {
     pub delivery_count: u32,
 }
 
-/// What the fan-out hands to the first attempt of a delivery it has just
-/// written, through the embedded queue's hand-off: the delivery as written,
-/// once its write has returned. The attempt then neither reads the delivery
-/// back nor its webhook (which it takes from the fan-out's cache, which this
-/// process's every webhook write invalidates). Only a shortcut: a job whose
-/// delivery write has not returned yet, or that runs from the queue's table,
-/// reads both as usual.
-#[derive(Debug, Default)]
-pub struct Handed {
-    written: std::sync::OnceLock<Delivery>,
-}
-
-impl Handed {
-    /// Records the delivery as written.
-    pub fn written(&self, d: Delivery) {
-        let _ = self.written.set(d);
-    }
-
-    /// The written delivery, if it is the one of `job`.
-    fn delivery(&self, job: &Job) -> Option<Delivery> {
-        self.written
-            .get()
-            .filter(|d| d.id == job.delivery_id && d.tenant_id == job.tenant)
-            .cloned()
-    }
-}
-
 /// The webhook of a delivery: from the fan-out's cache when the job was
-/// handed over at birth (the cache is as fresh as the delivery), else read.
-async fn webhook_of(
-    app: &App,
-    d: &Delivery,
-    handed: Option<&Handed>,
-) -> Result<Option<Webhook>, JobError> {
-    if handed.is_some()
+/// handed over with its delivery (the cache is as fresh as the delivery,
+/// and this process's every webhook write invalidates it), else read.
+async fn webhook_of(app: &App, d: &Delivery, handed: bool) -> Result<Option<Webhook>, JobError> {
+    if handed
         && let Some(w) = app
             .webhooks
             .fresh(&d.tenant_id)
@@ -168,15 +144,23 @@ async fn webhook_of(
 }
 
 /// Runs one attempt of a delivery. Stale or duplicate jobs are no-ops; a
-/// crash anywhere leaves the job to run again.
-pub async fn attempt(app: &App, job: Job, handed: Option<&Handed>) -> Result<JobOutcome, JobError> {
+/// crash anywhere leaves the job to run again. `handed` is the delivery as
+/// the fan-out wrote it, when it handed the first attempt over (see
+/// [`start`]): then neither it nor its webhook is read back.
+pub async fn attempt(
+    app: &App,
+    job: Job,
+    handed: Option<&Delivery>,
+) -> Result<JobOutcome, JobError> {
     let Job {
         tenant,
         delivery_id,
         attempt,
         delivery_count,
     } = job;
-    let carried = handed.and_then(|h| h.delivery(&job));
+    let carried = handed
+        .filter(|d| d.id == delivery_id && d.tenant_id == tenant && d.attempt_count == attempt)
+        .cloned();
     let read = match carried {
         Some(d) => Some(d),
         None => app
@@ -211,7 +195,7 @@ pub async fn attempt(app: &App, job: Job, handed: Option<&Handed>) -> Result<Job
         }
         return Ok(JobOutcome::NoOp);
     }
-    let Some(webhook) = webhook_of(app, &d, handed).await? else {
+    let Some(webhook) = webhook_of(app, &d, handed.is_some()).await? else {
         finish(app, d, DeliveryStatus::Failed, None).await?;
         return Ok(JobOutcome::Done);
     };
@@ -543,29 +527,36 @@ async fn update_webhook_health(app: &App, webhook: &Webhook, sent: &Sent, now: D
     }
 }
 
-/// Re-enqueues pending deliveries whose attempt is overdue by more than
-/// `grace` (a job lost between writing a delivery and sending its message,
-/// e.g. while the queue was down). Enqueueing is deduplicated and stale jobs
-/// are no-ops, so this is always safe. Returns how many were re-enqueued.
-pub async fn sweep(app: &App, grace: chrono::Duration) -> anyhow::Result<usize> {
+/// Re-enqueues pending deliveries whose attempt was due before `before`: a
+/// job lost between writing a delivery and sending its message (the queue
+/// was down), or a first attempt handed over unrecorded to workers of a
+/// process that died. Enqueueing is deduplicated and stale jobs are no-ops,
+/// so this is always safe. Reads every such delivery, page by page; returns
+/// how many were re-enqueued.
+pub async fn sweep(app: &App, before: DateTime<Utc>) -> anyhow::Result<usize> {
     use crate::store::{Filter, Op, Query};
     let now = app.clock.now();
-    let before = (now - grace).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let q = Query::cross_partition()
+    let before = before.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
+    let mut q = Query::cross_partition()
         .eq("status", "pending")
         .filter(Filter::new("nextAttemptAt", Op::Lt, before))
         .limit(500);
-    let overdue = app.store.all::<Delivery>(q, 20).await?;
-    for d in &overdue {
-        enqueue(app.queue.as_ref(), d, now).await?;
+    let mut count = 0;
+    loop {
+        let (overdue, next) = app.store.page::<Delivery>(&q).await?;
+        for d in &overdue {
+            enqueue(app.queue.as_ref(), d, now).await?;
+        }
+        count += overdue.len();
+        match next {
+            Some(token) => q.continuation = Some(token),
+            None => break,
+        }
     }
-    if !overdue.is_empty() {
-        tracing::info!(
-            count = overdue.len(),
-            "re-enqueued overdue webhook deliveries"
-        );
+    if count > 0 {
+        tracing::info!(count, "re-enqueued overdue webhook deliveries");
     }
-    Ok(overdue.len())
+    Ok(count)
 }
 
 /// The event announcing a delivery that reached `status`: `webhook.delivered`

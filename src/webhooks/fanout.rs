@@ -11,15 +11,15 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::delivery::{Handed, enqueue_handing};
+use super::delivery::{enqueue, start};
 use super::model::{Delivery, DeliveryStatus, Webhook, delivery_id};
 
 use crate::cache::ReadCache;
 use crate::clock::Clock;
 use crate::domain::tenancy::TenantId;
-use crate::events::{Event, EventHandler};
+use crate::events::{AfterCommit, Event, EventHandler, Staged};
 use crate::queue::JobQueue;
-use crate::store::{Query, Store, StoreError};
+use crate::store::{Query, Store, StoreError, Write, as_written};
 
 /// How long the fan-out uses a tenant's webhooks as read: a webhook created
 /// or changed on another instance gets events within this time (on this
@@ -76,21 +76,15 @@ pub struct Offer<'a> {
     pub integration_id: Option<Uuid>,
 }
 
-/// Creates the delivery of an event for a webhook if absent and enqueues its
-/// first attempt (`skipped`, without a job, when the webhook is disabled).
-pub async fn offer(
-    store: &dyn Store,
-    queue: &dyn JobQueue,
-    now: DateTime<Utc>,
-    webhook: &Webhook,
-    o: &Offer<'_>,
-) -> anyhow::Result<Delivery> {
+/// The delivery of an event for a webhook, as first written: pending, due
+/// now (`skipped` and final when the webhook is disabled).
+fn new_delivery(now: DateTime<Utc>, webhook: &Webhook, o: &Offer<'_>) -> Delivery {
     let status = if webhook.enabled {
         DeliveryStatus::Pending
     } else {
         DeliveryStatus::Skipped
     };
-    let d = Delivery {
+    Delivery {
         id: delivery_id(o.event_id, webhook.id),
         tenant_id: webhook.tenant_id,
         webhook_id: webhook.id,
@@ -112,43 +106,40 @@ pub async fn offer(
         completed_at: (!webhook.enabled).then_some(now),
         sort_key: super::model::sort_key(now),
         etag: String::new(),
-    };
-    // An enabled webhook's delivery and its first job are written side by
-    // side rather than one after the other (one commit to wait for instead
-    // of two). Either alone is harmless: a job that finds no delivery is
-    // retried a few times (the delivery's write may still be landing) and
-    // then dropped, a pending delivery without a job is re-enqueued by the
-    // sweep, and the job of a delivery that already existed is deduplicated
-    // by its message id or, if the delivery has moved on, stale.
-    let inserted = if webhook.enabled {
-        let handed = Arc::new(Handed::default());
-        let insert = async {
-            let inserted = store.insert(&d).await;
-            if let Ok(saved) = &inserted {
-                handed.written(saved.clone());
+    }
+}
+
+/// Creates the delivery of an event for a webhook if absent and starts its
+/// first attempt (none for a `skipped` one). An existing pending delivery
+/// (the event is re-driven) has its current attempt enqueued again, which
+/// the job's message id deduplicates.
+pub async fn offer(
+    store: &dyn Store,
+    queue: &dyn JobQueue,
+    now: DateTime<Utc>,
+    webhook: &Webhook,
+    o: &Offer<'_>,
+) -> anyhow::Result<Delivery> {
+    let d = new_delivery(now, webhook, o);
+    match Write::insert(&d)?.apply(store).await {
+        Ok(doc) => {
+            let saved = match doc {
+                Some(doc) => as_written(d, &doc),
+                None => d,
+            };
+            start(queue, &saved, now).await?;
+            Ok(saved)
+        }
+        Err(StoreError::Conflict) => {
+            let existing = store
+                .get::<Delivery>(&d.tenant_id.key(), &d.id.to_string())
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("delivery {} vanished", d.id))?;
+            if existing.status == DeliveryStatus::Pending {
+                enqueue(queue, &existing, now).await?;
             }
-            inserted
-        };
-        // Biased: the delivery's write is queued first, so it commits no
-        // later than the job; polled first, it is recorded in `handed`
-        // before the job is handed over (a job that finds nothing there
-        // reads the delivery instead).
-        let (inserted, enqueued) = tokio::join!(
-            biased;
-            insert,
-            enqueue_handing(queue, &d, now, Arc::clone(&handed))
-        );
-        enqueued?;
-        inserted
-    } else {
-        store.insert(&d).await
-    };
-    match inserted {
-        Ok(saved) => Ok(saved),
-        Err(StoreError::Conflict) => store
-            .get::<Delivery>(&d.tenant_id.key(), &d.id.to_string())
-            .await?
-            .ok_or_else(|| anyhow::anyhow!("delivery {} vanished", d.id)),
+            Ok(existing)
+        }
         Err(e) => Err(e.into()),
     }
 }
@@ -158,6 +149,37 @@ pub fn integration_of(data: &Value) -> Option<Uuid> {
     data.get("integrationId")
         .and_then(Value::as_str)
         .and_then(|s| Uuid::parse_str(s).ok())
+}
+
+impl WebhookFanout {
+    /// The tenant's webhooks that want `event` (read through the cache).
+    async fn matching(&self, event: &Event) -> anyhow::Result<Vec<Webhook>> {
+        let integration_id = integration_of(&event.data);
+        let hooks = self
+            .webhooks
+            .get_or_load(
+                &event.tenant_id,
+                self.store
+                    .all::<Webhook>(Query::partition(event.tenant_id.key()).limit(1000), 20),
+            )
+            .await?;
+        Ok(hooks
+            .iter()
+            .filter(|w| w.wants(&event.event_type, integration_id))
+            .cloned()
+            .collect())
+    }
+}
+
+/// What one delivery carries about `event`.
+fn offer_of(event: &Event) -> Offer<'_> {
+    Offer {
+        event_id: event.id,
+        event_type: &event.event_type,
+        timestamp: event.timestamp,
+        data: &event.data,
+        integration_id: integration_of(&event.data),
+    }
 }
 
 #[async_trait]
@@ -170,29 +192,11 @@ impl EventHandler for WebhookFanout {
         if !self.wants(&event.event_type) {
             return Ok(());
         }
-        let integration_id = integration_of(&event.data);
-        let hooks = self
-            .webhooks
-            .get_or_load(
-                &event.tenant_id,
-                self.store
-                    .all::<Webhook>(Query::partition(event.tenant_id.key()).limit(1000), 20),
-            )
-            .await?;
-        let o = Offer {
-            event_id: event.id,
-            event_type: &event.event_type,
-            timestamp: event.timestamp,
-            data: &event.data,
-            integration_id,
-        };
+        let o = offer_of(event);
         let now = self.clock.now();
         let mut first_error = None;
-        for w in hooks
-            .iter()
-            .filter(|w| w.wants(&event.event_type, integration_id))
-        {
-            if let Err(e) = offer(self.store.as_ref(), self.queue.as_ref(), now, w, &o).await {
+        for w in self.matching(event).await? {
+            if let Err(e) = offer(self.store.as_ref(), self.queue.as_ref(), now, &w, &o).await {
                 tracing::warn!(webhook.id = %w.id, event.id = %event.id, error = %e, "offering an event to a webhook failed");
                 first_error.get_or_insert(e);
             }
@@ -201,5 +205,38 @@ impl EventHandler for WebhookFanout {
             Some(e) => Err(e),
             None => Ok(()),
         }
+    }
+
+    /// The deliveries commit with the event's change; their first attempts
+    /// start once committed (a new event's deliveries cannot exist yet).
+    async fn stage(&self, event: &Event) -> anyhow::Result<Option<Staged>> {
+        let o = offer_of(event);
+        let now = self.clock.now();
+        let deliveries: Vec<Delivery> = self
+            .matching(event)
+            .await?
+            .iter()
+            .map(|w| new_delivery(now, w, &o))
+            .collect();
+        let writes = deliveries
+            .iter()
+            .map(Write::insert)
+            .collect::<Result<Vec<_>, _>>()?;
+        let queue = Arc::clone(&self.queue);
+        let then: AfterCommit = Box::new(move |docs| {
+            Box::pin(async move {
+                for (d, doc) in deliveries.into_iter().zip(docs) {
+                    let saved = match doc {
+                        Some(doc) => as_written(d, &doc),
+                        None => d,
+                    };
+                    if let Err(e) = start(queue.as_ref(), &saved, now).await {
+                        // Pending without a job: the sweep re-drives it.
+                        tracing::warn!(delivery.id = %saved.id, error = %e, "starting a delivery failed");
+                    }
+                }
+            })
+        });
+        Ok(Some(Staged { writes, then }))
     }
 }

@@ -537,16 +537,21 @@ async fn the_sweeper_re_enqueues_a_lost_job() {
     }
     assert_eq!(h.run_jobs().await, 0);
     h.clock.advance(chrono::Duration::minutes(10));
-    let n = castiel_integrations::webhooks::delivery::sweep(&h.state, chrono::Duration::minutes(5))
-        .await
-        .expect("sweep");
+    let n = castiel_integrations::webhooks::delivery::sweep(
+        &h.state,
+        castiel_integrations::clock::Clock::now(h.clock.as_ref()) - chrono::Duration::minutes(5),
+    )
+    .await
+    .expect("sweep");
     assert_eq!(n, 1);
     h.run_jobs().await;
     assert_eq!(rx.count(), 1);
-    let again =
-        castiel_integrations::webhooks::delivery::sweep(&h.state, chrono::Duration::minutes(5))
-            .await
-            .expect("sweep");
+    let again = castiel_integrations::webhooks::delivery::sweep(
+        &h.state,
+        castiel_integrations::clock::Clock::now(h.clock.as_ref()) - chrono::Duration::minutes(5),
+    )
+    .await
+    .expect("sweep");
     assert_eq!(again, 0, "nothing pending any more");
 }
 

@@ -8,6 +8,13 @@
 //! and the change in one transaction: both commit or neither does, and
 //! nothing is left to probe. Dispatch (step 3 below) follows as usual.
 //!
+//! Local handlers that can ([`super::EventHandler::stage`]: the webhook
+//! fan-out writes its deliveries) do their work in that same transaction,
+//! so the event is handled the moment its change commits: its entry is
+//! recorded as handled, and on a bus that keeps events in the process it
+//! gets no entry at all, since nobody else is owed it (the deliveries are
+//! the durable record, and `serve` re-drives pending ones when it starts).
+//!
 //! # The protocol elsewhere (intent first, then the change)
 //!
 //! Cosmos DB has no transaction across containers, so an event and the change
@@ -76,7 +83,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{Event, Events};
+use super::{Event, Events, Staged};
 use crate::domain::tenancy::TenantId;
 use crate::error::Error;
 use crate::state::App;
@@ -282,15 +289,15 @@ impl Events {
             return Ok(out);
         };
         let change = Change::of(&write)?;
-        let entries = self.entries(outbox, Some(&change), events);
         let same_store = std::ptr::addr_eq(Arc::as_ptr(&outbox.store), std::ptr::from_ref(store));
         if same_store && store.transactional() {
-            let mut writes = creates(&entries)?;
-            writes.push(write);
-            let mut docs = store.write_all(writes).await?;
-            self.dispatch(outbox, entries).await;
-            return Ok(docs.pop().flatten());
+            let doc = self
+                .commit_together(outbox, Some(&change), events, Some(write))
+                .await
+                .map_err(|(e, _)| e)?;
+            return Ok(doc);
         }
+        let entries = self.entries(outbox, Some(&change), events);
         self.record(outbox, &entries).await.map_err(outbox_error)?;
         match write.apply(store).await.map_err(Error::from) {
             Ok(out) => {
@@ -315,6 +322,15 @@ impl Events {
         let Some(outbox) = self.outbox.as_ref().filter(|_| self.owed(&events)) else {
             return Err(events);
         };
+        if outbox.store.transactional() {
+            return match self.commit_together(outbox, None, events, None).await {
+                Ok(_) => Ok(()),
+                Err((e, events)) => {
+                    tracing::warn!(error = %e, "could not record events in the outbox; publishing directly");
+                    Err(events)
+                }
+            };
+        }
         let entries = self.entries(outbox, None, events);
         match self.record(outbox, &entries).await {
             Ok(()) => {
@@ -326,6 +342,86 @@ impl Events {
                 Err(entries.into_iter().map(|entry| entry.event).collect())
             }
         }
+    }
+
+    /// On the outbox's own store, which has transactions: the events'
+    /// entries, the local handlers' staged work and `write` commit in one
+    /// transaction; then what follows the handlers' writes runs, and the
+    /// entries are dispatched. Events every local handler staged are owed to
+    /// nobody else on a bus that keeps them in the process, so they get no
+    /// entry at all. Returns the document `write` produced; on failure
+    /// (nothing was written) the error and the events.
+    async fn commit_together(
+        &self,
+        outbox: &Outbox,
+        change: Option<&Change>,
+        events: Vec<Event>,
+        write: Option<Write>,
+    ) -> Result<Option<Document>, (Error, Vec<Event>)> {
+        let staged = self.stage_handlers(&events).await;
+        let mut entries = self.entries(outbox, change, events);
+        let handled = staged.is_some();
+        for entry in &mut entries {
+            entry.handled = handled;
+        }
+        let recorded = !handled || self.bus.carries_out();
+        let give_back = |e: Error, entries: Vec<Entry>| {
+            (e, entries.into_iter().map(|entry| entry.event).collect())
+        };
+        let mut writes = match recorded.then(|| creates(&entries)).transpose() {
+            Ok(w) => w.unwrap_or_default(),
+            Err(e) => return Err(give_back(e.into(), entries)),
+        };
+        let recorded_count = writes.len();
+        let mut thens = Vec::new();
+        for s in staged.unwrap_or_default() {
+            thens.push((s.writes.len(), s.then));
+            writes.extend(s.writes);
+        }
+        let with_change = write.is_some();
+        writes.extend(write);
+        let mut docs = match outbox.store.write_all(writes).await {
+            Ok(d) => d,
+            Err(e) => return Err(give_back(e.into(), entries)),
+        };
+        let doc = if with_change {
+            docs.pop().flatten()
+        } else {
+            None
+        };
+        let mut docs = docs.into_iter().skip(recorded_count);
+        for (n, then) in thens {
+            then(docs.by_ref().take(n).collect()).await;
+        }
+        if recorded {
+            self.dispatch(outbox, entries).await;
+        }
+        Ok(doc)
+    }
+
+    /// Every local handler's staged work on `events`: `Some` when each one
+    /// that wants an event staged its work on it, else `None` (nothing is
+    /// staged; the handlers are called after the commit).
+    async fn stage_handlers(&self, events: &[Event]) -> Option<Vec<Staged>> {
+        let handlers = self
+            .handlers
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let mut staged = Vec::new();
+        for event in events {
+            for h in handlers.iter().filter(|h| h.wants(&event.event_type)) {
+                match h.stage(event).await {
+                    Ok(Some(s)) => staged.push(s),
+                    Ok(None) => return None,
+                    Err(e) => {
+                        tracing::debug!(event.id = %event.id, error = %e, "a handler could not stage its work; it runs after the commit");
+                        return None;
+                    }
+                }
+            }
+        }
+        Some(staged)
     }
 
     /// Outbox entries (staged) for events of one change.
@@ -368,7 +464,9 @@ impl Events {
     /// Local handlers, then the bus; keeps what the broker did not confirm.
     async fn dispatch(&self, outbox: &Outbox, mut entries: Vec<Entry>) {
         for entry in &mut entries {
-            entry.handled = self.run_handlers(&entry.event).await;
+            if !entry.handled {
+                entry.handled = self.run_handlers(&entry.event).await;
+            }
             entry.state = State::Ready;
         }
         let mut direct = Vec::with_capacity(entries.len());
