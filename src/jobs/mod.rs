@@ -92,7 +92,7 @@ pub async fn process_carried(
     app: &App,
     message: JobMessage,
     delivery_count: u32,
-    carry: Option<&Carry>,
+    carry: Option<Carry>,
 ) -> Result<JobOutcome, JobError> {
     match message {
         JobMessage::WebhookDelivery {
@@ -106,7 +106,9 @@ pub async fn process_carried(
                 attempt,
                 delivery_count,
             };
-            let handed = carry.and_then(|c| c.0.downcast_ref::<crate::webhooks::model::Delivery>());
+            let handed = carry
+                .and_then(|c| c.0.downcast::<crate::webhooks::model::Delivery>().ok())
+                .map(|d| std::sync::Arc::try_unwrap(d).unwrap_or_else(|d| (*d).clone()));
             crate::webhooks::delivery::attempt(app, job, handed).await
         }
     }

@@ -176,8 +176,9 @@ fn still_leased(app: &App, job: &Leased) -> bool {
 }
 
 /// Runs one leased job and settles it (complete or abandon).
-pub async fn run_one(app: &App, queue: &EmbeddedQueue, job: Leased) {
-    let result = process_carried(app, job.message.clone(), job.attempts, job.carry.as_ref()).await;
+pub async fn run_one(app: &App, queue: &EmbeddedQueue, mut job: Leased) {
+    let carry = job.carry.take();
+    let result = process_carried(app, job.message.clone(), job.attempts, carry).await;
     let settled = match result {
         Ok(outcome) => {
             if outcome == JobOutcome::Done {

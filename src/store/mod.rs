@@ -79,6 +79,49 @@ pub struct StoredDocument {
     pub body: StoredBody,
 }
 
+/// The body of a document a [`Write`] creates or replaces.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Body {
+    /// A JSON tree.
+    Tree(Value),
+    /// An entity encoded straight to JSON text, never built as a tree: the
+    /// embedded store writes the text as it is (other stores parse it). The
+    /// [`Document`] such a write yields has a `null` body: take the entity
+    /// with its new ETag ([`as_written`]).
+    Text(Encoded),
+}
+
+/// An entity's JSON text and its address (see [`Body::Text`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Encoded {
+    /// The document id.
+    pub id: String,
+    /// The partition-key value.
+    pub pk: String,
+    /// The JSON text (an object without `ttl`: the container's default applies).
+    pub text: String,
+}
+
+impl Body {
+    /// The id and partition key of the document.
+    pub fn address(&self, container: Container) -> StoreResult<(String, String)> {
+        match self {
+            Self::Tree(body) => address_of(container, body),
+            Self::Text(e) => Ok((e.id.clone(), e.pk.clone())),
+        }
+    }
+
+    /// The body as a JSON tree.
+    pub fn into_tree(self) -> StoreResult<Value> {
+        match self {
+            Self::Tree(body) => Ok(body),
+            Self::Text(e) => {
+                serde_json::from_str(&e.text).map_err(|e| StoreError::Invalid(e.to_string()))
+            }
+        }
+    }
+}
+
 /// One write of a unit of work ([`Store::write_all`]).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Write {
@@ -87,14 +130,14 @@ pub enum Write {
         /// Where.
         container: Container,
         /// The new document.
-        body: Value,
+        body: Body,
     },
     /// [`Store::replace`].
     Replace {
         /// Where.
         container: Container,
         /// The new version.
-        body: Value,
+        body: Body,
         /// The version it must replace, if any.
         if_match: Option<ETag>,
     },
@@ -115,13 +158,15 @@ impl Write {
     /// Applies this write alone; a delete yields no document.
     pub async fn apply<S: Store + ?Sized>(self, store: &S) -> StoreResult<Option<Document>> {
         match self {
-            Self::Create { container, body } => store.create(container, body).await.map(Some),
+            Self::Create { container, body } => {
+                store.create(container, body.into_tree()?).await.map(Some)
+            }
             Self::Replace {
                 container,
                 body,
                 if_match,
             } => store
-                .replace(container, body, if_match.as_ref())
+                .replace(container, body.into_tree()?, if_match.as_ref())
                 .await
                 .map(Some),
             Self::Delete {

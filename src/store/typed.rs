@@ -7,8 +7,8 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::{
-    Container, Document, ETag, Query, Store, StoreError, StoreResult, StoredBody, StoredDocument,
-    Write,
+    Body, Container, Document, ETag, Encoded, Query, Store, StoreError, StoreResult, StoredBody,
+    StoredDocument, Write,
 };
 
 /// A document type kept in one container.
@@ -17,6 +17,24 @@ pub trait Entity: Serialize + DeserializeOwned + Send + Sync {
     const CONTAINER: Container;
     /// Sets the version read from the store.
     fn set_etag(&mut self, etag: &ETag);
+    /// Its id and partition key when [`Write::insert`] and [`Write::put`]
+    /// may encode it straight to JSON text ([`Body::Text`]), which needs
+    /// its serialization to hold no `etag` (and no `ttl`). `None`, the
+    /// default: it is written as a JSON tree.
+    fn text_address(&self) -> Option<(String, String)> {
+        None
+    }
+}
+
+/// The body a write of `entity` carries: its text when the entity allows
+/// (see [`Entity::text_address`]), else its tree.
+fn to_write_body<T: Entity>(entity: &T) -> StoreResult<Body> {
+    let Some((id, pk)) = entity.text_address() else {
+        return to_body(entity).map(Body::Tree);
+    };
+    let text = serde_json::to_string(entity)
+        .map_err(|e| StoreError::Invalid(format!("serialize {}: {e}", T::CONTAINER.name())))?;
+    Ok(Body::Text(Encoded { id, pk, text }))
 }
 
 /// How many times [`Store::update`] re-reads after losing a race.
@@ -68,19 +86,22 @@ pub fn as_written<T: Entity>(mut entity: T, doc: &Document) -> T {
 }
 
 impl Write {
-    /// Creates an entity.
+    /// Creates an entity (the document it yields may have no body: take
+    /// the entity [`as_written`]).
     pub fn insert<T: Entity>(entity: &T) -> StoreResult<Self> {
         Ok(Self::Create {
             container: T::CONTAINER,
-            body: to_body(entity)?,
+            body: to_write_body(entity)?,
         })
     }
 
-    /// Replaces an entity, if `if_match` (when given) is still its version.
+    /// Replaces an entity, if `if_match` (when given) is still its version
+    /// (the document it yields may have no body: take the entity
+    /// [`as_written`]).
     pub fn put<T: Entity>(entity: &T, if_match: Option<&ETag>) -> StoreResult<Self> {
         Ok(Self::Replace {
             container: T::CONTAINER,
-            body: to_body(entity)?,
+            body: to_write_body(entity)?,
             if_match: if_match.cloned(),
         })
     }

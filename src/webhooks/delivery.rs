@@ -150,7 +150,7 @@ async fn webhook_of(app: &App, d: &Delivery, handed: bool) -> Result<Option<Webh
 pub async fn attempt(
     app: &App,
     job: Job,
-    handed: Option<&Delivery>,
+    handed: Option<Delivery>,
 ) -> Result<JobOutcome, JobError> {
     let Job {
         tenant,
@@ -159,8 +159,8 @@ pub async fn attempt(
         delivery_count,
     } = job;
     let carried = handed
-        .filter(|d| d.id == delivery_id && d.tenant_id == tenant && d.attempt_count == attempt)
-        .cloned();
+        .filter(|d| d.id == delivery_id && d.tenant_id == tenant && d.attempt_count == attempt);
+    let was_handed = carried.is_some();
     let read = match carried {
         Some(d) => Some(d),
         None => app
@@ -195,7 +195,7 @@ pub async fn attempt(
         }
         return Ok(JobOutcome::NoOp);
     }
-    let Some(webhook) = webhook_of(app, &d, handed.is_some()).await? else {
+    let Some(webhook) = webhook_of(app, &d, was_handed).await? else {
         finish(app, d, DeliveryStatus::Failed, None).await?;
         return Ok(JobOutcome::Done);
     };
@@ -384,7 +384,8 @@ async fn read_head(mut res: reqwest::Response, deadline: tokio::time::Instant) -
 
 async fn record(app: &App, mut d: Delivery, webhook: Webhook, sent: Sent) -> Result<(), JobError> {
     let now = app.clock.now();
-    let etag = crate::store::ETag::new(d.etag.clone());
+    // Taken out: a delivery without one is written as text.
+    let etag = crate::store::ETag::new(std::mem::take(&mut d.etag));
     d.attempt_count += 1;
     d.updated_at = now;
     d.attempts.push(sent.attempt.clone());
@@ -411,7 +412,7 @@ async fn record(app: &App, mut d: Delivery, webhook: Webhook, sent: Sent) -> Res
         d.next_attempt_at = None;
         d.completed_at = Some(now);
     }
-    let Some(saved) = save_with_announcement(app, &d, &etag).await? else {
+    let Some(saved) = save_with_announcement(app, d, &etag).await? else {
         return Ok(()); // another run of this job recorded first: its record stands
     };
     update_webhook_health(app, &webhook, &sent, now).await;
@@ -429,16 +430,16 @@ async fn record(app: &App, mut d: Delivery, webhook: Webhook, sent: Sent) -> Res
 /// `None` if another run changed the delivery first.
 async fn save_with_announcement(
     app: &App,
-    d: &Delivery,
+    d: Delivery,
     etag: &crate::store::ETag,
 ) -> Result<Option<Delivery>, JobError> {
     let events = match announced_as(d.status) {
-        Some(kind) if app.events.wanted(kind) => vec![announcement(app, d, kind)],
+        Some(kind) if app.events.wanted(kind) => vec![announcement(app, &d, kind)],
         _ => Vec::new(),
     };
-    let write = Write::put(d, Some(etag)).map_err(store_err)?;
+    let write = Write::put(&d, Some(etag)).map_err(store_err)?;
     match app.events.within(app.store.as_ref(), events, write).await {
-        Ok(Some(doc)) => Ok(Some(as_written(d.clone(), &doc))),
+        Ok(Some(doc)) => Ok(Some(as_written(d, &doc))),
         Ok(None) => Err(anyhow::anyhow!("saving a delivery produced no document").into()),
         Err(crate::error::Error::PreconditionFailed) => Ok(None),
         Err(e) => Err(JobError::from(e)),
@@ -453,7 +454,7 @@ async fn finish(
     error: Option<String>,
 ) -> Result<(), JobError> {
     let now = app.clock.now();
-    let etag = crate::store::ETag::new(d.etag.clone());
+    let etag = crate::store::ETag::new(std::mem::take(&mut d.etag));
     d.status = status;
     d.next_attempt_at = None;
     d.completed_at = Some(now);
@@ -461,7 +462,7 @@ async fn finish(
     if let Some(e) = error {
         tracing::debug!(delivery.id = %d.id, reason = %e, "delivery finished without attempt");
     }
-    save_with_announcement(app, &d, &etag).await?;
+    save_with_announcement(app, d, &etag).await?;
     Ok(())
 }
 

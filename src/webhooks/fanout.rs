@@ -121,8 +121,9 @@ pub async fn offer(
     o: &Offer<'_>,
 ) -> anyhow::Result<Delivery> {
     let d = new_delivery(now, webhook, o);
-    match Write::insert(&d)?.apply(store).await {
-        Ok(doc) => {
+    match store.write_all(vec![Write::insert(&d)?]).await {
+        Ok(mut docs) => {
+            let doc = docs.pop().flatten();
             let saved = match doc {
                 Some(doc) => as_written(d, &doc),
                 None => d,
@@ -152,22 +153,16 @@ pub fn integration_of(data: &Value) -> Option<Uuid> {
 }
 
 impl WebhookFanout {
-    /// The tenant's webhooks that want `event` (read through the cache).
-    async fn matching(&self, event: &Event) -> anyhow::Result<Vec<Webhook>> {
-        let integration_id = integration_of(&event.data);
-        let hooks = self
-            .webhooks
-            .get_or_load(
-                &event.tenant_id,
-                self.store
-                    .all::<Webhook>(Query::partition(event.tenant_id.key()).limit(1000), 20),
-            )
-            .await?;
-        Ok(hooks
-            .iter()
-            .filter(|w| w.wants(&event.event_type, integration_id))
-            .cloned()
-            .collect())
+    /// The tenant's webhooks (read through the cache); those that want an
+    /// event are picked by [`Webhook::wants`].
+    async fn hooks(&self, tenant: TenantId) -> anyhow::Result<Arc<Vec<Webhook>>> {
+        if let Some(hooks) = self.webhooks.fresh(&tenant) {
+            return Ok(hooks);
+        }
+        let load = self
+            .store
+            .all::<Webhook>(Query::partition(tenant.key()).limit(1000), 20);
+        Ok(self.webhooks.get_or_load(&tenant, load).await?)
     }
 }
 
@@ -195,8 +190,12 @@ impl EventHandler for WebhookFanout {
         let o = offer_of(event);
         let now = self.clock.now();
         let mut first_error = None;
-        for w in self.matching(event).await? {
-            if let Err(e) = offer(self.store.as_ref(), self.queue.as_ref(), now, &w, &o).await {
+        let hooks = self.hooks(event.tenant_id).await?;
+        for w in hooks
+            .iter()
+            .filter(|w| w.wants(o.event_type, o.integration_id))
+        {
+            if let Err(e) = offer(self.store.as_ref(), self.queue.as_ref(), now, w, &o).await {
                 tracing::warn!(webhook.id = %w.id, event.id = %event.id, error = %e, "offering an event to a webhook failed");
                 first_error.get_or_insert(e);
             }
@@ -213,9 +212,10 @@ impl EventHandler for WebhookFanout {
         let o = offer_of(event);
         let now = self.clock.now();
         let deliveries: Vec<Delivery> = self
-            .matching(event)
+            .hooks(event.tenant_id)
             .await?
             .iter()
+            .filter(|w| w.wants(o.event_type, o.integration_id))
             .map(|w| new_delivery(now, w, &o))
             .collect();
         let writes = deliveries

@@ -285,6 +285,13 @@ impl Entity for Delivery {
     fn set_etag(&mut self, etag: &ETag) {
         self.etag = etag.as_str().to_owned();
     }
+    /// Written as text (two writes per delivery, the busiest documents)
+    /// whenever its etag, the one field never stored, is not set.
+    fn text_address(&self) -> Option<(String, String)> {
+        self.etag
+            .is_empty()
+            .then(|| (self.id.to_string(), self.tenant_id.key()))
+    }
 }
 
 /// A delivery in lists: everything but the attempts.

@@ -24,7 +24,8 @@ macro_rules! contract_tests {
                 bad_continuation_is_refused, count_is_partition_scoped, per_document_ttl_expires,
                 container_ttl_and_no_ttl, cross_partition_scan, concurrent_replace_one_wins,
                 bodies_round_trip, provision_and_health, write_all_applies_in_order,
-                write_all_is_atomic_where_transactional, purge_keeps_live_documents);
+                write_all_is_atomic_where_transactional, text_bodies_are_documents,
+                purge_keeps_live_documents);
         }
     };
     (@each $make:expr; $($name:ident),*) => {

@@ -87,7 +87,7 @@ use super::{Event, Events, Staged};
 use crate::domain::tenancy::TenantId;
 use crate::error::Error;
 use crate::state::App;
-use crate::store::{Container, Document, Filter, Op, Query, Store, StoreError, Write, address_of};
+use crate::store::{Body, Container, Document, Filter, Op, Query, Store, StoreError, Write};
 
 mod relay;
 
@@ -137,7 +137,7 @@ impl Change {
     pub fn of(write: &Write) -> Result<Self, StoreError> {
         let (container, pk, id, op, before) = match write {
             Write::Create { container, body } => {
-                let (id, pk) = address_of(*container, body)?;
+                let (id, pk) = body.address(*container)?;
                 (*container, pk, id, ChangeOp::Create, None)
             }
             Write::Replace {
@@ -145,7 +145,7 @@ impl Change {
                 body,
                 if_match,
             } => {
-                let (id, pk) = address_of(*container, body)?;
+                let (id, pk) = body.address(*container)?;
                 (*container, pk, id, ChangeOp::Replace, if_match.as_ref())
             }
             Write::Delete {
@@ -244,7 +244,7 @@ fn creates(entries: &[Entry]) -> Result<Vec<Write>, StoreError> {
         .map(|e| {
             e.body().map(|body| Write::Create {
                 container: Container::Outbox,
-                body,
+                body: Body::Tree(body),
             })
         })
         .collect()
@@ -284,7 +284,8 @@ impl Events {
         write: Write,
     ) -> crate::error::Result<Option<Document>> {
         let Some(outbox) = self.outbox.as_ref().filter(|_| self.owed(&events)) else {
-            let out = write.apply(store).await?;
+            // Through `write_all`, where a store writes text bodies as they are.
+            let out = store.write_all(vec![write]).await?.pop().flatten();
             self.emit_unrecorded(&events).await;
             return Ok(out);
         };

@@ -26,8 +26,8 @@ use self::writer::{Checkpointer, WRITER_CHECKPOINT_PAGES, Writer};
 
 use super::query::{Query, Scope};
 use super::{
-    Container, Document, ETag, Page, Store, StoreError, StoreResult, StoredBody, StoredDocument,
-    Write,
+    Body, Container, Document, ETag, Page, Store, StoreError, StoreResult, StoredBody,
+    StoredDocument, Write,
 };
 use crate::clock::Clock;
 
@@ -278,7 +278,7 @@ impl Store for EmbeddedStore {
 
     async fn create(&self, container: Container, body: Value) -> StoreResult<Document> {
         let now = self.now_ms();
-        let (row, doc) = Row::new(container, body, now)?;
+        let (row, doc) = Row::new(container, Body::Tree(body), now)?;
         self.db.write(move |c| rows::insert(c, &row, now)).await?;
         Ok(doc)
     }
@@ -290,7 +290,7 @@ impl Store for EmbeddedStore {
         if_match: Option<&ETag>,
     ) -> StoreResult<Document> {
         let now = self.now_ms();
-        let (row, doc) = Row::new(container, body, now)?;
+        let (row, doc) = Row::new(container, Body::Tree(body), now)?;
         let expected = if_match.map(|e| e.as_str().to_owned());
         self.db
             .write(move |c| rows::update(c, &row, now, expected.as_deref()))
@@ -299,7 +299,7 @@ impl Store for EmbeddedStore {
     }
 
     async fn upsert(&self, container: Container, body: Value) -> StoreResult<Document> {
-        let (row, doc) = Row::new(container, body, self.now_ms())?;
+        let (row, doc) = Row::new(container, Body::Tree(body), self.now_ms())?;
         self.db.write(move |c| rows::upsert(c, &row)).await?;
         Ok(doc)
     }

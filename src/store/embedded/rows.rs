@@ -7,7 +7,9 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 
 use super::{ExecuteCached as _, unavailable};
-use crate::store::{Container, Document, ETag, StoreError, StoreResult, Write, address_of, ttl_of};
+use crate::store::{
+    Body, Container, Document, ETag, StoreError, StoreResult, Write, address_of, ttl_of,
+};
 
 /// A document ready to be written: its address, new ETag, text and expiry.
 pub(super) struct Row {
@@ -26,12 +28,19 @@ impl Row {
     /// the document the write produces.
     pub(super) fn new(
         container: Container,
-        body: Value,
+        body: Body,
         now_ms: i64,
     ) -> StoreResult<(Self, Document)> {
-        let (id, pk) = address_of(container, &body)?;
-        let text = serde_json::to_string(&body).map_err(|e| StoreError::Invalid(e.to_string()))?;
-        let ttl = match ttl_of(&body) {
+        let (id, pk, text, own_ttl, body) = match body {
+            Body::Tree(body) => {
+                let (id, pk) = address_of(container, &body)?;
+                let text =
+                    serde_json::to_string(&body).map_err(|e| StoreError::Invalid(e.to_string()))?;
+                (id, pk, text, ttl_of(&body), body)
+            }
+            Body::Text(e) => (e.id, e.pk, e.text, None, Value::Null),
+        };
+        let ttl = match own_ttl {
             Some(-1) => None,
             Some(t) => Some(t),
             None => container.default_ttl_seconds().map(i64::from),
