@@ -75,7 +75,8 @@ pub fn start(state: &AppState) -> Option<Workers> {
 
 /// Most jobs leased in one go.
 const MAX_LEASE: usize = 64;
-/// Jobs handed over at birth that may wait for a free slot.
+/// Jobs handed over that may wait for a free slot with what their sender
+/// knew (see [`EmbeddedQueue::attach`]).
 const HANDOFF_CAPACITY: usize = 1024;
 
 /// Runs jobs as slots free up: jobs handed over at birth first (see
@@ -111,7 +112,7 @@ async fn dispatch(app: Arc<App>, mut stop: watch::Receiver<bool>) {
         let Ok(first) = first else { break };
         while running.try_join_next().is_some() {}
         if polled.elapsed() < IDLE_POLL
-            && let Ok(job) = handed.try_recv()
+            && let Some(job) = handed.try_recv()
         {
             if still_leased(&app, &job) {
                 spawn(&mut running, job, first);

@@ -7,6 +7,7 @@
 //! without a row at all when the sender's own record re-drives them
 //! ([`JobQueue::hand_over`]).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
@@ -70,9 +71,67 @@ pub struct EmbeddedQueue {
 /// This process's workers, taking jobs as they are sent (see
 /// [`EmbeddedQueue::attach`]).
 struct Handoff {
-    tx: mpsc::Sender<Leased>,
+    tx: mpsc::UnboundedSender<Leased>,
     visibility_ms: i64,
+    capacity: usize,
+    waiting: Arc<AtomicUsize>,
 }
+
+impl Handoff {
+    /// Passes a job on; `false` if the workers are gone.
+    fn pass(&self, job: Leased) -> bool {
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        if self.tx.send(job).is_ok() {
+            return true;
+        }
+        self.waiting.fetch_sub(1, Ordering::Relaxed);
+        false
+    }
+
+    /// Whether fewer than `capacity` jobs wait.
+    fn has_room(&self) -> bool {
+        self.waiting.load(Ordering::Relaxed) < self.capacity
+    }
+}
+
+/// The receiving end of the hand-off: jobs passed to this process's workers
+/// (see [`EmbeddedQueue::attach`]).
+#[derive(Debug)]
+pub struct Handed {
+    rx: mpsc::UnboundedReceiver<Leased>,
+    waiting: Arc<AtomicUsize>,
+}
+
+impl Handed {
+    fn took(&self, job: Option<Leased>) -> Option<Leased> {
+        if job.is_some() {
+            self.waiting.fetch_sub(1, Ordering::Relaxed);
+        }
+        job
+    }
+
+    /// The next job, if one is waiting.
+    pub fn try_recv(&mut self) -> Option<Leased> {
+        let job = self.rx.try_recv().ok();
+        self.took(job)
+    }
+
+    /// The next job; `None` once closed and drained.
+    pub async fn recv(&mut self) -> Option<Leased> {
+        let job = self.rx.recv().await;
+        self.took(job)
+    }
+
+    /// Takes no more jobs (those waiting can still be received).
+    pub fn close(&mut self) {
+        self.rx.close();
+    }
+}
+
+/// Jobs that may wait on the hand-off at once: beyond this backlog (a few
+/// MiB of bare job ids), jobs are queued in the table, so that a long
+/// overload (slow endpoints) grows the database, not the process.
+pub const MAX_WAITING: usize = 20_000;
 
 const INSERT: &str = "INSERT INTO jobs (message_id, queue, body, visible_at, attempts, lease)
      VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (message_id) DO NOTHING RETURNING seq";
@@ -109,20 +168,29 @@ impl EmbeddedQueue {
         })
     }
 
-    /// Hands jobs sent from now on straight to this process's workers: a job
-    /// due at once is written already leased for `visibility` and, once
-    /// committed, passed on the returned channel (up to `capacity` waiting),
+    /// Hands jobs from now on straight to this process's workers.
+    ///
+    /// A job sent due at once, while fewer than `capacity` wait, is written
+    /// already leased for `visibility` and, once committed, passed on,
     /// saving a lease write and a poll per job. The row stays the guarantee:
     /// should the process die before completing it, the lease runs out and
     /// the job is received again like any other. Jobs not due yet, or sent
-    /// while the channel is full, are queued as usual.
-    pub fn attach(&self, capacity: usize, visibility: Duration) -> mpsc::Receiver<Leased> {
-        let (tx, rx) = mpsc::channel(capacity.max(1));
+    /// while `capacity` wait, are queued as usual.
+    ///
+    /// A job handed over unrecorded ([`JobQueue::hand_over`]) is always
+    /// passed on, with no row, while fewer than [`MAX_WAITING`] wait; beyond
+    /// `capacity` waiting it leaves its carry behind (a backlog of bare job
+    /// ids costs little memory, and its jobs read what they need).
+    pub fn attach(&self, capacity: usize, visibility: Duration) -> Handed {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let waiting = Arc::new(AtomicUsize::new(0));
         *self.handoff.lock().unwrap_or_else(PoisonError::into_inner) = Some(Handoff {
             tx,
             visibility_ms: i64::try_from(visibility.as_millis()).unwrap_or(i64::MAX / 2),
+            capacity: capacity.max(1),
+            waiting: Arc::clone(&waiting),
         });
-        rx
+        Handed { rx, waiting }
     }
 
     /// Stops handing jobs over (workers stopping).
@@ -133,12 +201,17 @@ impl EmbeddedQueue {
             .take();
     }
 
-    /// A slot on the hand-off channel and the lease a job sent now gets.
-    fn reserve_handoff(&self, now_ms: i64) -> Option<(mpsc::OwnedPermit<Leased>, i64)> {
+    /// Whether a job sent now can be handed over, and the lease it gets.
+    fn handoff_lease(&self, now_ms: i64) -> Option<i64> {
         let handoff = self.handoff.lock().unwrap_or_else(PoisonError::into_inner);
-        let h = handoff.as_ref()?;
-        let permit = h.tx.clone().try_reserve_owned().ok()?;
-        Some((permit, now_ms.saturating_add(h.visibility_ms)))
+        let h = handoff.as_ref().filter(|h| h.has_room())?;
+        Some(now_ms.saturating_add(h.visibility_ms))
+    }
+
+    /// Passes a job to the workers; `false` if none are attached.
+    fn pass(&self, job: Leased) -> bool {
+        let handoff = self.handoff.lock().unwrap_or_else(PoisonError::into_inner);
+        handoff.as_ref().is_some_and(|h| h.pass(job))
     }
 
     /// Leases up to `max` due jobs for `visibility`.
@@ -349,11 +422,11 @@ impl JobQueue for EmbeddedQueue {
         let due_now = not_before.is_none_or(|t| t <= now);
         // Leased at birth when this process's workers can take it at once.
         let handoff = due_now
-            .then(|| self.reserve_handoff(now.timestamp_millis()))
+            .then(|| self.handoff_lease(now.timestamp_millis()))
             .flatten()
-            .map(|(permit, until)| (permit, until, uuid::Uuid::new_v4().simple().to_string()));
+            .map(|until| (until, uuid::Uuid::new_v4().simple().to_string()));
         let (visible_at, attempts, lease) = match &handoff {
-            Some((_, until, lease)) => (*until, 1, Some(lease.clone())),
+            Some((until, lease)) => (*until, 1, Some(lease.clone())),
             None => (not_before.unwrap_or(now).timestamp_millis(), 0, None),
         };
         let queue = message.queue().to_owned();
@@ -373,8 +446,9 @@ impl JobQueue for EmbeddedQueue {
             .await
             .map_err(queue_error)?;
         match (handoff, seq) {
-            (Some((permit, until, lease)), Some(seq)) => {
-                permit.send(Leased {
+            (Some((until, lease)), Some(seq)) => {
+                // Workers gone meanwhile: the lease runs out, and it is received.
+                self.pass(Leased {
                     seq: Some(seq),
                     lease,
                     message_id: message_id.to_owned(),
@@ -392,20 +466,27 @@ impl JobQueue for EmbeddedQueue {
     }
 
     fn hand_over(&self, message: &JobMessage, message_id: &str, carry: Carry) -> bool {
-        let now_ms = self.clock.now().timestamp_millis();
-        let Some((permit, until)) = self.reserve_handoff(now_ms) else {
+        let handoff = self.handoff.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(h) = handoff
+            .as_ref()
+            .filter(|h| h.waiting.load(Ordering::Relaxed) < MAX_WAITING)
+        else {
             return false;
         };
-        permit.send(Leased {
+        let until = self
+            .clock
+            .now()
+            .timestamp_millis()
+            .saturating_add(h.visibility_ms);
+        h.pass(Leased {
             seq: None,
             lease: String::new(),
             message_id: message_id.to_owned(),
             message: message.clone(),
             attempts: 1,
             leased_until_ms: until,
-            carry: Some(carry),
-        });
-        true
+            carry: h.has_room().then_some(carry),
+        })
     }
 
     async fn health(&self) -> Result<(), QueueError> {

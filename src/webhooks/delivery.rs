@@ -170,10 +170,11 @@ pub async fn attempt(
             .map_err(store_err)?,
     };
     let Some(d) = read else {
-        // The fan-out writes a delivery and its first job side by side, so
-        // the job can arrive before the delivery's write has landed (Service
-        // Bus beside Cosmos DB). Dropping it then would leave the delivery
-        // pending with no job; try again shortly, a few times.
+        // The fan-out sends a delivery's first job once its write returned,
+        // but the instance that receives the job may not see the write yet
+        // (Cosmos DB read from another instance, at session consistency).
+        // Dropping it then would leave the delivery pending with no job; try
+        // again shortly, a few times.
         if delivery_count < MISSING_DELIVERY_RECEIVES {
             return Err(JobError {
                 cause: anyhow::anyhow!("delivery {delivery_id} is not written (yet)"),
@@ -515,7 +516,8 @@ async fn update_webhook_health(app: &App, webhook: &Webhook, sent: &Sent, now: D
         .await;
     match result {
         Ok(w) => {
-            // Attempts handed over at birth read webhooks from this cache.
+            // Attempts handed over with their delivery read webhooks from
+            // this cache.
             app.webhooks.invalidate(&w.tenant_id);
             if !w.enabled && webhook.enabled {
                 tracing::info!(webhook.id = %w.id, tenant.id = %w.tenant_id, "webhook disabled after failures");

@@ -101,7 +101,7 @@ async fn jobs_due_now_are_handed_over_leased_and_still_durable() {
     assert_eq!((job.message_id.as_str(), job.attempts), ("now", 1));
     assert_eq!(job.leased_until_ms, clock.now().timestamp_millis() + 30_000);
     assert!(
-        handed.try_recv().is_err(),
+        handed.try_recv().is_none(),
         "no second hand-over: not for a duplicate, a scheduled job or a full channel"
     );
     let polled = q.receive(10, vis).await.expect("receive");
@@ -130,7 +130,49 @@ async fn jobs_due_now_are_handed_over_leased_and_still_durable() {
     // Detached (workers stopped): due jobs wait in the table again.
     q.detach();
     q.send(&msg(3), None, "after").await.expect("send");
-    assert!(handed.try_recv().is_err());
+    assert!(handed.try_recv().is_none());
     let after = q.receive(10, vis).await.expect("receive");
     assert!(after.iter().any(|j| j.message_id == "after"));
+}
+
+/// A job handed over unrecorded writes nothing: it carries what its sender
+/// gave while few wait (a backlog beyond that keeps only the job), is never
+/// taken for expired, and giving it back writes its row.
+#[tokio::test]
+async fn jobs_handed_over_unrecorded_have_no_row_until_given_back() {
+    use castiel_integrations::queue::Carry;
+    let dir = tempfile::tempdir().expect("dir");
+    let (q, clock) = queue(dir.path()).await;
+    let carry = || Carry(Arc::new(7_u32));
+    assert!(
+        !q.hand_over(&msg(0), "none", carry()),
+        "no workers attached: the sender must send it"
+    );
+    let mut handed = q.attach(1, Duration::from_secs(30));
+    assert!(q.hand_over(&msg(0), "a", carry()));
+    assert!(
+        q.hand_over(&msg(1), "b", carry()),
+        "a backlog (up to MAX_WAITING) is not refused"
+    );
+    assert!(q.is_empty().await.expect("len"), "nothing was written");
+
+    let a = handed.try_recv().expect("first");
+    let b = handed.try_recv().expect("second");
+    assert!(handed.try_recv().is_none());
+    assert_eq!((a.seq, a.attempts), (None, 1));
+    assert!(a.carry.is_some(), "carried while there was room");
+    assert!(b.carry.is_none(), "beyond capacity only the job waits");
+    assert!(!q.complete(&a).await.expect("complete"), "no row to delete");
+
+    clock.advance(chrono::Duration::seconds(60));
+    q.abandon(&b, Duration::ZERO).await.expect("give back");
+    q.abandon(&b, Duration::ZERO)
+        .await
+        .expect("twice is harmless");
+    let got = q
+        .receive(10, Duration::from_secs(30))
+        .await
+        .expect("receive");
+    assert_eq!(got.len(), 1, "one row, deduplicated by message id");
+    assert_eq!((got[0].message_id.as_str(), got[0].attempts), ("b", 2));
 }
