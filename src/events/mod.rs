@@ -155,7 +155,8 @@ pub trait EventHandler: Send + Sync + 'static {
     /// Handles one event; errors are logged by the caller.
     async fn handle(&self, event: &Event) -> anyhow::Result<()>;
     /// The handler's work on `event` as writes that commit together with
-    /// the change raising it (on a store with transactions), then `then`.
+    /// the change raising it, in the store the events are recorded in (the
+    /// app's store, when it has transactions), then `then`.
     /// The default, `Ok(None)`, stages nothing: the handler is called after
     /// the commit instead. What it stages must come to what [`Self::handle`]
     /// does, which still runs whenever an event is re-driven.

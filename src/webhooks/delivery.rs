@@ -47,14 +47,14 @@ pub async fn enqueue(
 /// otherwise it is enqueued. A final (`skipped`) delivery has no attempt.
 pub async fn start(
     queue: &dyn JobQueue,
-    d: &Delivery,
+    d: Delivery,
     now: DateTime<Utc>,
 ) -> Result<(), QueueError> {
     if d.status != DeliveryStatus::Pending {
         return Ok(());
     }
-    let (msg, at, id) = next_job(d, now);
-    if at.is_none() && queue.hand_over(&msg, &id, Carry(Arc::new(d.clone()))) {
+    let (msg, at, id) = next_job(&d, now);
+    if at.is_none() && queue.hand_over(&msg, &id, Carry(Arc::new(d))) {
         return Ok(());
     }
     queue.send(&msg, at, &id).await

@@ -19,7 +19,7 @@ use crate::clock::Clock;
 use crate::domain::tenancy::TenantId;
 use crate::events::{AfterCommit, Event, EventHandler, Staged};
 use crate::queue::JobQueue;
-use crate::store::{Query, Store, StoreError, Write, as_written};
+use crate::store::{Document, Query, Store, StoreError, Write, as_written};
 
 /// How long the fan-out uses a tenant's webhooks as read: a webhook created
 /// or changed on another instance gets events within this time (on this
@@ -109,6 +109,14 @@ fn new_delivery(now: DateTime<Utc>, webhook: &Webhook, o: &Offer<'_>) -> Deliver
     }
 }
 
+/// A delivery with the ETag of the document its insert produced.
+fn written(d: Delivery, doc: Option<Document>) -> Delivery {
+    match doc {
+        Some(doc) => as_written(d, &doc),
+        None => d,
+    }
+}
+
 /// Creates the delivery of an event for a webhook if absent and starts its
 /// first attempt (none for a `skipped` one). An existing pending delivery
 /// (the event is re-driven) has its current attempt enqueued again, which
@@ -123,12 +131,8 @@ pub async fn offer(
     let d = new_delivery(now, webhook, o);
     match store.write_all(vec![Write::insert(&d)?]).await {
         Ok(mut docs) => {
-            let doc = docs.pop().flatten();
-            let saved = match doc {
-                Some(doc) => as_written(d, &doc),
-                None => d,
-            };
-            start(queue, &saved, now).await?;
+            let saved = written(d, docs.pop().flatten());
+            start(queue, saved.clone(), now).await?;
             Ok(saved)
         }
         Err(StoreError::Conflict) => {
@@ -226,13 +230,10 @@ impl EventHandler for WebhookFanout {
         let then: AfterCommit = Box::new(move |docs| {
             Box::pin(async move {
                 for (d, doc) in deliveries.into_iter().zip(docs) {
-                    let saved = match doc {
-                        Some(doc) => as_written(d, &doc),
-                        None => d,
-                    };
-                    if let Err(e) = start(queue.as_ref(), &saved, now).await {
+                    let id = d.id;
+                    if let Err(e) = start(queue.as_ref(), written(d, doc), now).await {
                         // Pending without a job: the sweep re-drives it.
-                        tracing::warn!(delivery.id = %saved.id, error = %e, "starting a delivery failed");
+                        tracing::warn!(delivery.id = %id, error = %e, "starting a delivery failed");
                     }
                 }
             })
