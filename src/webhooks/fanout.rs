@@ -8,11 +8,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
 use uuid::Uuid;
 
 use super::delivery::{enqueue, start};
-use super::model::{Delivery, DeliveryStatus, Webhook, delivery_id};
+use super::model::{Delivery, DeliveryStatus, Payload, Webhook, delivery_id};
 
 use crate::cache::ReadCache;
 use crate::clock::Clock;
@@ -76,9 +77,38 @@ pub struct Offer<'a> {
     pub integration_id: Option<Uuid>,
 }
 
+/// What a delivery sends: `{type, timestamp, data}`.
+#[derive(Serialize)]
+struct Sends<'a> {
+    #[serde(rename = "type")]
+    event_type: &'a str,
+    timestamp: String,
+    data: &'a Value,
+}
+
+impl Offer<'_> {
+    /// The body every delivery of the event sends, as JSON text: encoded
+    /// once, and sent byte for byte the same by every attempt.
+    pub fn payload(&self) -> serde_json::Result<Payload> {
+        serde_json::value::to_raw_value(&Sends {
+            event_type: self.event_type,
+            timestamp: self
+                .timestamp
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            data: self.data,
+        })
+        .map(Payload)
+    }
+}
+
 /// The delivery of an event for a webhook, as first written: pending, due
 /// now (`skipped` and final when the webhook is disabled).
-fn new_delivery(now: DateTime<Utc>, webhook: &Webhook, o: &Offer<'_>) -> Delivery {
+fn new_delivery(
+    now: DateTime<Utc>,
+    webhook: &Webhook,
+    o: &Offer<'_>,
+    payload: Payload,
+) -> Delivery {
     let status = if webhook.enabled {
         DeliveryStatus::Pending
     } else {
@@ -91,11 +121,7 @@ fn new_delivery(now: DateTime<Utc>, webhook: &Webhook, o: &Offer<'_>) -> Deliver
         event_id: o.event_id,
         event_type: o.event_type.to_owned(),
         integration_id: o.integration_id,
-        payload: json!({
-            "type": o.event_type,
-            "timestamp": o.timestamp.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            "data": o.data,
-        }),
+        payload,
         status,
         attempt_count: 0,
         round_start: 0,
@@ -128,7 +154,7 @@ pub async fn offer(
     webhook: &Webhook,
     o: &Offer<'_>,
 ) -> anyhow::Result<Delivery> {
-    let d = new_delivery(now, webhook, o);
+    let d = new_delivery(now, webhook, o, o.payload()?);
     match store.write_all(vec![Write::insert(&d)?]).await {
         Ok(mut docs) => {
             let saved = written(d, docs.pop().flatten());
@@ -215,12 +241,13 @@ impl EventHandler for WebhookFanout {
     async fn stage(&self, event: &Event) -> anyhow::Result<Option<Staged>> {
         let o = offer_of(event);
         let now = self.clock.now();
+        let payload = o.payload()?;
         let deliveries: Vec<Delivery> = self
             .hooks(event.tenant_id)
             .await?
             .iter()
             .filter(|w| w.wants(o.event_type, o.integration_id))
-            .map(|w| new_delivery(now, w, &o))
+            .map(|w| new_delivery(now, w, &o, payload.clone()))
             .collect();
         let writes = deliveries
             .iter()

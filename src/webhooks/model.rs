@@ -7,7 +7,6 @@ use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac as _};
 use rand::RngCore as _;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use sha2::Sha256;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -250,7 +249,7 @@ pub struct Delivery {
     pub integration_id: Option<Uuid>,
     /// The body sent: `{type, timestamp, data}`.
     #[schema(value_type = Object)]
-    pub payload: Value,
+    pub payload: Payload,
     /// Where it stands.
     pub status: DeliveryStatus,
     /// Attempts made so far (all rounds).
@@ -278,6 +277,25 @@ pub struct Delivery {
     /// Version (never stored).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub etag: String,
+}
+
+/// A delivery's body as JSON text: encoded once by the fan-out and sent byte
+/// for byte the same by every attempt.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Payload(pub Box<serde_json::value::RawValue>);
+
+impl PartialEq for Payload {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.get() == other.0.get()
+    }
+}
+
+impl Payload {
+    /// The JSON text.
+    pub fn as_str(&self) -> &str {
+        self.0.get()
+    }
 }
 
 impl Entity for Delivery {
