@@ -254,3 +254,71 @@ async fn in_process_events_no_handler_wants_are_not_recorded() {
     assert_eq!(picky.calls.load(Ordering::SeqCst), 1);
     assert_eq!(outbox_events(store, tenant).await, 1, "owed to a handler");
 }
+
+async fn deliveries(store: &dyn Store, tenant: Uuid) -> usize {
+    store
+        .query(
+            Container::WebhookDeliveries,
+            &Query::partition(tenant.to_string()).limit(1000),
+        )
+        .await
+        .expect("query")
+        .items
+        .len()
+}
+
+/// The webhook fan-out writes its deliveries in the change's transaction:
+/// on the in-process bus an event only the fan-out wants needs no outbox
+/// entry at all (its pending delivery is the durable record). A local
+/// handler that cannot stage its work brings the entry back, for the relay.
+#[tokio::test]
+async fn deliveries_commit_with_their_change_and_need_no_outbox_entry() {
+    use castiel_integrations::domain::tenancy::Ctx;
+    use castiel_integrations::webhooks::service::{self, NewWebhook};
+    let app = crate::helpers::TestApp::new().await;
+    let store = app.state.store.as_ref();
+    let tenant = Uuid::new_v4();
+    let token = app.token(tenant);
+    let ctx = Ctx::system(TenantId(tenant), "t");
+    let input: NewWebhook = serde_json::from_value(
+        json!({"url": "https://hooks.example.com/in", "events": ["integration.*"]}),
+    )
+    .expect("input");
+    service::create(&app.state, &ctx, input)
+        .await
+        .expect("webhook");
+
+    app.create_integration(&token, "one").await;
+    assert_eq!(
+        deliveries(store, tenant).await,
+        1,
+        "the delivery was written"
+    );
+    if store.transactional() {
+        assert_eq!(
+            outbox_events(store, tenant).await,
+            0,
+            "committed with its delivery, the event is owed to nobody else"
+        );
+    }
+
+    let recorder = Arc::new(Recorder {
+        fail_first: AtomicUsize::new(1),
+        ..Default::default()
+    });
+    app.state.events.subscribe(recorder.clone());
+    app.create_integration(&token, "two").await;
+    assert_eq!(deliveries(store, tenant).await, 2);
+    assert_eq!(
+        outbox_events(store, tenant).await,
+        1,
+        "a handler that did not stage its work (and failed) is owed the event"
+    );
+    let r = relay_outbox(&app.state).await.expect("relay");
+    assert_eq!(r.handled, 1);
+    assert_eq!(
+        deliveries(store, tenant).await,
+        2,
+        "re-driving the event finds its delivery: still one per event"
+    );
+}
