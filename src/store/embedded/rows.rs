@@ -144,17 +144,17 @@ pub(super) fn apply(c: &Connection, planned: &Planned, now_ms: i64) -> StoreResu
 
 /// Inserts a new document; [`StoreError::Conflict`] if its id is live.
 pub(super) fn insert(c: &Connection, row: &Row, now_ms: i64) -> StoreResult<()> {
-    // An expired document no longer holds its id.
-    c.execute_cached(
-        "DELETE FROM documents WHERE container = ?1 AND pk = ?2 AND id = ?3 AND expires_at <= ?4",
-        params![row.container.name(), row.pk, row.id, now_ms],
-    )
-    .map_err(unavailable)?;
+    // An expired document no longer holds its id: it is overwritten in the
+    // same statement (one lookup of the address instead of two).
+    let [container, pk, id, etag, text, expires] = row.values();
     let inserted = c
         .execute_cached(
             "INSERT INTO documents (container, pk, id, etag, body, expires_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
-            row.values(),
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (container, pk, id) DO UPDATE
+             SET etag = excluded.etag, body = excluded.body, expires_at = excluded.expires_at
+             WHERE documents.expires_at <= ?7",
+            params![container, pk, id, etag, text, expires, now_ms],
         )
         .map_err(unavailable)?;
     if inserted == 0 {
