@@ -432,6 +432,18 @@ impl Store for EmbeddedStore {
                             [now],
                         )
                         .map_err(unavailable)?;
+                    // A document the slice hints at that lives on (written
+                    // again since) gets a hint at its current expiry.
+                    c.execute_cached(
+                        "INSERT OR IGNORE INTO expiries (expires_at, container, pk, id)
+                         SELECT d.expires_at, d.container, d.pk, d.id FROM documents d
+                         JOIN (SELECT container, pk, id FROM expiries WHERE expires_at <= ?1
+                               ORDER BY expires_at, container, pk, id LIMIT 1000) h
+                         ON d.container = h.container AND d.pk = h.pk AND d.id = h.id
+                         WHERE d.expires_at > ?1",
+                        [now],
+                    )
+                    .map_err(unavailable)?;
                     let hints = c
                         .execute_cached(
                             "DELETE FROM expiries WHERE (expires_at, container, pk, id) IN
@@ -460,5 +472,67 @@ impl Store for EmbeddedStore {
         self.db
             .read(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(unavailable))
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use serde_json::json;
+
+    use super::{EmbeddedStore, SqliteDb, unavailable};
+    use crate::clock::ManualClock;
+    use crate::store::{Container, Store};
+
+    /// Rewriting a document of a container with a default time to live adds
+    /// no expiry hint: the purge, reaching the hint of its first write,
+    /// finds it alive and hints it at its current expiry, and purges it
+    /// once that has passed.
+    #[tokio::test]
+    async fn a_rewritten_document_is_purged_at_its_last_expiry() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = SqliteDb::open(&dir.path().join("t.db")).expect("open");
+        let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+        let store = EmbeddedStore::new(Arc::clone(&db), clock.clone());
+        let c = Container::WebhookDeliveries;
+        let first = store
+            .create(c, json!({"id": "d", "tenantId": "t", "n": 1}))
+            .await
+            .expect("create");
+        clock.advance(chrono::Duration::days(6));
+        store
+            .replace(
+                c,
+                json!({"id": "d", "tenantId": "t", "n": 2}),
+                Some(&first.etag),
+            )
+            .await
+            .expect("replace");
+        let rows = |db: Arc<SqliteDb>| async move {
+            db.read(|c| {
+                let count = |sql: &str| c.query_row(sql, [], |r| r.get::<_, i64>(0));
+                Ok((
+                    count("SELECT COUNT(*) FROM documents").map_err(unavailable)?,
+                    count("SELECT COUNT(*) FROM expiries").map_err(unavailable)?,
+                ))
+            })
+            .await
+            .expect("count")
+        };
+        assert_eq!(
+            rows(Arc::clone(&db)).await,
+            (1, 1),
+            "one hint, from the create"
+        );
+
+        clock.advance(chrono::Duration::days(2)); // past the first expiry
+        assert_eq!(store.purge_expired().await.expect("purge"), 0);
+        assert_eq!(rows(Arc::clone(&db)).await, (1, 1), "kept, hinted again");
+        assert!(store.read(c, "t", "d").await.expect("read").is_some());
+
+        clock.advance(chrono::Duration::days(6)); // past the rewrite's expiry
+        assert_eq!(store.purge_expired().await.expect("purge"), 1);
+        assert_eq!(rows(db).await, (0, 0));
     }
 }

@@ -198,6 +198,12 @@ pub(super) fn update(
         check_version(c, row.container, &row.pk, &row.id, now_ms, expected)?;
         return Err(StoreError::PreconditionFailed);
     }
+    // In a container with a default time to live the document got its hint
+    // when it was created, and a later write only moves its expiry on: the
+    // purge, reaching the old hint, finds it alive and hints it again.
+    if row.container.default_ttl_seconds().is_some() {
+        return Ok(());
+    }
     note_expiry(c, row)
 }
 
