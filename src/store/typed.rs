@@ -26,14 +26,22 @@ pub trait Entity: Serialize + DeserializeOwned + Send + Sync {
     }
 }
 
+/// The buffer an entity's text starts with (a delivery with one attempt
+/// takes about 1.5 KiB).
+const TEXT_CAPACITY: usize = 2048;
+
 /// The body a write of `entity` carries: its text when the entity allows
 /// (see [`Entity::text_address`]), else its tree.
 fn to_write_body<T: Entity>(entity: &T) -> StoreResult<Body> {
     let Some((id, pk)) = entity.text_address() else {
         return to_body(entity).map(Body::Tree);
     };
-    let text = serde_json::to_string(entity)
+    // Sized for a typical document at once: grown step by step from
+    // nothing, the buffer was reallocated several times per write.
+    let mut buf = Vec::with_capacity(TEXT_CAPACITY);
+    serde_json::to_writer(&mut buf, entity)
         .map_err(|e| StoreError::Invalid(format!("serialize {}: {e}", T::CONTAINER.name())))?;
+    let text = String::from_utf8(buf).map_err(|e| StoreError::Invalid(e.to_string()))?;
     Ok(Body::Text(Encoded { id, pk, text }))
 }
 

@@ -331,9 +331,19 @@ impl Store for EmbeddedStore {
             .into_iter()
             .unzip();
         // One piece: the writer rolls all of it back if any write fails.
-        self.db
-            .write(move |c| planned.iter().try_for_each(|p| rows::apply(c, p, now)))
+        // The rows come back to be freed here, by the threads that made
+        // them: freed on the writer thread, each took the lock of another
+        // thread's malloc arena, contending with its allocations.
+        let planned = self
+            .db
+            .write(move |c| {
+                planned
+                    .iter()
+                    .try_for_each(|p| rows::apply(c, p, now))
+                    .map(|()| planned)
+            })
             .await?;
+        drop(planned);
         Ok(docs)
     }
 
