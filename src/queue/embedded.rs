@@ -330,26 +330,8 @@ impl EmbeddedQueue {
             + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 2);
         let lease = job.lease.clone();
         let Some(seq) = job.seq else {
-            let body = serde_json::to_string(&job.message)
-                .map_err(|e| QueueError::Encode(e.to_string()))?;
-            let row = (
-                job.message_id.clone(),
-                job.message.queue(),
-                body,
-                job.attempts,
-            );
-            self.db
-                .write(move |c| {
-                    let (id, queue, body, attempts) = row;
-                    c.execute_cached(
-                        "INSERT INTO jobs (message_id, queue, body, visible_at, attempts)
-                         VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (message_id) DO NOTHING",
-                        params![id, queue, body, at, attempts],
-                    )
-                    .map_err(unavailable)
-                })
-                .await
-                .map_err(queue_error)?;
+            self.insert(&job.message, &job.message_id, at, job.attempts, None)
+                .await?;
             if delay.is_zero() {
                 self.notify.notify_one();
             }
@@ -369,6 +351,34 @@ impl EmbeddedQueue {
             self.notify.notify_one();
         }
         Ok(())
+    }
+
+    /// Writes a job's row unless one with its message id is queued; its
+    /// row id if written.
+    async fn insert(
+        &self,
+        message: &JobMessage,
+        message_id: &str,
+        visible_at: i64,
+        attempts: u32,
+        lease: Option<String>,
+    ) -> Result<Option<i64>, QueueError> {
+        let body = serde_json::to_string(message).map_err(|e| QueueError::Encode(e.to_string()))?;
+        let queue = message.queue();
+        let id = message_id.to_owned();
+        self.db
+            .write(move |c| {
+                c.prepare_cached(INSERT)
+                    .and_then(|mut st| {
+                        st.query_row(params![id, queue, body, visible_at, attempts, lease], |r| {
+                            r.get::<_, i64>(0)
+                        })
+                        .optional()
+                    })
+                    .map_err(unavailable)
+            })
+            .await
+            .map_err(queue_error)
     }
 
     /// Number of queued jobs (due or not, leased or not).
@@ -417,7 +427,6 @@ impl JobQueue for EmbeddedQueue {
         not_before: Option<DateTime<Utc>>,
         message_id: &str,
     ) -> Result<(), QueueError> {
-        let body = serde_json::to_string(message).map_err(|e| QueueError::Encode(e.to_string()))?;
         let now = self.clock.now();
         let due_now = not_before.is_none_or(|t| t <= now);
         // Leased at birth when this process's workers can take it at once.
@@ -429,22 +438,9 @@ impl JobQueue for EmbeddedQueue {
             Some((until, lease)) => (*until, 1, Some(lease.clone())),
             None => (not_before.unwrap_or(now).timestamp_millis(), 0, None),
         };
-        let queue = message.queue().to_owned();
-        let id = message_id.to_owned();
         let seq = self
-            .db
-            .write(move |c| {
-                c.prepare_cached(INSERT)
-                    .and_then(|mut st| {
-                        st.query_row(params![id, queue, body, visible_at, attempts, lease], |r| {
-                            r.get::<_, i64>(0)
-                        })
-                        .optional()
-                    })
-                    .map_err(unavailable)
-            })
-            .await
-            .map_err(queue_error)?;
+            .insert(message, message_id, visible_at, attempts, lease)
+            .await?;
         match (handoff, seq) {
             (Some((until, lease)), Some(seq)) => {
                 // Workers gone meanwhile: the lease runs out, and it is received.
