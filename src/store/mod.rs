@@ -155,8 +155,15 @@ pub enum Write {
 }
 
 impl Write {
-    /// Applies this write alone; a delete yields no document.
+    /// Applies this write alone, through [`Store::write_all`] (where a
+    /// store writes text bodies as they are); a delete yields no document.
     pub async fn apply<S: Store + ?Sized>(self, store: &S) -> StoreResult<Option<Document>> {
+        Ok(store.write_all(vec![self]).await?.pop().flatten())
+    }
+
+    /// Applies this write through the store's single-document operations
+    /// (the default [`Store::write_all`]).
+    async fn apply_each<S: Store + ?Sized>(self, store: &S) -> StoreResult<Option<Document>> {
         match self {
             Self::Create { container, body } => {
                 store.create(container, body.into_tree()?).await.map(Some)
@@ -308,7 +315,7 @@ pub trait Store: Send + Sync + 'static {
     async fn write_all(&self, writes: Vec<Write>) -> StoreResult<Vec<Option<Document>>> {
         let mut out = Vec::with_capacity(writes.len());
         for w in writes {
-            out.push(w.apply(self).await?);
+            out.push(w.apply_each(self).await?);
         }
         Ok(out)
     }

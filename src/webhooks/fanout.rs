@@ -155,9 +155,19 @@ pub async fn offer(
     o: &Offer<'_>,
 ) -> anyhow::Result<Delivery> {
     let d = new_delivery(now, webhook, o, o.payload()?);
-    match store.write_all(vec![Write::insert(&d)?]).await {
-        Ok(mut docs) => {
-            let saved = written(d, docs.pop().flatten());
+    write_and_start(store, queue, now, d).await
+}
+
+/// [`offer`] for a delivery already built.
+async fn write_and_start(
+    store: &dyn Store,
+    queue: &dyn JobQueue,
+    now: DateTime<Utc>,
+    d: Delivery,
+) -> anyhow::Result<Delivery> {
+    match Write::insert(&d)?.apply(store).await {
+        Ok(doc) => {
+            let saved = written(d, doc);
             start(queue, saved.clone(), now).await?;
             Ok(saved)
         }
@@ -186,13 +196,35 @@ impl WebhookFanout {
     /// The tenant's webhooks (read through the cache); those that want an
     /// event are picked by [`Webhook::wants`].
     async fn hooks(&self, tenant: TenantId) -> anyhow::Result<Arc<Vec<Webhook>>> {
-        if let Some(hooks) = self.webhooks.fresh(&tenant) {
-            return Ok(hooks);
-        }
-        let load = self
-            .store
-            .all::<Webhook>(Query::partition(tenant.key()).limit(1000), 20);
+        // An async block: the query is built only when the cache misses.
+        let load = async {
+            self.store
+                .all::<Webhook>(Query::partition(tenant.key()).limit(1000), 20)
+                .await
+        };
         Ok(self.webhooks.get_or_load(&tenant, load).await?)
+    }
+
+    /// The deliveries of `event`, one per webhook that wants it, as first
+    /// written; the payload is encoded only when some webhook does.
+    async fn deliveries_for(
+        &self,
+        event: &Event,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Vec<Delivery>> {
+        let o = offer_of(event);
+        let hooks = self.hooks(event.tenant_id).await?;
+        let mut wanting = hooks
+            .iter()
+            .filter(|w| w.wants(o.event_type, o.integration_id))
+            .peekable();
+        if wanting.peek().is_none() {
+            return Ok(Vec::new());
+        }
+        let payload = o.payload()?;
+        Ok(wanting
+            .map(|w| new_delivery(now, w, &o, payload.clone()))
+            .collect())
     }
 }
 
@@ -217,16 +249,13 @@ impl EventHandler for WebhookFanout {
         if !self.wants(&event.event_type) {
             return Ok(());
         }
-        let o = offer_of(event);
         let now = self.clock.now();
         let mut first_error = None;
-        let hooks = self.hooks(event.tenant_id).await?;
-        for w in hooks
-            .iter()
-            .filter(|w| w.wants(o.event_type, o.integration_id))
-        {
-            if let Err(e) = offer(self.store.as_ref(), self.queue.as_ref(), now, w, &o).await {
-                tracing::warn!(webhook.id = %w.id, event.id = %event.id, error = %e, "offering an event to a webhook failed");
+        for d in self.deliveries_for(event, now).await? {
+            let webhook_id = d.webhook_id;
+            let written = write_and_start(self.store.as_ref(), self.queue.as_ref(), now, d).await;
+            if let Err(e) = written {
+                tracing::warn!(webhook.id = %webhook_id, event.id = %event.id, error = %e, "offering an event to a webhook failed");
                 first_error.get_or_insert(e);
             }
         }
@@ -239,16 +268,8 @@ impl EventHandler for WebhookFanout {
     /// The deliveries commit with the event's change; their first attempts
     /// start once committed (a new event's deliveries cannot exist yet).
     async fn stage(&self, event: &Event) -> anyhow::Result<Option<Staged>> {
-        let o = offer_of(event);
         let now = self.clock.now();
-        let payload = o.payload()?;
-        let deliveries: Vec<Delivery> = self
-            .hooks(event.tenant_id)
-            .await?
-            .iter()
-            .filter(|w| w.wants(o.event_type, o.integration_id))
-            .map(|w| new_delivery(now, w, &o, payload.clone()))
-            .collect();
+        let deliveries = self.deliveries_for(event, now).await?;
         let writes = deliveries
             .iter()
             .map(Write::insert)

@@ -284,8 +284,7 @@ impl Events {
         write: Write,
     ) -> crate::error::Result<Option<Document>> {
         let Some(outbox) = self.outbox.as_ref().filter(|_| self.owed(&events)) else {
-            // Through `write_all`, where a store writes text bodies as they are.
-            let out = store.write_all(vec![write]).await?.pop().flatten();
+            let out = write.apply(store).await?;
             self.emit_unrecorded(&events).await;
             return Ok(out);
         };
@@ -360,18 +359,24 @@ impl Events {
         write: Option<Write>,
     ) -> Result<Option<Document>, (Error, Vec<Event>)> {
         let staged = self.stage_handlers(&events).await;
-        let mut entries = self.entries(outbox, change, events);
         let handled = staged.is_some();
+        // Entries only for events still owed to someone: the others are
+        // kept as they are, to be given back should the commit fail.
+        let (mut entries, unrecorded) = if !handled || self.bus.carries_out() {
+            (self.entries(outbox, change, events), Vec::new())
+        } else {
+            (Vec::new(), events)
+        };
         for entry in &mut entries {
             entry.handled = handled;
         }
-        let recorded = !handled || self.bus.carries_out();
-        let give_back = |e: Error, entries: Vec<Entry>| {
-            (e, entries.into_iter().map(|entry| entry.event).collect())
+        let give_back = |e: Error, entries: Vec<Entry>, unrecorded: Vec<Event>| {
+            let events = entries.into_iter().map(|entry| entry.event);
+            (e, events.chain(unrecorded).collect())
         };
-        let mut writes = match recorded.then(|| creates(&entries)).transpose() {
-            Ok(w) => w.unwrap_or_default(),
-            Err(e) => return Err(give_back(e.into(), entries)),
+        let mut writes = match creates(&entries) {
+            Ok(w) => w,
+            Err(e) => return Err(give_back(e.into(), entries, unrecorded)),
         };
         let recorded_count = writes.len();
         let mut thens = Vec::new();
@@ -383,7 +388,7 @@ impl Events {
         writes.extend(write);
         let mut docs = match outbox.store.write_all(writes).await {
             Ok(d) => d,
-            Err(e) => return Err(give_back(e.into(), entries)),
+            Err(e) => return Err(give_back(e.into(), entries, unrecorded)),
         };
         let doc = if with_change {
             docs.pop().flatten()
@@ -394,7 +399,7 @@ impl Events {
         for (n, then) in thens {
             then(docs.by_ref().take(n).collect()).await;
         }
-        if recorded {
+        if !entries.is_empty() {
             self.dispatch(outbox, entries).await;
         }
         Ok(doc)
