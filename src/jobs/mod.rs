@@ -107,7 +107,7 @@ pub async fn process_carried(
                 delivery_count,
             };
             let handed = carry
-                .and_then(|c| c.0.downcast::<crate::webhooks::model::Delivery>().ok())
+                .and_then(|c| c.value.downcast::<crate::webhooks::model::Delivery>().ok())
                 .map(|d| std::sync::Arc::try_unwrap(d).unwrap_or_else(|d| (*d).clone()));
             crate::webhooks::delivery::attempt(app, job, handed).await
         }

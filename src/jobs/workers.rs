@@ -1,10 +1,10 @@
-//! `serve`'s in-process workers: a bounded pool (`WORKERS` jobs at once)
-//! leasing jobs from the embedded queue and running [`super::process_carried`].
+//! `serve`'s in-process workers: a fixed pool (`WORKERS` jobs at once)
+//! taking jobs from the embedded queue and running [`super::process_carried`].
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use super::{JobOutcome, process_carried};
@@ -75,13 +75,92 @@ pub fn start(state: &AppState) -> Option<Workers> {
 
 /// Most jobs leased in one go.
 const MAX_LEASE: usize = 64;
-/// Jobs handed over that may wait for a free slot with what their sender
-/// knew (see [`EmbeddedQueue::attach`]).
+/// Jobs sent due now that are written already leased and handed over
+/// while fewer wait (see [`EmbeddedQueue::attach`]).
 const HANDOFF_CAPACITY: usize = 1024;
+/// Memory the deliveries carried by jobs handed over unrecorded may hold
+/// while they wait for a slot: about 30,000 small deliveries, or 64 with
+/// 1 MiB payloads; beyond it their jobs read them back.
+const CARRY_BUDGET_BYTES: usize = 64 << 20;
 
-/// Runs jobs as slots free up: jobs handed over at birth first (see
-/// [`EmbeddedQueue::attach`]), else leased from the queue — every free
-/// slot's worth in one lease, one write for many jobs. The queue is also
+/// `config.workers` long-lived tasks, each running one job at a time. A
+/// task per job cost a task allocation, a copy of the job's future into it
+/// and its bookkeeping for every delivery (about 3% of a delivery burst's
+/// CPU in bench/webhooks); a worker reuses its own.
+struct Pool {
+    /// Each worker's job channel, by worker number.
+    jobs: Vec<mpsc::Sender<Leased>>,
+    /// Numbers of workers with nothing to do: a job is given to one taken
+    /// from here, which comes back when the job is done.
+    idle: mpsc::UnboundedReceiver<usize>,
+    /// For giving back idle workers that got no job.
+    back: mpsc::UnboundedSender<usize>,
+    tasks: JoinSet<()>,
+}
+
+impl Pool {
+    fn start(app: &Arc<App>, size: usize) -> Self {
+        let (back, idle) = mpsc::unbounded_channel();
+        let mut tasks = JoinSet::new();
+        let mut senders = Vec::with_capacity(size);
+        for n in 0..size {
+            let (tx, mut jobs) = mpsc::channel::<Leased>(1);
+            senders.push(tx);
+            let _ = back.send(n);
+            let (back, app) = (back.clone(), Arc::clone(app));
+            tasks.spawn(async move {
+                while let Some(job) = jobs.recv().await {
+                    if let Some(queue) = app.queue.as_embedded() {
+                        run_one(&app, queue, job).await;
+                    }
+                    let _ = back.send(n);
+                }
+            });
+        }
+        Self {
+            jobs: senders,
+            idle,
+            back,
+            tasks,
+        }
+    }
+
+    /// Gives `job` to idle worker `n`.
+    fn run(&self, n: usize, job: Leased) {
+        let Some(worker) = self.jobs.get(n) else {
+            return;
+        };
+        if let Err(mpsc::error::TrySendError::Full(job) | mpsc::error::TrySendError::Closed(job)) =
+            worker.try_send(job)
+        {
+            // An idle worker's channel is empty and open while the pool
+            // runs; should it not be, the job's lease brings it back.
+            tracing::warn!(job.message_id = %job.message_id, "a worker could not take a job");
+        }
+    }
+
+    /// Puts workers that got no job back among the idle.
+    fn give_back(&self, workers: impl IntoIterator<Item = usize>) {
+        for n in workers {
+            let _ = self.back.send(n);
+        }
+    }
+
+    /// Waits for the running jobs to finish.
+    async fn finish(self) {
+        let Self {
+            jobs, mut tasks, ..
+        } = self;
+        // Their channels closed, idle workers end at once and busy ones
+        // after their job.
+        drop(jobs);
+        while tasks.join_next().await.is_some() {}
+    }
+}
+
+/// Runs jobs as workers free up: jobs handed over at birth first (see
+/// [`EmbeddedQueue::attach`]), else leased from the queue — every idle
+/// worker's worth in one lease, one write for many jobs. The queue is also
 /// polled at least every [`IDLE_POLL`] so that retries and jobs from other
 /// processes are not starved by a steady stream of new ones.
 async fn dispatch(app: Arc<App>, mut stop: watch::Receiver<bool>) {
@@ -89,72 +168,62 @@ async fn dispatch(app: Arc<App>, mut stop: watch::Receiver<bool>) {
         return;
     };
     let visibility = visibility_timeout(&app);
-    let mut handed = queue.attach(HANDOFF_CAPACITY, visibility);
-    let slots = Arc::new(Semaphore::new(
-        usize::try_from(app.config.workers).unwrap_or(1).max(1),
-    ));
-    let mut running = JoinSet::new();
-    let spawn = |running: &mut JoinSet<()>, job: Leased, permit: OwnedSemaphorePermit| {
-        let app = Arc::clone(&app);
-        running.spawn(async move {
-            if let Some(queue) = app.queue.as_embedded() {
-                run_one(&app, queue, job).await;
-            }
-            drop(permit);
-        });
-    };
+    let mut handed = queue.attach(HANDOFF_CAPACITY, CARRY_BUDGET_BYTES, visibility);
+    let size = usize::try_from(app.config.workers).unwrap_or(1).max(1);
+    let mut pool = Pool::start(&app, size);
     let mut polled = Instant::now();
     while !*stop.borrow() {
         let first = tokio::select! {
-            permit = Arc::clone(&slots).acquire_owned() => permit,
+            worker = pool.idle.recv() => worker,
             _ = stop.changed() => continue,
         };
-        let Ok(first) = first else { break };
-        while running.try_join_next().is_some() {}
+        let Some(first) = first else { break };
         if polled.elapsed() < IDLE_POLL
             && let Some(job) = handed.try_recv()
         {
             if still_leased(&app, &job) {
-                spawn(&mut running, job, first);
+                pool.run(first, job);
+            } else {
+                pool.give_back([first]);
             }
             continue;
         }
-        let mut permits = vec![first];
-        while permits.len() < MAX_LEASE {
-            match Arc::clone(&slots).try_acquire_owned() {
-                Ok(p) => permits.push(p),
+        let mut workers = vec![first];
+        while workers.len() < MAX_LEASE {
+            match pool.idle.try_recv() {
+                Ok(w) => workers.push(w),
                 Err(_) => break,
             }
         }
-        let wanted = u32::try_from(permits.len()).unwrap_or(1);
+        let wanted = u32::try_from(workers.len()).unwrap_or(1);
         polled = Instant::now();
         let jobs = match queue.receive(wanted, visibility).await {
             Ok(j) => j,
             Err(e) => {
                 tracing::warn!(error = %e, "receiving jobs failed");
-                drop(permits);
+                pool.give_back(workers);
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 continue;
             }
         };
         if jobs.is_empty() {
-            permits.truncate(1);
-            let Some(first) = permits.pop() else { continue };
+            pool.give_back(workers.drain(1..));
             tokio::select! {
-                job = handed.recv() => {
-                    if let Some(job) = job.filter(|j| still_leased(&app, j)) {
-                        spawn(&mut running, job, first);
-                    }
-                }
-                () = queue.wait_for_work() => {}
-                () = tokio::time::sleep(IDLE_POLL) => {}
-                _ = stop.changed() => {}
+                job = handed.recv() => match job.filter(|j| still_leased(&app, j)) {
+                    Some(job) => pool.run(first, job),
+                    None => pool.give_back([first]),
+                },
+                () = queue.wait_for_work() => pool.give_back([first]),
+                () = tokio::time::sleep(IDLE_POLL) => pool.give_back([first]),
+                _ = stop.changed() => pool.give_back([first]),
             }
             continue;
         }
-        for (job, permit) in jobs.into_iter().zip(permits) {
-            spawn(&mut running, job, permit);
+        let mut workers = workers.into_iter();
+        for (job, n) in jobs.into_iter().zip(workers.by_ref()) {
+            pool.run(n, job);
         }
+        pool.give_back(workers);
     }
     // Jobs handed over but not started go back to the queue at once rather
     // than waiting for their lease to run out.
@@ -165,7 +234,7 @@ async fn dispatch(app: Arc<App>, mut stop: watch::Receiver<bool>) {
             tracing::warn!(job.message_id = %job.message_id, error = %e, "could not give a job back (it reappears when its lease runs out)");
         }
     }
-    while running.join_next().await.is_some() {}
+    pool.finish().await;
 }
 
 /// Whether a handed-over job's lease still holds: one that waited past it is

@@ -75,22 +75,39 @@ struct Handoff {
     visibility_ms: i64,
     capacity: usize,
     waiting: Arc<AtomicUsize>,
+    /// Bytes of carries waiting, and the most that may.
+    carried: Arc<AtomicUsize>,
+    carry_budget: usize,
 }
 
 impl Handoff {
     /// Passes a job on; `false` if the workers are gone.
     fn pass(&self, job: Leased) -> bool {
         self.waiting.fetch_add(1, Ordering::Relaxed);
-        if self.tx.send(job).is_ok() {
+        let Err(mpsc::error::SendError(job)) = self.tx.send(job) else {
             return true;
-        }
+        };
         self.waiting.fetch_sub(1, Ordering::Relaxed);
+        if let Some(c) = &job.carry {
+            self.carried.fetch_sub(c.bytes, Ordering::Relaxed);
+        }
         false
     }
 
     /// Whether fewer than `capacity` jobs wait.
     fn has_room(&self) -> bool {
         self.waiting.load(Ordering::Relaxed) < self.capacity
+    }
+
+    /// `carry`, if it fits in what is left of the budget (counted as
+    /// waiting until its job is taken).
+    fn keep(&self, carry: Carry) -> Option<Carry> {
+        let before = self.carried.fetch_add(carry.bytes, Ordering::Relaxed);
+        if before.saturating_add(carry.bytes) <= self.carry_budget {
+            return Some(carry);
+        }
+        self.carried.fetch_sub(carry.bytes, Ordering::Relaxed);
+        None
     }
 }
 
@@ -100,12 +117,16 @@ impl Handoff {
 pub struct Handed {
     rx: mpsc::UnboundedReceiver<Leased>,
     waiting: Arc<AtomicUsize>,
+    carried: Arc<AtomicUsize>,
 }
 
 impl Handed {
     fn took(&self, job: Option<Leased>) -> Option<Leased> {
-        if job.is_some() {
+        if let Some(j) = &job {
             self.waiting.fetch_sub(1, Ordering::Relaxed);
+            if let Some(c) = &j.carry {
+                self.carried.fetch_sub(c.bytes, Ordering::Relaxed);
+            }
         }
         job
     }
@@ -178,19 +199,30 @@ impl EmbeddedQueue {
     /// while `capacity` wait, are queued as usual.
     ///
     /// A job handed over unrecorded ([`JobQueue::hand_over`]) is always
-    /// passed on, with no row, while fewer than [`MAX_WAITING`] wait; beyond
-    /// `capacity` waiting it leaves its carry behind (a backlog of bare job
-    /// ids costs little memory, and its jobs read what they need).
-    pub fn attach(&self, capacity: usize, visibility: Duration) -> Handed {
+    /// passed on, with no row, while fewer than [`MAX_WAITING`] wait. It
+    /// keeps its carry while the carries waiting hold at most
+    /// `carry_budget` bytes; beyond that it leaves the carry behind (a
+    /// backlog of bare job ids costs little memory, and its jobs read what
+    /// they need, which costs a delivery about twice the CPU: a budget
+    /// counted in jobs, not bytes, made a burst slow down exactly when it
+    /// outran the workers).
+    pub fn attach(&self, capacity: usize, carry_budget: usize, visibility: Duration) -> Handed {
         let (tx, rx) = mpsc::unbounded_channel();
         let waiting = Arc::new(AtomicUsize::new(0));
+        let carried = Arc::new(AtomicUsize::new(0));
         *self.handoff.lock().unwrap_or_else(PoisonError::into_inner) = Some(Handoff {
             tx,
             visibility_ms: i64::try_from(visibility.as_millis()).unwrap_or(i64::MAX / 2),
             capacity: capacity.max(1),
             waiting: Arc::clone(&waiting),
+            carried: Arc::clone(&carried),
+            carry_budget,
         });
-        Handed { rx, waiting }
+        Handed {
+            rx,
+            waiting,
+            carried,
+        }
     }
 
     /// Stops handing jobs over (workers stopping).
@@ -481,7 +513,7 @@ impl JobQueue for EmbeddedQueue {
             message: message.clone(),
             attempts: 1,
             leased_until_ms: until,
-            carry: h.has_room().then_some(carry),
+            carry: h.keep(carry),
         })
     }
 

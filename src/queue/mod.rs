@@ -35,7 +35,20 @@ pub enum QueueError {
 /// instead of reading it back (see [`JobQueue::hand_over`]). Only ever a
 /// shortcut: a job must run the same without it.
 #[derive(Clone)]
-pub struct Carry(pub Arc<dyn Any + Send + Sync>);
+pub struct Carry {
+    /// What the sender knew.
+    pub value: Arc<dyn Any + Send + Sync>,
+    /// About how much memory it holds: a backlog of carries is kept within
+    /// a budget of bytes, not of jobs (a payload may be 100 bytes or 1 MiB).
+    pub bytes: usize,
+}
+
+impl Carry {
+    /// `value`, which holds about `bytes` of memory.
+    pub fn new(value: Arc<dyn Any + Send + Sync>, bytes: usize) -> Self {
+        Self { value, bytes }
+    }
+}
 
 impl std::fmt::Debug for Carry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

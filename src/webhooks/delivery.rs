@@ -54,7 +54,8 @@ pub async fn start(
         return Ok(());
     }
     let (msg, at, id) = next_job(&d, now);
-    if at.is_none() && queue.hand_over(&msg, &id, Carry(Arc::new(d))) {
+    let bytes = d.approx_bytes();
+    if at.is_none() && queue.hand_over(&msg, &id, Carry::new(Arc::new(d), bytes)) {
         return Ok(());
     }
     queue.send(&msg, at, &id).await
@@ -539,7 +540,8 @@ async fn update_webhook_health(app: &App, webhook: &Webhook, sent: &Sent, now: D
 pub async fn sweep(app: &App, before: DateTime<Utc>) -> anyhow::Result<usize> {
     use crate::store::{Filter, Op, Query};
     let now = app.clock.now();
-    let before = before.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
+    // As `nextAttemptAt` is stored: at a fixed width, so text order is time order.
+    let before = crate::domain::time::exact_text(&before);
     let mut q = Query::cross_partition()
         .eq("status", "pending")
         .filter(Filter::new("nextAttemptAt", Op::Lt, before))

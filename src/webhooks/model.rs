@@ -217,6 +217,7 @@ pub struct Attempt {
     /// 1-based number.
     pub number: u32,
     /// When it started.
+    #[serde(with = "crate::domain::time::exact")]
     pub at: DateTime<Utc>,
     /// The endpoint's HTTP status, if it answered.
     pub response_status: Option<u16>,
@@ -257,18 +258,21 @@ pub struct Delivery {
     /// Attempts made before the current round (`retry`/`recover` start a new one).
     #[serde(default)]
     pub round_start: u32,
-    /// When the next attempt is due (pending only).
-    #[serde(default)]
+    /// When the next attempt is due (pending only; compared as text by
+    /// the sweep, so written at a fixed width).
+    #[serde(default, with = "crate::domain::time::exact_opt")]
     pub next_attempt_at: Option<DateTime<Utc>>,
     /// Every attempt, oldest first.
     #[serde(default)]
     pub attempts: Vec<Attempt>,
     /// Created.
+    #[serde(with = "crate::domain::time::exact")]
     pub created_at: DateTime<Utc>,
     /// Last change.
+    #[serde(with = "crate::domain::time::exact")]
     pub updated_at: DateTime<Utc>,
     /// When it reached its final status.
-    #[serde(default)]
+    #[serde(default, with = "crate::domain::time::exact_opt")]
     pub completed_at: Option<DateTime<Utc>>,
     /// The log's sort key: creation time in milliseconds × 1000 plus a
     /// per-process counter, so deliveries of one millisecond keep their order.
@@ -295,6 +299,26 @@ impl Payload {
     /// The JSON text.
     pub fn as_str(&self) -> &str {
         self.0.get()
+    }
+}
+
+impl Delivery {
+    /// About how much memory it holds (the struct and what its fields own).
+    pub fn approx_bytes(&self) -> usize {
+        let attempts: usize = self
+            .attempts
+            .iter()
+            .map(|a| {
+                size_of::<Attempt>()
+                    + a.error.as_ref().map_or(0, String::capacity)
+                    + a.response_body.as_ref().map_or(0, String::capacity)
+            })
+            .sum();
+        size_of::<Self>()
+            + self.payload.as_str().len()
+            + self.event_type.capacity()
+            + self.etag.capacity()
+            + attempts
     }
 }
 

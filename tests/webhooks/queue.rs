@@ -89,7 +89,7 @@ async fn jobs_due_now_are_handed_over_leased_and_still_durable() {
     let dir = tempfile::tempdir().expect("dir");
     let (q, clock) = queue(dir.path()).await;
     let vis = Duration::from_secs(30);
-    let mut handed = q.attach(1, vis);
+    let mut handed = q.attach(1, 0, vis);
     let later = clock.now() + chrono::Duration::seconds(60);
     q.send(&msg(0), None, "now").await.expect("send");
     q.send(&msg(0), None, "now").await.expect("duplicate");
@@ -136,19 +136,21 @@ async fn jobs_due_now_are_handed_over_leased_and_still_durable() {
 }
 
 /// A job handed over unrecorded writes nothing: it carries what its sender
-/// gave while few wait (a backlog beyond that keeps only the job), is never
+/// gave while the carries waiting fit a budget of bytes (a backlog beyond
+/// that keeps only the job), is never
 /// taken for expired, and giving it back writes its row.
 #[tokio::test]
 async fn jobs_handed_over_unrecorded_have_no_row_until_given_back() {
     use castiel_integrations::queue::Carry;
     let dir = tempfile::tempdir().expect("dir");
     let (q, clock) = queue(dir.path()).await;
-    let carry = || Carry(Arc::new(7_u32));
+    let carry = || Carry::new(Arc::new(7_u32), 4);
     assert!(
         !q.hand_over(&msg(0), "none", carry()),
         "no workers attached: the sender must send it"
     );
-    let mut handed = q.attach(1, Duration::from_secs(30));
+    // Room for one carry of 4 bytes.
+    let mut handed = q.attach(1, 4, Duration::from_secs(30));
     assert!(q.hand_over(&msg(0), "a", carry()));
     assert!(
         q.hand_over(&msg(1), "b", carry()),
@@ -161,7 +163,10 @@ async fn jobs_handed_over_unrecorded_have_no_row_until_given_back() {
     assert!(handed.try_recv().is_none());
     assert_eq!((a.seq, a.attempts), (None, 1));
     assert!(a.carry.is_some(), "carried while there was room");
-    assert!(b.carry.is_none(), "beyond capacity only the job waits");
+    assert!(b.carry.is_none(), "beyond the budget only the job waits");
+    // Taking a job frees its carry's share of the budget.
+    assert!(q.hand_over(&msg(2), "c", carry()));
+    assert!(handed.try_recv().expect("third").carry.is_some());
     assert!(!q.complete(&a).await.expect("complete"), "no row to delete");
 
     clock.advance(chrono::Duration::seconds(60));
