@@ -126,17 +126,21 @@ pub struct Job {
     pub delivery_count: u32,
 }
 
-/// The webhook of a delivery: from the fan-out's cache when the job was
-/// handed over with its delivery (the cache is as fresh as the delivery,
-/// and this process's every webhook write invalidates it), else read.
+/// The webhook of a delivery: through the fan-out's cache when the job was
+/// handed over with its delivery (the fan-out chose the webhook from it, at
+/// most [`super::fanout::CACHE_TTL`] old, and this process's every webhook
+/// write invalidates it), else read. A first attempt that waited past the
+/// cache's life in a backlog reloads the cache for the attempts behind it:
+/// reading each one's webhook by itself made a burst that outran the
+/// workers cost more per delivery the longer it lasted.
 async fn webhook_of(app: &App, d: &Delivery, handed: bool) -> Result<Option<Webhook>, JobError> {
-    if handed
-        && let Some(w) = app
-            .webhooks
-            .fresh(&d.tenant_id)
-            .and_then(|hooks| hooks.iter().find(|w| w.id == d.webhook_id).cloned())
-    {
-        return Ok(Some(w));
+    if handed {
+        let hooks = super::fanout::tenant_webhooks(app.store.as_ref(), &app.webhooks, d.tenant_id)
+            .await
+            .map_err(store_err)?;
+        if let Some(w) = hooks.iter().find(|w| w.id == d.webhook_id) {
+            return Ok(Some(w.clone()));
+        }
     }
     app.store
         .get::<Webhook>(&d.tenant_id.key(), &d.webhook_id.to_string())

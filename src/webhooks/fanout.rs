@@ -192,17 +192,28 @@ pub fn integration_of(data: &Value) -> Option<Uuid> {
         .and_then(|s| Uuid::parse_str(s).ok())
 }
 
+/// A tenant's webhooks, read through `cache` (at most [`CACHE_TTL`] old):
+/// the fan-out picks the webhooks that want an event from these, and a first
+/// attempt handed over with its delivery finds its webhook here.
+pub async fn tenant_webhooks(
+    store: &dyn Store,
+    cache: &ReadCache<TenantId, Vec<Webhook>>,
+    tenant: TenantId,
+) -> Result<Arc<Vec<Webhook>>, StoreError> {
+    // An async block: the query is built only when the cache misses.
+    let load = async {
+        store
+            .all::<Webhook>(Query::partition(tenant.key()).limit(1000), 20)
+            .await
+    };
+    cache.get_or_load(&tenant, load).await
+}
+
 impl WebhookFanout {
     /// The tenant's webhooks (read through the cache); those that want an
     /// event are picked by [`Webhook::wants`].
     async fn hooks(&self, tenant: TenantId) -> anyhow::Result<Arc<Vec<Webhook>>> {
-        // An async block: the query is built only when the cache misses.
-        let load = async {
-            self.store
-                .all::<Webhook>(Query::partition(tenant.key()).limit(1000), 20)
-                .await
-        };
-        Ok(self.webhooks.get_or_load(&tenant, load).await?)
+        Ok(tenant_webhooks(self.store.as_ref(), &self.webhooks, tenant).await?)
     }
 
     /// The deliveries of `event`, one per webhook that wants it, as first
