@@ -1,9 +1,11 @@
 //! `serve`'s in-process workers: a fixed pool (`WORKERS` jobs at once)
 //! taking jobs from the embedded queue and running [`super::process_carried`].
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::FutureExt as _;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
@@ -111,7 +113,15 @@ impl Pool {
             tasks.spawn(async move {
                 while let Some(job) = jobs.recv().await {
                     if let Some(queue) = app.queue.as_embedded() {
-                        run_one(&app, queue, job).await;
+                        // A job that panics must not take its worker with
+                        // it (a task per job lost only the job); its lease,
+                        // or the sweep for one handed over unrecorded,
+                        // brings it back.
+                        let run = AssertUnwindSafe(run_one(&app, queue, job));
+                        if run.catch_unwind().await.is_err() {
+                            // Not the panic's text: it could quote the job's data.
+                            tracing::error!("a job panicked; it runs again later");
+                        }
                     }
                     let _ = back.send(n);
                 }
