@@ -81,8 +81,9 @@ const MAX_LEASE: usize = 64;
 /// while fewer wait (see [`EmbeddedQueue::attach`]).
 const HANDOFF_CAPACITY: usize = 1024;
 /// Memory the deliveries carried by jobs handed over unrecorded may hold
-/// while they wait for a slot: about 30,000 small deliveries, or 64 with
-/// 1 MiB payloads; beyond it their jobs read them back.
+/// while they wait for a slot: a full backlog ([`crate::queue::embedded::MAX_WAITING`])
+/// of deliveries of a few KiB, or 64 with 1 MiB payloads; beyond it their
+/// jobs read them back.
 const CARRY_BUDGET_BYTES: usize = 64 << 20;
 
 /// `config.workers` long-lived tasks, each running one job at a time. A
