@@ -52,36 +52,34 @@ fn fixed(t: &DateTime<Utc>, digits: usize, buf: &mut [u8; MAX_LEN]) -> Option<us
     Some(21 + digits)
 }
 
-/// Writes `t` with `digits` fractional digits (chrono's own text for a year
-/// outside 0–9999, which never sorts with the rest anyway).
+/// Calls `f` with `t` in RFC 3339 at `digits` (6 or 9) fractional digits:
+/// the hand-written text, or chrono's own for a year outside 0–9999 (which
+/// never sorts with the rest anyway).
+fn with_fixed<R>(t: &DateTime<Utc>, digits: usize, f: impl FnOnce(&str) -> R) -> R {
+    let mut buf = [0u8; MAX_LEN];
+    if let Some(text) = fixed(t, digits, &mut buf).and_then(|n| std::str::from_utf8(&buf[..n]).ok())
+    {
+        return f(text);
+    }
+    let format = if digits == 6 {
+        SecondsFormat::Micros
+    } else {
+        SecondsFormat::Nanos
+    };
+    f(&t.to_rfc3339_opts(format, true))
+}
+
 fn serialize_fixed<S: Serializer>(
     t: &DateTime<Utc>,
     digits: usize,
     s: S,
 ) -> Result<S::Ok, S::Error> {
-    let mut buf = [0u8; MAX_LEN];
-    match fixed(t, digits, &mut buf).and_then(|n| std::str::from_utf8(&buf[..n]).ok()) {
-        Some(text) => s.serialize_str(text),
-        None => {
-            let format = if digits == 6 {
-                SecondsFormat::Micros
-            } else {
-                SecondsFormat::Nanos
-            };
-            s.serialize_str(&t.to_rfc3339_opts(format, true))
-        }
-    }
+    with_fixed(t, digits, |text| s.serialize_str(text))
 }
 
 /// `t` as [`exact`] writes it: for comparing with stored timestamps.
 pub fn exact_text(t: &DateTime<Utc>) -> String {
-    let mut buf = [0u8; MAX_LEN];
-    fixed(t, 9, &mut buf)
-        .and_then(|n| std::str::from_utf8(&buf[..n]).ok())
-        .map_or_else(
-            || t.to_rfc3339_opts(SecondsFormat::Nanos, true),
-            str::to_owned,
-        )
+    with_fixed(t, 9, str::to_owned)
 }
 
 /// `#[serde(with = "crate::domain::time::sortable")]` for `DateTime<Utc>`.
