@@ -87,10 +87,7 @@ impl Handoff {
         let Err(mpsc::error::SendError(job)) = self.tx.send(job) else {
             return true;
         };
-        self.waiting.fetch_sub(1, Ordering::Relaxed);
-        if let Some(c) = &job.carry {
-            self.carried.fetch_sub(c.bytes, Ordering::Relaxed);
-        }
+        leave(&self.waiting, &self.carried, &job);
         false
     }
 
@@ -111,6 +108,15 @@ impl Handoff {
     }
 }
 
+/// Counts `job` out of the hand-off's backlog: it no longer waits, and its
+/// carry no longer holds a share of the budget.
+fn leave(waiting: &AtomicUsize, carried: &AtomicUsize, job: &Leased) {
+    waiting.fetch_sub(1, Ordering::Relaxed);
+    if let Some(c) = &job.carry {
+        carried.fetch_sub(c.bytes, Ordering::Relaxed);
+    }
+}
+
 /// The receiving end of the hand-off: jobs passed to this process's workers
 /// (see [`EmbeddedQueue::attach`]).
 #[derive(Debug)]
@@ -123,10 +129,7 @@ pub struct Handed {
 impl Handed {
     fn took(&self, job: Option<Leased>) -> Option<Leased> {
         if let Some(j) = &job {
-            self.waiting.fetch_sub(1, Ordering::Relaxed);
-            if let Some(c) = &j.carry {
-                self.carried.fetch_sub(c.bytes, Ordering::Relaxed);
-            }
+            leave(&self.waiting, &self.carried, j);
         }
         job
     }
