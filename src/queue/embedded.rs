@@ -153,8 +153,9 @@ impl Handed {
 }
 
 /// Jobs that may wait on the hand-off at once: beyond this backlog (a few
-/// MiB of bare job ids), jobs are queued in the table, so that a long
-/// overload (slow endpoints) grows the database, not the process.
+/// MiB of job ids, plus the carries that fit their own budget), jobs are
+/// queued in the table, so that a long overload (slow endpoints) grows the
+/// database, not the process.
 pub const MAX_WAITING: usize = 20_000;
 
 const INSERT: &str = "INSERT INTO jobs (message_id, queue, body, visible_at, attempts, lease)
