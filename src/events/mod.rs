@@ -216,6 +216,15 @@ impl Events {
             .push(handler);
     }
 
+    /// The local handlers, copied out of their lock (handlers are awaited,
+    /// which the lock must not be held across).
+    pub(crate) fn local_handlers(&self) -> Vec<Arc<dyn EventHandler>> {
+        self.handlers
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
     /// The bus (for health checks).
     pub fn bus(&self) -> &Arc<dyn EventBus> {
         &self.bus

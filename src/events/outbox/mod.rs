@@ -409,11 +409,7 @@ impl Events {
     /// that wants an event staged its work on it, else `None` (nothing is
     /// staged; the handlers are called after the commit).
     async fn stage_handlers(&self, events: &[Event]) -> Option<Vec<Staged>> {
-        let handlers = self
-            .handlers
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone();
+        let handlers = self.local_handlers();
         let mut staged = Vec::new();
         for event in events {
             for h in handlers.iter().filter(|h| h.wants(&event.event_type)) {
@@ -527,11 +523,7 @@ impl Events {
 
     /// Runs every local handler on one event; true if all succeeded.
     pub(crate) async fn run_handlers(&self, event: &Event) -> bool {
-        let handlers = self
-            .handlers
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone();
+        let handlers = self.local_handlers();
         let mut ok = true;
         for h in handlers.iter().filter(|h| h.wants(&event.event_type)) {
             if let Err(e) = h.handle(event).await {
