@@ -227,6 +227,18 @@ pub enum StoreError {
     Unavailable(String),
 }
 
+/// Logs a deferred write ([`Store::write_later`]) that did not happen. One
+/// that lost a race (the document changed or went meanwhile) is expected;
+/// anything else is not.
+pub(crate) fn deferred_write_failed(e: &StoreError) {
+    match e {
+        StoreError::PreconditionFailed | StoreError::NotFound | StoreError::Conflict => {
+            tracing::debug!(error = %e, "a deferred write was overtaken");
+        }
+        _ => tracing::warn!(error = %e, "a deferred write failed"),
+    }
+}
+
 /// The result type of store operations.
 pub type StoreResult<T> = Result<T, StoreError>;
 
@@ -298,6 +310,20 @@ pub trait Store: Send + Sync + 'static {
                     tracing::warn!(container = container.name(), id = %id, error = %e, "could not delete a discarded document");
                 }
             }
+        }
+    }
+
+    /// Applies `write` as an afterthought: for a record whose loss is
+    /// harmless because what it records is re-derived should it never land
+    /// (a delivery left pending is sent again by the sweep). Failures are
+    /// logged, never returned; one that lost a race (If-Match, gone) is
+    /// expected. It lands no later than any write the caller makes after
+    /// this returns. The embedded store folds it into a later commit and
+    /// returns at once, unless many such writes wait already; others write
+    /// it before returning.
+    async fn write_later(&self, write: Write) {
+        if let Err(e) = write.apply(self).await {
+            deferred_write_failed(&e);
         }
     }
 

@@ -599,3 +599,37 @@ pub async fn purge_keeps_live_documents(s: Arc<dyn Store>) {
         .await
         .expect("a purged id can be created again");
 }
+
+/// A deferred write lands no later than the caller's next write; one that
+/// lost its race (a stale If-Match) changes nothing and fails no one.
+pub async fn deferred_writes_land_before_later_ones(s: Arc<dyn Store>) {
+    let t = key();
+    let first = s
+        .create(C, doc(&t, "kept", json!({"n": 1})))
+        .await
+        .expect("create");
+    s.write_later(Write::Create {
+        container: C,
+        body: Body::Tree(doc(&t, "later", json!({"n": 1}))),
+    })
+    .await;
+    s.write_later(Write::Replace {
+        container: C,
+        body: Body::Tree(doc(&t, "kept", json!({"n": 2}))),
+        if_match: Some(first.etag.clone()),
+    })
+    .await;
+    s.write_later(Write::Replace {
+        container: C,
+        body: Body::Tree(doc(&t, "kept", json!({"n": 3}))),
+        if_match: Some(first.etag.clone()),
+    })
+    .await;
+    s.create(C, doc(&t, "next", json!({})))
+        .await
+        .expect("a write after them");
+    let later = s.read(C, &t, "later").await.expect("read").expect("landed");
+    assert_eq!(later.body["n"], 1);
+    let kept = s.read(C, &t, "kept").await.expect("read").expect("present");
+    assert_eq!(kept.body["n"], 2, "the stale replace changed nothing");
+}

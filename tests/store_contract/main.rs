@@ -25,7 +25,7 @@ macro_rules! contract_tests {
                 container_ttl_and_no_ttl, cross_partition_scan, concurrent_replace_one_wins,
                 bodies_round_trip, provision_and_health, write_all_applies_in_order,
                 write_all_is_atomic_where_transactional, text_bodies_are_documents,
-                purge_keeps_live_documents);
+                purge_keeps_live_documents, deferred_writes_land_before_later_ones);
         }
     };
     (@each $make:expr; $($name:ident),*) => {

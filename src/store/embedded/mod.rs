@@ -27,7 +27,7 @@ use self::writer::{Checkpointer, WRITER_CHECKPOINT_PAGES, Writer};
 use super::query::{Query, Scope};
 use super::{
     Body, Container, Document, ETag, Page, Store, StoreError, StoreResult, StoredBody,
-    StoredDocument, Write,
+    StoredDocument, Write, deferred_write_failed,
 };
 use crate::clock::Clock;
 
@@ -95,6 +95,10 @@ impl ExecuteCached for Connection {
 /// than the set of hot statements: queries differ by filter and order).
 const STATEMENT_CACHE: usize = 128;
 
+/// Deferred writes ([`Store::write_later`]) queued at most: past it a
+/// caller waits for its own (a few MiB of documents of a few KiB each).
+const MAX_WRITES_WAITING: usize = 4096;
+
 fn unavailable(e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(e.to_string())
 }
@@ -149,6 +153,11 @@ impl SqliteDb {
         F: FnOnce(&Connection) -> rusqlite::Result<()> + Send + 'static,
     {
         self.writer.later(f);
+    }
+
+    /// Writes queued by [`SqliteDb::write_later`] and not yet taken up.
+    pub fn writes_waiting(&self) -> usize {
+        self.writer.chores_waiting()
     }
 
     /// Resolves once every write queued before it is committed (deferred
@@ -434,6 +443,32 @@ impl Store for EmbeddedStore {
             addresses
                 .iter()
                 .try_for_each(|(pk, id)| rows::erase(c, container, pk, id))
+        });
+    }
+
+    async fn write_later(&self, write: Write) {
+        let now = self.now_ms();
+        let planned = match rows::plan(write, now) {
+            Ok((planned, _)) => planned,
+            Err(e) => return deferred_write_failed(&e),
+        };
+        if self.db.writes_waiting() >= MAX_WRITES_WAITING {
+            // The writer is behind: this caller waits for its write, so
+            // that deferred writes cannot pile up in memory without bound.
+            let written = self
+                .db
+                .write(move |c| rows::apply(c, &planned, now).map(|()| planned))
+                .await;
+            if let Err(e) = written {
+                deferred_write_failed(&e);
+            }
+            return;
+        }
+        self.db.write_later(move |c| {
+            if let Err(e) = rows::apply(c, &planned, now) {
+                deferred_write_failed(&e);
+            }
+            Ok(())
         });
     }
 

@@ -110,6 +110,14 @@ impl Writer {
         }
     }
 
+    /// Chores queued and not yet taken by the writer.
+    pub(super) fn chores_waiting(&self) -> usize {
+        self.chores
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
     /// Queues `f`; resolves with its result once its group is committed.
     pub(super) async fn submit<T, F>(&self, f: F) -> StoreResult<T>
     where
