@@ -18,6 +18,11 @@
 //! Prints a table with ratios to the bare loop of the same set-up and writes
 //! JSON next to the other scenarios' results (`bench/results/events.json`).
 
+/// The service binary's allocator (src/main.rs), so that what is measured
+/// here runs as it does there; the baseline in this process uses it too.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

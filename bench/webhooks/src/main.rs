@@ -23,6 +23,11 @@
 //! `cargo run --release -- [--events N] [--rounds K] [--rate R] [--seconds S] [--workers W] [--raisers T] [--json PATH]`
 //! (JSON goes to `bench/results/webhooks.json` unless `--json` says otherwise).
 
+/// The service binary's allocator (src/main.rs), so that what is measured
+/// here runs as it does there; the baseline in this process uses it too.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
