@@ -22,7 +22,7 @@ mod writer;
 use self::rows::Row;
 use self::schema::apply_schema;
 use self::sql::{SqlQuery, encode_token};
-use self::writer::{Checkpointer, WRITER_CHECKPOINT_PAGES, Writer};
+use self::writer::{Checkpointer, Undo, WRITER_CHECKPOINT_PAGES, Writer};
 
 use super::query::{Query, Scope};
 use super::{
@@ -140,7 +140,18 @@ impl SqliteDb {
         T: Send + 'static,
         F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     {
-        self.writer.submit(f).await
+        self.writer.submit(Undo::Savepoint, f).await
+    }
+
+    /// [`SqliteDb::write`] for `f` that fails, if at all, before it changes
+    /// a row: one statement, or checks before its one write. It runs
+    /// without a savepoint of its own (see [`Undo::Nothing`]).
+    pub async fn write_single<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    {
+        self.writer.submit(Undo::Nothing, f).await
     }
 
     /// Queues `f` to run on the writer connection in a later commit, without
@@ -163,7 +174,7 @@ impl SqliteDb {
     /// Resolves once every write queued before it is committed (deferred
     /// ones included: the writer runs its queue in order).
     pub async fn settled(&self) -> StoreResult<()> {
-        self.writer.submit(|_| Ok(())).await
+        self.writer.submit(Undo::Nothing, |_| Ok(())).await
     }
 
     /// Runs `f` on a pooled reader connection on the blocking pool.
@@ -301,7 +312,9 @@ impl Store for EmbeddedStore {
     async fn create(&self, container: Container, body: Value) -> StoreResult<Document> {
         let now = self.now_ms();
         let (row, doc) = Row::new(container, Body::Tree(body), now)?;
-        self.db.write(move |c| rows::insert(c, &row, now)).await?;
+        self.db
+            .write_single(move |c| rows::insert(c, &row, now))
+            .await?;
         Ok(doc)
     }
 
@@ -315,14 +328,14 @@ impl Store for EmbeddedStore {
         let (row, doc) = Row::new(container, Body::Tree(body), now)?;
         let expected = if_match.map(|e| e.as_str().to_owned());
         self.db
-            .write(move |c| rows::update(c, &row, now, expected.as_deref()))
+            .write_single(move |c| rows::update(c, &row, now, expected.as_deref()))
             .await?;
         Ok(doc)
     }
 
     async fn upsert(&self, container: Container, body: Value) -> StoreResult<Document> {
         let (row, doc) = Row::new(container, Body::Tree(body), self.now_ms())?;
-        self.db.write(move |c| rows::upsert(c, &row)).await?;
+        self.db.write_single(move |c| rows::upsert(c, &row)).await?;
         Ok(doc)
     }
 
@@ -336,7 +349,7 @@ impl Store for EmbeddedStore {
         let (pk, id, now) = (pk.to_owned(), id.to_owned(), self.now_ms());
         let expected = if_match.map(|e| e.as_str().to_owned());
         self.db
-            .write(move |c| rows::remove(c, container, &pk, &id, now, expected.as_deref()))
+            .write_single(move |c| rows::remove(c, container, &pk, &id, now, expected.as_deref()))
             .await
     }
 
@@ -352,19 +365,24 @@ impl Store for EmbeddedStore {
             .collect::<StoreResult<Vec<_>>>()?
             .into_iter()
             .unzip();
-        // One piece: the writer rolls all of it back if any write fails.
-        // The rows come back to be freed here, by the threads that made
-        // them: freed on the writer thread, each took the lock of another
-        // thread's malloc arena, contending with its allocations.
-        let planned = self
-            .db
-            .write(move |c| {
-                planned
-                    .iter()
-                    .try_for_each(|p| rows::apply(c, p, now))
-                    .map(|()| planned)
-            })
-            .await?;
+        // One piece: the writer rolls all of it back if any write fails
+        // (a lone write fails, if at all, before it changes anything: it
+        // needs no savepoint). The rows come back to be freed here, by the
+        // threads that made them: freed on the writer thread, each took the
+        // lock of another thread's malloc arena, contending with its
+        // allocations.
+        let several = planned.len() > 1;
+        let apply = move |c: &Connection| {
+            planned
+                .iter()
+                .try_for_each(|p| rows::apply(c, p, now))
+                .map(|()| planned)
+        };
+        let planned = if several {
+            self.db.write(apply).await?
+        } else {
+            self.db.write_single(apply).await?
+        };
         drop(planned);
         Ok(docs)
     }
@@ -457,7 +475,7 @@ impl Store for EmbeddedStore {
             // that deferred writes cannot pile up in memory without bound.
             let written = self
                 .db
-                .write(move |c| rows::apply(c, &planned, now).map(|()| planned))
+                .write_single(move |c| rows::apply(c, &planned, now).map(|()| planned))
                 .await;
             if let Err(e) = written {
                 deferred_write_failed(&e);

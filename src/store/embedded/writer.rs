@@ -4,9 +4,9 @@
 //! SQLite serialises writers, and a commit costs far more than the statements
 //! it holds (a WAL append and, on checkpoint, a sync). Writers therefore queue
 //! their work on a channel; the thread takes everything queued so far (up to
-//! [`MAX_BATCH`] pieces), runs each piece in its own savepoint inside one
-//! transaction and commits once. Each piece is atomic on its own — a failing
-//! piece rolls back to its savepoint and fails alone — and its caller hears
+//! [`MAX_BATCH`] pieces), runs them inside one transaction and commits
+//! once. Each piece is atomic on its own — a failing piece is undone and
+//! fails alone (see [`Undo`]) — and its caller hears
 //! of the outcome only after the commit, so a caller that got `Ok` reads its
 //! write from any connection. Under load, N concurrent writes cost one commit
 //! instead of N commits plus N hand-offs of a mutex between blocking threads.
@@ -44,9 +44,31 @@ pub(super) const WRITER_CHECKPOINT_PAGES: u32 = 20_000;
 
 /// How a finished piece learns the outcome of the commit.
 type Finish = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
-/// A queued piece of work: runs on the writer connection, says whether it
-/// succeeded (to keep or roll back its savepoint) and how to report.
-type Piece = Box<dyn FnOnce(&Connection) -> (bool, Finish) + Send>;
+/// Work on the writer connection: says whether it succeeded (to keep or
+/// undo what it did) and how to report.
+type Work = Box<dyn FnOnce(&Connection) -> (bool, Finish) + Send>;
+
+/// How the writer undoes a piece that fails in a group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Undo {
+    /// The piece may fail after changing rows (several writes, the last
+    /// one refused): it runs in a savepoint of its own.
+    Savepoint,
+    /// The piece fails, if at all, before it changes a row: one statement
+    /// (SQLite undoes a failed statement by itself), or checks before its
+    /// one write. It needs no savepoint, whose statements and copies of
+    /// every page the piece touches were a fifth of the writer's work in a
+    /// delivery burst (bench/webhooks). Should such a piece fail after a
+    /// change all the same (an I/O error between its statements), the whole
+    /// group is rolled back and every piece of it run so far fails.
+    Nothing,
+}
+
+/// A queued piece of work.
+struct Piece {
+    work: Work,
+    undo: Undo,
+}
 
 /// A write nobody waits for (see [`Writer::later`]).
 type Chore = Box<dyn FnOnce(&Connection) -> rusqlite::Result<()> + Send>;
@@ -96,7 +118,7 @@ impl Writer {
             return; // a queued piece will take it
         }
         let chores = Arc::clone(&self.chores);
-        let piece: Piece = Box::new(move |conn| {
+        let work: Work = Box::new(move |conn| {
             let taken = std::mem::take(&mut *chores.lock().unwrap_or_else(PoisonError::into_inner));
             for chore in taken {
                 if let Err(e) = chore(conn) {
@@ -105,6 +127,11 @@ impl Writer {
             }
             (true, Box::new(|_| {}))
         });
+        // Never failing, the chores' piece is never undone.
+        let piece = Piece {
+            work,
+            undo: Undo::Nothing,
+        };
         if self.tx.send(piece).is_err() {
             tracing::warn!("the database writer has stopped; deferred writes dropped");
         }
@@ -118,14 +145,15 @@ impl Writer {
             .len()
     }
 
-    /// Queues `f`; resolves with its result once its group is committed.
-    pub(super) async fn submit<T, F>(&self, f: F) -> StoreResult<T>
+    /// Queues `f`, undone as `undo` says should it fail; resolves with its
+    /// result once its group is committed.
+    pub(super) async fn submit<T, F>(&self, undo: Undo, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     {
         let (done, outcome) = tokio::sync::oneshot::channel();
-        let piece: Piece = Box::new(move |conn| {
+        let work: Work = Box::new(move |conn| {
             let out = f(conn);
             let ok = out.is_ok();
             let finish: Finish = Box::new(move |commit| {
@@ -134,7 +162,7 @@ impl Writer {
             (ok, finish)
         });
         self.tx
-            .send(piece)
+            .send(Piece { work, undo })
             .map_err(|_| unavailable("the database writer has stopped"))?;
         outcome
             .await
@@ -181,29 +209,62 @@ fn commit_group(conn: &Connection, batch: Vec<Piece>) {
     // under light load, saving two statements and the savepoint journal).
     let alone = batch.len() == 1;
     let mut finished: Vec<Finish> = Vec::with_capacity(batch.len());
-    for piece in batch {
-        if !alone && let Err(e) = run_cached(conn, "SAVEPOINT piece") {
+    let mut pieces = batch.into_iter();
+    while let Some(Piece { work, undo }) = pieces.next() {
+        let guarded = !alone && undo == Undo::Savepoint;
+        if guarded && let Err(e) = run_cached(conn, "SAVEPOINT piece") {
             tracing::warn!(error = %e, "could not open a savepoint");
             continue; // the piece is dropped: its caller gets Unavailable
         }
-        match catch_unwind(AssertUnwindSafe(|| piece(conn))) {
+        let changes_before = conn.total_changes();
+        let failed = match catch_unwind(AssertUnwindSafe(|| work(conn))) {
             Ok((true, finish)) => {
-                if alone || run_cached(conn, "RELEASE piece").is_ok() {
+                if !guarded || run_cached(conn, "RELEASE piece").is_ok() {
                     finished.push(finish);
                 } else {
                     rollback_piece(conn);
                     finish(Err(unavailable("could not release a savepoint")));
                 }
+                continue;
             }
-            Ok((false, finish)) => {
-                undo(conn, alone);
-                // The piece's own error wins over the commit's outcome.
-                finish(Ok(()));
-            }
+            // The piece's own error wins over the commit's outcome.
+            Ok((false, finish)) => Some(finish),
             Err(_) => {
-                undo(conn, alone);
                 tracing::error!("a database write panicked; it was rolled back");
+                None
             }
+        };
+        let undone = if alone {
+            let _ = run_cached(conn, "ROLLBACK");
+            true
+        } else if guarded {
+            rollback_piece(conn);
+            true
+        } else {
+            // Nothing to undo, unless it changed rows after all.
+            conn.total_changes() == changes_before
+        };
+        if let Some(finish) = failed {
+            finish(Ok(()));
+        }
+        if !undone {
+            // Only the whole transaction can undo it: the pieces run so far
+            // fail with it, and the rest start a group of their own.
+            tracing::warn!(
+                pieces = finished.len(),
+                "a database write failed half done; its group was rolled back"
+            );
+            let _ = conn.execute_batch("ROLLBACK");
+            for finish in finished {
+                finish(Err(unavailable(
+                    "a database write was rolled back with its group",
+                )));
+            }
+            let rest: Vec<Piece> = pieces.collect();
+            if !rest.is_empty() {
+                commit_group(conn, rest);
+            }
+            return;
         }
     }
     if alone && finished.is_empty() {
@@ -218,23 +279,13 @@ fn commit_group(conn: &Connection, batch: Vec<Piece>) {
     }
 }
 
-/// Undoes a failed piece: its savepoint, or the whole transaction when the
-/// piece was alone in it.
-fn undo(conn: &Connection, alone: bool) {
-    if alone {
-        let _ = run_cached(conn, "ROLLBACK");
-    } else {
-        rollback_piece(conn);
-    }
-}
-
 fn rollback_piece(conn: &Connection) {
     let _ = run_cached(conn, "ROLLBACK TO piece");
     let _ = run_cached(conn, "RELEASE piece");
 }
 
 /// Runs a transaction-control statement through the statement cache (a
-/// group runs two per piece; parsing them each time is measurable).
+/// group runs two per guarded piece; parsing them each time is measurable).
 fn run_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(sql)?.execute([]).map(|_| ())
 }
@@ -369,6 +420,56 @@ mod tests {
         }
         let want: Vec<i64> = (0..200).filter(|k| k % 10 != 3 && k % 10 != 7).collect();
         assert_eq!(keys(&db).await, want);
+    }
+
+    /// Pieces without savepoints share groups too: one that fails before
+    /// changing anything fails alone; one that fails half done takes down
+    /// the pieces run before it in its group (never leaving half of
+    /// itself), and the pieces after it commit in a group of their own.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn pieces_without_savepoints_never_leave_half_a_write() {
+        let (_dir, db) = db();
+        setup(&db).await;
+        db.write_single(|c| insert(c, -1, "taken").map_err(unavailable))
+            .await
+            .expect("seed");
+        let mut tasks = Vec::new();
+        for k in 0..300_i64 {
+            let db = Arc::clone(&db);
+            tasks.push(tokio::spawn(async move {
+                db.write_single(move |c| {
+                    if k % 10 == 3 {
+                        // One statement that fails: SQLite undoes it.
+                        insert(c, -1, "dup").map_err(|_| StoreError::Conflict)?;
+                    }
+                    insert(c, k, "a").map_err(unavailable)?;
+                    if k % 10 == 7 {
+                        // Written, then refused: only the group can undo it.
+                        return Err(StoreError::PreconditionFailed);
+                    }
+                    Ok(k)
+                })
+                .await
+            }));
+        }
+        let mut acknowledged = vec![-1];
+        for (k, task) in (0_i64..).zip(tasks) {
+            match (k % 10, task.await.expect("join")) {
+                (3, out) => assert!(matches!(out, Err(StoreError::Conflict)), "{k}: {out:?}"),
+                (7, out) => assert!(
+                    matches!(out, Err(StoreError::PreconditionFailed)),
+                    "{k}: {out:?}"
+                ),
+                (_, Ok(got)) => acknowledged.push(got),
+                (_, Err(StoreError::Unavailable(_))) => {} // rolled back with its group
+                (_, out) => panic!("{k}: {out:?}"),
+            }
+        }
+        assert_eq!(
+            keys(&db).await,
+            acknowledged,
+            "exactly the acknowledged writes"
+        );
     }
 
     /// A piece alone in its group (no savepoint) that fails leaves nothing
