@@ -225,6 +225,9 @@ impl Resolve for GuardedResolver {
     }
 }
 
+/// The `User-Agent` of every outbound request (webhook deliveries included).
+pub const USER_AGENT: &str = concat!("castiel-integrations/", env!("CARGO_PKG_VERSION"));
+
 /// The SSRF-guarded HTTP client.
 #[derive(Debug, Clone)]
 pub struct OutboundClient {
@@ -239,7 +242,7 @@ fn build_client(policy: &OutboundPolicy, allowed_only: bool, timeout: Duration) 
         .no_proxy()
         .timeout(timeout)
         .connect_timeout(timeout.min(Duration::from_secs(10)))
-        .user_agent(concat!("castiel-integrations/", env!("CARGO_PKG_VERSION")))
+        .user_agent(USER_AGENT)
         .dns_resolver(Arc::new(GuardedResolver {
             policy: policy.clone(),
             allowed_only,

@@ -319,11 +319,8 @@ async fn send(app: &App, webhook: &Webhook, d: &Delivery) -> Result<Sent, JobErr
     let req = app
         .outbound
         .request(Method::POST, url)
+        // The client sends its `User-Agent` (outbound::USER_AGENT).
         .header("content-type", "application/json")
-        .header(
-            "user-agent",
-            concat!("castiel-integrations/", env!("CARGO_PKG_VERSION")),
-        )
         .header("webhook-id", &msg_id)
         .header("webhook-timestamp", ts.to_string())
         .header("webhook-signature", signature)

@@ -72,6 +72,11 @@ async fn deliveries_verify_with_the_standard_webhooks_library() {
     assert_eq!(got.len(), 1);
     let c = &got[0];
     assert_eq!(c.header("content-type"), "application/json");
+    assert!(
+        c.header("user-agent").starts_with("castiel-integrations/"),
+        "{}",
+        c.header("user-agent")
+    );
     let body = c.json();
     assert_eq!(body["type"], "integration.created");
     assert_eq!(body["data"]["integrationId"], i["id"]);

@@ -7,7 +7,8 @@
 //! * throughput: N events raised as fast as possible by 128 callers (each
 //!   waits for its event's fan-out to commit, as an API request does; see
 //!   `--raisers` below) → delivered events/s;
-//! * baseline: the same N signed POSTs sent by a bare `reqwest` loop with
+//! * baseline: the same N signed POSTs (the same body and headers a
+//!   delivery sends, the answer read) sent by a bare `reqwest` loop with
 //!   the same concurrency (WORKERS) → POSTs/s; the ratio is reported;
 //! * CPU: this process's CPU time (user + system, all threads: service,
 //!   receiver and senders alike) per delivered event beside per bare POST,
@@ -42,6 +43,7 @@ use castiel_integrations::clock::{Clock, SystemClock};
 use castiel_integrations::config::Config;
 use castiel_integrations::domain::tenancy::{Ctx, TenantId};
 use castiel_integrations::jobs::workers;
+use castiel_integrations::outbound::USER_AGENT;
 use castiel_integrations::state::AppState;
 use castiel_integrations::webhooks::service::{self, NewWebhook};
 use hmac::{Hmac, Mac as _};
@@ -108,12 +110,16 @@ fn arg(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
+/// The type of every event raised.
+const EVENT_TYPE: &str = "integration.updated";
+
+/// The data of event `seq`.
+fn event_data(seq: u64) -> Value {
+    json!({"integrationId": uuid::Uuid::new_v4(), "seq": seq, "name": "bench", "status": "connected"})
+}
+
 async fn raise(app: &AppState, ctx: &Ctx, seq: u64) {
-    let e = app.events.envelope(
-        ctx,
-        "integration.updated",
-        json!({"integrationId": uuid::Uuid::new_v4(), "seq": seq, "name": "bench", "status": "connected"}),
-    );
+    let e = app.events.envelope(ctx, EVENT_TYPE, event_data(seq));
     app.events.emit(vec![e]).await;
 }
 
@@ -171,24 +177,39 @@ async fn bare_posts(events: u64, senders: u32) -> (f64, f64) {
                 if n >= events {
                     break;
                 }
+                // The request a delivery sends, byte for byte in size: the
+                // same body (`{type, timestamp, data}` of the same event
+                // data), the same headers, and the answer read to its end,
+                // as the delivery does to keep its head. (Until this was
+                // made so, the baseline posted 67 bytes of JSON instead of
+                // 181 and left the answer unread: 5% more POSTs/s at 8%
+                // less CPU each than the request a delivery makes.)
                 let id = uuid::Uuid::new_v4().to_string();
-                let ts = chrono::Utc::now().timestamp();
-                let body =
-                    json!({"type": "integration.updated", "timestamp": "t", "data": {"seq": n}})
-                        .to_string();
+                let now = chrono::Utc::now();
+                let ts = now.timestamp();
+                let body = json!({
+                    "type": EVENT_TYPE,
+                    "timestamp": now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                    "data": event_data(n),
+                })
+                .to_string();
                 let mut mac = Hmac::<Sha256>::new_from_slice(&key).expect("key");
                 mac.update(format!("{id}.{ts}.{body}").as_bytes());
                 let sig =
                     base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
-                let _ = client
+                let sent = client
                     .post(&url)
                     .header("content-type", "application/json")
+                    .header("user-agent", USER_AGENT)
                     .header("webhook-id", id)
                     .header("webhook-timestamp", ts.to_string())
                     .header("webhook-signature", format!("v1,{sig}"))
                     .body(body)
                     .send()
                     .await;
+                if let Ok(res) = sent {
+                    let _ = res.bytes().await;
+                }
             }
         }));
     }
