@@ -7,11 +7,6 @@
 //!
 //! Listens on `127.0.0.1:$PORT`.
 
-/// The service binary's allocator (src/main.rs): the baseline differs from
-/// the service only in what it does, not in how it allocates.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use axum::Json;
 use axum::Router;
 use axum::extract::Path;
