@@ -95,8 +95,9 @@ impl ExecuteCached for Connection {
 /// than the set of hot statements: queries differ by filter and order).
 const STATEMENT_CACHE: usize = 128;
 
-/// Deferred writes ([`Store::write_later`]) queued at most: past it a
-/// caller waits for its own (a few MiB of documents of a few KiB each).
+/// Deferred writes ([`Store::write_later`]) that may wait for the writer:
+/// past it a caller waits for its own to commit (a few MiB of documents of
+/// a few KiB each).
 const MAX_WRITES_WAITING: usize = 4096;
 
 fn unavailable(e: impl std::fmt::Display) -> StoreError {
@@ -158,17 +159,13 @@ impl SqliteDb {
     /// waiting for it: for clean-up of what is already done (confirmed outbox
     /// entries, finished jobs). Such writes share one piece per group; one
     /// that fails is logged and skipped, and all are lost if the process dies
-    /// first, so `f` must be a write whose omission is harmless.
-    pub fn write_later<F>(&self, f: F)
+    /// first, so `f` must be a write whose omission is harmless. Returns how
+    /// many such writes wait for the writer, this one included.
+    pub fn write_later<F>(&self, f: F) -> usize
     where
         F: FnOnce(&Connection) -> rusqlite::Result<()> + Send + 'static,
     {
-        self.writer.later(f);
-    }
-
-    /// Writes queued by [`SqliteDb::write_later`] and not yet taken up.
-    pub fn writes_waiting(&self) -> usize {
-        self.writer.chores_waiting()
+        self.writer.later(f)
     }
 
     /// Resolves once every write queued before it is committed (deferred
@@ -470,24 +467,20 @@ impl Store for EmbeddedStore {
             Ok((planned, _)) => planned,
             Err(e) => return deferred_write_failed(&e),
         };
-        if self.db.writes_waiting() >= MAX_WRITES_WAITING {
-            // The writer is behind: this caller waits for its write, so
-            // that deferred writes cannot pile up in memory without bound.
-            let written = self
-                .db
-                .write_single(move |c| rows::apply(c, &planned, now).map(|()| planned))
-                .await;
-            if let Err(e) = written {
-                deferred_write_failed(&e);
-            }
-            return;
-        }
-        self.db.write_later(move |c| {
+        let waiting = self.db.write_later(move |c| {
             if let Err(e) = rows::apply(c, &planned, now) {
                 deferred_write_failed(&e);
             }
             Ok(())
         });
+        if waiting >= MAX_WRITES_WAITING {
+            // The writer is behind: this caller waits for its write to
+            // commit, so that deferred writes cannot pile up in memory
+            // without bound.
+            if let Err(e) = self.db.settled().await {
+                deferred_write_failed(&e);
+            }
+        }
     }
 
     async fn purge_expired(&self) -> StoreResult<usize> {

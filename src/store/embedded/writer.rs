@@ -104,18 +104,19 @@ impl Writer {
     /// it, runs every chore queued by then, so the busier the writer, the
     /// more chores share a commit and the pages they change. A failing chore
     /// is logged and skipped; chores are lost if the process dies first, so
-    /// a chore must be one whose omission is harmless.
-    pub(super) fn later<F>(&self, f: F)
+    /// a chore must be one whose omission is harmless. Returns how many
+    /// chores wait for the writer, this one included.
+    pub(super) fn later<F>(&self, f: F) -> usize
     where
         F: FnOnce(&Connection) -> rusqlite::Result<()> + Send + 'static,
     {
-        let first = {
+        let waiting = {
             let mut chores = self.chores.lock().unwrap_or_else(PoisonError::into_inner);
             chores.push(Box::new(f));
-            chores.len() == 1
+            chores.len()
         };
-        if !first {
-            return; // a queued piece will take it
+        if waiting > 1 {
+            return waiting; // a queued piece will take it
         }
         let chores = Arc::clone(&self.chores);
         let work: Work = Box::new(move |conn| {
@@ -135,14 +136,7 @@ impl Writer {
         if self.tx.send(piece).is_err() {
             tracing::warn!("the database writer has stopped; deferred writes dropped");
         }
-    }
-
-    /// Chores queued and not yet taken by the writer.
-    pub(super) fn chores_waiting(&self) -> usize {
-        self.chores
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
+        waiting
     }
 
     /// Queues `f`, undone as `undo` says should it fail; resolves with its
