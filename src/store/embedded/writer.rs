@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
+use super::unavailable;
 use crate::store::{StoreError, StoreResult};
 
 /// Most pieces of work committed together.
@@ -78,10 +79,6 @@ pub(super) struct Writer {
     tx: mpsc::Sender<Piece>,
     /// Chores not yet taken by a queued piece.
     chores: Arc<Mutex<Vec<Chore>>>,
-}
-
-fn unavailable(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Unavailable(e.to_string())
 }
 
 impl Writer {
