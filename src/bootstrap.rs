@@ -158,8 +158,8 @@ pub async fn build_with(
         catalog: ReadCache::new(catalog::CACHE_TTL, 1),
         webhooks,
         signing_keys: ReadCache::new(
-            crate::webhooks::delivery::SIGNING_KEY_TTL,
-            crate::webhooks::delivery::SIGNING_KEYS_CACHED,
+            crate::webhooks::send::SIGNING_KEY_TTL,
+            crate::webhooks::send::SIGNING_KEYS_CACHED,
         ),
     };
     let seeded = catalog::seed(&app)

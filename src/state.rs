@@ -39,7 +39,7 @@ pub struct App {
     /// Each tenant's webhooks as the event fan-out reads them.
     pub webhooks: Arc<ReadCache<TenantId, Vec<Webhook>>>,
     /// Webhook secrets ready to sign with, by tenant, owner and reference
-    /// (see [`crate::webhooks::delivery::SIGNING_KEY_TTL`]).
+    /// (see [`crate::webhooks::send::SIGNING_KEY_TTL`]).
     pub signing_keys: ReadCache<(TenantId, String, String), SigningKey>,
 }
 

@@ -1,21 +1,20 @@
 //! The delivery engine (SPEC §8): one attempt per job, signed per Standard
-//! Webhooks, recorded with its outcome, followed by the next scheduled job or
-//! a final status and a `webhook.delivered` / `webhook.failed` event.
+//! Webhooks (the HTTP side: `send.rs`), recorded with its outcome, followed
+//! by the next scheduled job or a final status and a `webhook.delivered` /
+//! `webhook.failed` event.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
-use reqwest::Method;
-use secrecy::ExposeSecret as _;
 use serde_json::json;
-use url::Url;
 use uuid::Uuid;
 
-use super::model::{Attempt, Delivery, DeliveryStatus, Webhook, sign_with, signing_key};
+use super::model::{Delivery, DeliveryStatus, Webhook};
 use super::schedule::{self, honour_retry_after};
-use super::{EVENT_DELIVERED, EVENT_FAILED, secret_owner};
+use super::send::{Sent, send};
+use super::{EVENT_DELIVERED, EVENT_FAILED};
 use crate::domain::tenancy::{Ctx, TenantId};
 use crate::jobs::{JobError, JobMessage, JobOutcome};
 use crate::queue::{Carry, JobQueue, QueueError};
@@ -25,9 +24,6 @@ use crate::store::{StoreError, Write, as_written};
 /// Receives of a job whose delivery is not found before the job is taken
 /// for stale (its delivery expired or never committed).
 pub const MISSING_DELIVERY_RECEIVES: u32 = 3;
-
-/// How much of a response body an attempt keeps.
-pub const KEPT_BODY_BYTES: usize = 1024;
 
 /// Enqueues the next attempt of a pending delivery (deduplicated by
 /// `{deliveryId}:{attempt}`, so re-driving is harmless).
@@ -102,14 +98,6 @@ fn store_err(e: StoreError) -> JobError {
         cause: anyhow::Error::new(e).context("webhook delivery store access"),
         retry_after,
     }
-}
-
-/// What one HTTP attempt gave.
-struct Sent {
-    attempt: Attempt,
-    retry_after: Option<String>,
-    gone: bool,
-    throttled: bool,
 }
 
 /// One delivery job: which attempt of which delivery, and how many times the
@@ -227,164 +215,6 @@ pub async fn attempt(
     let sent = send(app, &webhook, &d).await?;
     record(app, d, webhook, sent).await?;
     Ok(JobOutcome::Done)
-}
-
-/// How long a webhook secret, once read, is kept ready to sign with. A
-/// secret reference never changes what it points to (rotation makes a new
-/// one) and the webhook, read as fresh as ever, says which references sign,
-/// so a kept key is never used for longer than its webhook lists it.
-pub const SIGNING_KEY_TTL: Duration = Duration::from_secs(60);
-/// Signing keys kept at once.
-pub const SIGNING_KEYS_CACHED: usize = 10_000;
-
-/// Why a signing key could not be had.
-#[derive(Debug)]
-enum KeyError {
-    Read(crate::secrets::SecretError),
-    Malformed,
-}
-
-async fn signatures(
-    app: &App,
-    webhook: &Webhook,
-    msg_id: &str,
-    ts: i64,
-    body: &[u8],
-) -> Result<String, JobError> {
-    let now = app.clock.now();
-    let mut sigs = Vec::new();
-    for s in webhook.signing_secrets(now) {
-        let key = (
-            webhook.tenant_id,
-            s.owner_id.clone(),
-            s.secret_ref.0.clone(),
-        );
-        let loaded = app
-            .signing_keys
-            .get_or_load(&key, async {
-                let owner = secret_owner(webhook.tenant_id, &s.owner_id);
-                let secret = app
-                    .secrets
-                    .get(&owner, &s.secret_ref)
-                    .await
-                    .map_err(KeyError::Read)?;
-                signing_key(secret.expose_secret()).ok_or(KeyError::Malformed)
-            })
-            .await;
-        match loaded {
-            Ok(key) => sigs.push(sign_with(&key, msg_id, ts, body)),
-            Err(KeyError::Malformed) => {
-                tracing::error!(webhook.id = %webhook.id, "a stored webhook secret is malformed")
-            }
-            Err(KeyError::Read(e)) => {
-                tracing::warn!(webhook.id = %webhook.id, error = %e, "reading a webhook secret failed")
-            }
-        }
-    }
-    if sigs.is_empty() {
-        return Err(JobError {
-            cause: anyhow::anyhow!("no signing secret of webhook {} is readable", webhook.id),
-            retry_after: Some(Duration::from_secs(30)),
-        });
-    }
-    Ok(sigs.join(" "))
-}
-
-async fn send(app: &App, webhook: &Webhook, d: &Delivery) -> Result<Sent, JobError> {
-    let body = d.payload.as_str().as_bytes().to_vec();
-    let at = app.clock.now();
-    let ts = at.timestamp();
-    let msg_id = d.id.to_string();
-    let signature = signatures(app, webhook, &msg_id, ts, &body).await?;
-    let timeout = Duration::from_secs(u64::from(app.config.webhooks.timeout_seconds));
-    let number = d.attempt_count + 1;
-    let failed = |error: String, ms: u64| Sent {
-        attempt: Attempt {
-            number,
-            at,
-            response_status: None,
-            duration_ms: ms,
-            error: Some(error),
-            response_body: None,
-            succeeded: false,
-        },
-        retry_after: None,
-        gone: false,
-        throttled: false,
-    };
-    let url = match Url::parse(&webhook.url) {
-        Ok(u) => u,
-        Err(e) => return Ok(failed(format!("invalid URL: {e}"), 0)),
-    };
-    let req = app
-        .outbound
-        .request(Method::POST, url)
-        // The client sends its `User-Agent` (outbound::USER_AGENT).
-        .header("content-type", "application/json")
-        .header("webhook-id", &msg_id)
-        .header("webhook-timestamp", ts.to_string())
-        .header("webhook-signature", signature)
-        .timeout(timeout)
-        .body(body)
-        .build();
-    let req = match req {
-        Ok(r) => r,
-        Err(e) => return Ok(failed(format!("invalid request: {e}"), 0)),
-    };
-    let started = Instant::now();
-    let elapsed = |s: Instant| u64::try_from(s.elapsed().as_millis()).unwrap_or(u64::MAX);
-    // The request's own timeout runs from connecting until the body is read
-    // (a timer of its own around each attempt cost one more timer-wheel
-    // entry per delivery).
-    let res = match app.outbound.execute(req).await {
-        Ok(res) => res,
-        Err(e) => return Ok(failed(e.to_string(), elapsed(started))),
-    };
-    let status = res.status();
-    let retry_after = res
-        .headers()
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let kept = read_head(res).await;
-    let code = status.as_u16();
-    let error = if status.is_success() {
-        None
-    } else if status.is_redirection() {
-        Some(format!(
-            "the endpoint answered {code}; redirects are not followed"
-        ))
-    } else {
-        Some(format!("the endpoint answered {code}"))
-    };
-    Ok(Sent {
-        attempt: Attempt {
-            number,
-            at,
-            response_status: Some(code),
-            duration_ms: elapsed(started),
-            error,
-            response_body: Some(kept),
-            succeeded: status.is_success(),
-        },
-        retry_after,
-        gone: code == 410,
-        throttled: code == 429 || code == 503,
-    })
-}
-
-/// The first [`KEPT_BODY_BYTES`] of a response body (lossy UTF-8), or what
-/// came of it before the request's timeout.
-async fn read_head(mut res: reqwest::Response) -> String {
-    let mut buf = Vec::new();
-    while buf.len() < KEPT_BODY_BYTES {
-        match res.chunk().await {
-            Ok(Some(chunk)) => buf.extend_from_slice(&chunk),
-            _ => break,
-        }
-    }
-    buf.truncate(KEPT_BODY_BYTES);
-    String::from_utf8_lossy(&buf).into_owned()
 }
 
 async fn record(app: &App, mut d: Delivery, webhook: Webhook, sent: Sent) -> Result<(), JobError> {

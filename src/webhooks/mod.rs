@@ -6,6 +6,7 @@ pub mod fanout;
 pub mod limit;
 pub mod model;
 pub mod schedule;
+pub mod send;
 pub mod service;
 
 use crate::domain::tenancy::TenantId;

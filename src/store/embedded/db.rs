@@ -118,7 +118,7 @@ impl SqliteDb {
 
     /// [`SqliteDb::write`] for `f` that fails, if at all, before it changes
     /// a row: one statement, or checks before its one write. It runs
-    /// without a savepoint of its own (see [`Undo::Nothing`]).
+    /// without a savepoint of its own (see `writer::Undo::Nothing`).
     pub async fn write_single<T, F>(&self, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
