@@ -204,6 +204,14 @@ pub struct WebhookSettings {
     pub disable_after_hours: u32,
 }
 
+impl WebhookSettings {
+    /// The lease a delivery job gets from a queue: longer than any attempt
+    /// can take (one request timeout, plus its record).
+    pub fn visibility_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(u64::from(self.timeout_seconds) * 2 + 5)
+    }
+}
+
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {

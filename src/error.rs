@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use crate::domain::validation::Violations;
-use crate::store::StoreError;
 
 /// A service call's failure.
 #[derive(Debug, thiserror::Error)]
@@ -58,33 +57,5 @@ impl Error {
 impl From<Violations> for Error {
     fn from(v: Violations) -> Self {
         Self::Invalid(v)
-    }
-}
-
-impl From<StoreError> for Error {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::NotFound => Self::NotFound("resource"),
-            StoreError::Conflict => Self::Conflict("a resource with that id already exists".into()),
-            StoreError::PreconditionFailed => Self::PreconditionFailed,
-            StoreError::InvalidContinuation => Self::invalid(
-                "/continuationToken",
-                "is not a continuation token of this list",
-            ),
-            StoreError::Throttled { retry_after } => Self::Unavailable {
-                detail: "the store is busy; retry shortly".into(),
-                retry_after: Some(retry_after),
-            },
-            StoreError::Unavailable(cause) => {
-                tracing::error!(error.cause = %cause, "store unavailable");
-                Self::Unavailable {
-                    detail: "the store is unavailable".into(),
-                    retry_after: None,
-                }
-            }
-            StoreError::Invalid(cause) => {
-                Self::Internal(anyhow::anyhow!("store refused a request: {cause}"))
-            }
-        }
     }
 }

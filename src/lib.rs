@@ -1,28 +1,26 @@
 //! castiel-integrations: Castiel's integration hub.
 //!
-//! A library with a thin binary: [`bootstrap::build`] wires an [`state::App`]
-//! from a [`config::Config`], [`http::router`] serves it, and [`run::serve`]
-//! runs the standalone service.
+//! A library with a thin binary. Layers, imports in one direction
+//! (`docs/architecture.md`, guarded by `tests/layers.rs`):
+//!
+//! - [`drivers`]: the HTTP API, the Functions custom handler and the `serve`
+//!   runner — the ways work comes in;
+//! - [`app`]: wiring (configuration → ports → feature contexts), the job
+//!   dispatch and the one table of periodic work;
+//! - [`features`]: catalog, integrations, webhooks — model, service and
+//!   background work of each;
+//! - [`platform`]: ports and their adapters (store, queue, events, secrets,
+//!   outbound, cache, auth);
+//! - basics: [`domain`], [`error`], [`clock`], [`config`], [`jobs`],
+//!   [`telemetry`].
 
-pub mod auth;
-pub mod bootstrap;
-pub mod cache;
+pub mod app;
 pub mod clock;
 pub mod config;
 pub mod domain;
+pub mod drivers;
 pub mod error;
-pub mod events;
-mod files;
-pub mod handler;
-pub mod http;
+pub mod features;
 pub mod jobs;
-pub mod outbound;
-pub mod queue;
-pub mod run;
-pub mod secrets;
-pub mod services;
-pub mod state;
-pub mod store;
+pub mod platform;
 pub mod telemetry;
-pub mod triggers;
-pub mod webhooks;

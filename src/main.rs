@@ -15,7 +15,10 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use castiel_integrations::config::Config;
 use castiel_integrations::domain::tenancy::TenantId;
-use castiel_integrations::{auth, bootstrap, handler, http, run, telemetry, triggers};
+use castiel_integrations::drivers::functions::{self, handler};
+use castiel_integrations::drivers::{http, serve};
+use castiel_integrations::platform::auth;
+use castiel_integrations::{app, telemetry};
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
@@ -91,7 +94,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Provision => {
             telemetry::init(config.log_format, &config.log_filter);
-            let store = bootstrap::open_store(
+            let store = app::wiring::open_store(
                 &config,
                 std::sync::Arc::new(castiel_integrations::clock::SystemClock),
             )
@@ -104,8 +107,8 @@ async fn main() -> anyhow::Result<()> {
             let listener = tokio::net::TcpListener::bind(("0.0.0.0", config.port))
                 .await
                 .with_context(|| format!("binding port {}", config.port))?;
-            let state = bootstrap::build(config).await?;
-            run::serve(state, listener).await?;
+            let state = app::wiring::build(config).await?;
+            serve::serve(state, listener).await?;
         }
         Command::Handler => handler_main(file).await?,
     }
@@ -118,9 +121,9 @@ async fn handler_main(config_file: Option<&std::path::Path>) -> anyhow::Result<(
     let listener = handler::bind(handler::port_from_env()?).await?;
     let config = Config::load(config_file)?;
     telemetry::init_stdout(config.log_format, &config.log_filter);
-    handler::run(listener, triggers::jobs::production(), move || {
+    handler::run(listener, functions::production::production(), move || {
         let config = config.clone();
-        async move { bootstrap::build(config).await }
+        async move { app::wiring::build(config).await }
     })
     .await
 }

@@ -13,7 +13,9 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use castiel_integrations::config::parse_cidr;
-use castiel_integrations::outbound::{HostResolver, OutboundClient, OutboundError, OutboundPolicy};
+use castiel_integrations::platform::outbound::{
+    HostResolver, OutboundClient, OutboundError, OutboundPolicy,
+};
 use url::Url;
 
 /// A resolver with fixed answers, standing in for hostile DNS.

@@ -4,10 +4,10 @@ use std::sync::Arc;
 
 use castiel_integrations::clock::SystemClock;
 use castiel_integrations::domain::tenancy::TenantId;
-use castiel_integrations::secrets::local::LocalSecretStore;
-use castiel_integrations::secrets::{SecretError, SecretOwner, SecretRef, SecretStore};
-use castiel_integrations::store::embedded::{EmbeddedStore, SqliteDb};
-use castiel_integrations::store::{Container, Store};
+use castiel_integrations::platform::secrets::local::LocalSecretStore;
+use castiel_integrations::platform::secrets::{SecretError, SecretOwner, SecretRef, SecretStore};
+use castiel_integrations::platform::store::embedded::{EmbeddedStore, SqliteDb};
+use castiel_integrations::platform::store::{Container, Store};
 use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 

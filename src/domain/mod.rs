@@ -1,7 +1,6 @@
-//! Domain types and pure rules: no I/O here.
+//! Domain basics and pure rules: tenancy, validation, time, paging. No I/O.
 
-pub mod catalog;
-pub mod integration;
+pub mod pages;
 pub mod tenancy;
 pub mod time;
 pub mod validation;

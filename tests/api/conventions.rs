@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use async_trait::async_trait;
 use axum::http::{Method, StatusCode, header};
 use castiel_integrations::clock::SystemClock;
-use castiel_integrations::store::{
+use castiel_integrations::platform::store::{
     Container, Document, ETag, Page, Query, Store, StoreError, StoreResult,
 };
 use serde_json::{Value, json};

@@ -8,13 +8,13 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
-use castiel_integrations::bootstrap;
+use castiel_integrations::app;
+use castiel_integrations::app::AppState;
 use castiel_integrations::clock::{Clock, SystemClock};
 use castiel_integrations::config::Config;
 use castiel_integrations::domain::tenancy::TenantId;
-use castiel_integrations::state::AppState;
-use castiel_integrations::store::Store;
-use castiel_integrations::store::embedded::{EmbeddedStore, SqliteDb};
+use castiel_integrations::platform::store::Store;
+use castiel_integrations::platform::store::embedded::{EmbeddedStore, SqliteDb};
 use serde_json::Value;
 use tower::ServiceExt as _;
 use uuid::Uuid;
@@ -69,10 +69,10 @@ impl TestApp {
         pairs.extend_from_slice(extra);
         let config = Config::from_pairs(&pairs).expect("config");
         let store = wrap(test_store(dir.path(), clock.clone()).await);
-        let state = bootstrap::build_with(config, store, clock)
+        let state = app::wiring::build_with(config, store, clock)
             .await
             .expect("build app");
-        let router = castiel_integrations::http::router(state.clone());
+        let router = castiel_integrations::drivers::http::router(state.clone());
         Self { state, router, dir }
     }
 
@@ -185,11 +185,14 @@ pub fn now() -> i64 {
 
 /// Every event raised in the app, in order.
 #[derive(Default)]
-pub struct Recorder(pub std::sync::Mutex<Vec<castiel_integrations::events::Event>>);
+pub struct Recorder(pub std::sync::Mutex<Vec<castiel_integrations::platform::events::Event>>);
 
 #[async_trait::async_trait]
-impl castiel_integrations::events::EventHandler for Recorder {
-    async fn handle(&self, event: &castiel_integrations::events::Event) -> anyhow::Result<()> {
+impl castiel_integrations::platform::events::EventHandler for Recorder {
+    async fn handle(
+        &self,
+        event: &castiel_integrations::platform::events::Event,
+    ) -> anyhow::Result<()> {
         self.0.lock().expect("lock").push(event.clone());
         Ok(())
     }
@@ -197,7 +200,7 @@ impl castiel_integrations::events::EventHandler for Recorder {
 
 impl Recorder {
     /// The events recorded so far.
-    pub fn events(&self) -> Vec<castiel_integrations::events::Event> {
+    pub fn events(&self) -> Vec<castiel_integrations::platform::events::Event> {
         self.0.lock().expect("lock").clone()
     }
 }

@@ -2,7 +2,7 @@
 //! events they raise.
 
 use axum::http::{Method, StatusCode, header};
-use castiel_integrations::events::Event;
+use castiel_integrations::platform::events::Event;
 use serde_json::{Value, json};
 use uuid::Uuid;
 

@@ -186,7 +186,7 @@ impl Tap {
 }
 
 /// Waits until the app's bus reports healthy.
-pub async fn wait_bus(state: &castiel_integrations::state::AppState) {
+pub async fn wait_bus(state: &castiel_integrations::app::AppState) {
     for _ in 0..500 {
         if state.events.bus().health().await.is_ok() {
             return;

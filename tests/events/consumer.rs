@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use castiel_integrations::events::Event;
-use castiel_integrations::events::consumer::{
+use castiel_integrations::platform::events::Event;
+use castiel_integrations::platform::events::consumer::{
     self, ConsumerSettings, HandlerError, InboundEventHandler, REASON_HEADER, RecordingHandler,
 };
 use lapin::options::{
@@ -261,7 +261,11 @@ async fn the_default_handler_records_shard_updates_and_rejects_ones_without_a_sh
         record = app
             .state
             .store
-            .read(castiel_integrations::store::Container::Outbox, &tenant, &id)
+            .read(
+                castiel_integrations::platform::store::Container::Outbox,
+                &tenant,
+                &id,
+            )
             .await
             .expect("read");
         if record.is_some() {

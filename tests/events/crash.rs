@@ -8,8 +8,8 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use castiel_integrations::auth::TokenKeys;
 use castiel_integrations::domain::tenancy::TenantId;
+use castiel_integrations::platform::auth::TokenKeys;
 use secrecy::SecretString;
 use serde_json::json;
 use tokio::process::{Child, Command};

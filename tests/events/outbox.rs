@@ -10,15 +10,14 @@ use std::time::Duration;
 use async_trait::async_trait;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use castiel_integrations::bootstrap;
+use castiel_integrations::app;
+use castiel_integrations::app::AppState;
 use castiel_integrations::clock::{Clock, SystemClock};
 use castiel_integrations::config::Config;
 use castiel_integrations::domain::tenancy::TenantId;
-use castiel_integrations::events::outbox::relay_outbox;
-use castiel_integrations::events::{Event, EventHandler};
-use castiel_integrations::state::AppState;
-use castiel_integrations::store::embedded::{EmbeddedStore, SqliteDb};
-use castiel_integrations::store::{Container, Query, Store};
+use castiel_integrations::platform::events::{Event, EventHandler};
+use castiel_integrations::platform::store::embedded::{EmbeddedStore, SqliteDb};
+use castiel_integrations::platform::store::{Container, Query, Store};
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
 use uuid::Uuid;
@@ -32,7 +31,7 @@ async fn app_on(store: Arc<dyn Store>, dir: &std::path::Path, extra: &[(&str, &s
     pairs.extend_from_slice(extra);
     let config = Config::from_pairs(&pairs).expect("config");
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    bootstrap::build_with(config, store, clock)
+    app::wiring::build_with(config, store, clock)
         .await
         .expect("app")
 }
@@ -45,7 +44,7 @@ async fn create(state: &AppState, token: &str, name: &str) -> Value {
             json!({"providerId": "hubspot", "name": name}).to_string(),
         ))
         .expect("request");
-    let res = castiel_integrations::http::router(state.clone())
+    let res = castiel_integrations::drivers::http::router(state.clone())
         .oneshot(req)
         .await
         .expect("infallible");
@@ -133,7 +132,7 @@ async fn events_accumulate_while_the_broker_is_down_and_the_relay_delivers_them_
         assert_eq!(outbox_events(store.as_ref(), *t).await, 100);
     }
     // The relay of the process without a broker publishes nothing and keeps all.
-    let r = relay_outbox(&down).await.expect("relay");
+    let r = down.events.relay().await.expect("relay");
     assert_eq!(r.published, 0);
     // 7 handler calls failed at emit time; the relay re-drove them.
     assert_eq!(recorder.seen.lock().expect("lock").len(), 500);
@@ -149,7 +148,7 @@ async fn events_accumulate_while_the_broker_is_down_and_the_relay_delivers_them_
     wait_bus(&up).await;
     let mut published = 0;
     for _ in 0..20 {
-        let r = relay_outbox(&up).await.expect("relay");
+        let r = up.events.relay().await.expect("relay");
         published += r.published;
         if published >= 500 && r.published == 0 {
             break;
@@ -197,7 +196,7 @@ async fn a_failed_local_handler_is_redriven_by_the_relay_even_in_process() {
     app.create_integration(&token, "one").await;
     assert!(recorder.seen.lock().expect("lock").is_empty());
     assert_eq!(outbox_events(app.state.store.as_ref(), tenant).await, 1);
-    let r = relay_outbox(&app.state).await.expect("relay");
+    let r = app.state.events.relay().await.expect("relay");
     assert_eq!(r.handled, 1);
     assert_eq!(r.published, 0, "already published, not again");
     assert_eq!(recorder.seen.lock().expect("lock").len(), 1);
@@ -274,7 +273,7 @@ async fn deliveries(store: &dyn Store, tenant: Uuid) -> usize {
 #[tokio::test]
 async fn deliveries_commit_with_their_change_and_need_no_outbox_entry() {
     use castiel_integrations::domain::tenancy::Ctx;
-    use castiel_integrations::webhooks::service::{self, NewWebhook};
+    use castiel_integrations::features::webhooks::service::{self, NewWebhook};
     let app = crate::helpers::TestApp::new().await;
     let store = app.state.store.as_ref();
     let tenant = Uuid::new_v4();
@@ -284,7 +283,7 @@ async fn deliveries_commit_with_their_change_and_need_no_outbox_entry() {
         json!({"url": "https://hooks.example.com/in", "events": ["integration.*"]}),
     )
     .expect("input");
-    service::create(&app.state, &ctx, input)
+    service::create(&app.state.webhooks, &ctx, input)
         .await
         .expect("webhook");
 
@@ -314,7 +313,7 @@ async fn deliveries_commit_with_their_change_and_need_no_outbox_entry() {
         1,
         "a handler that did not stage its work (and failed) is owed the event"
     );
-    let r = relay_outbox(&app.state).await.expect("relay");
+    let r = app.state.events.relay().await.expect("relay");
     assert_eq!(r.handled, 1);
     assert_eq!(
         deliveries(store, tenant).await,

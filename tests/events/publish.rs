@@ -160,8 +160,9 @@ async fn each_crud_operation_publishes_its_event() {
         .state
         .store
         .query(
-            castiel_integrations::store::Container::Outbox,
-            &castiel_integrations::store::Query::partition(tenant.to_string()).eq("kind", "event"),
+            castiel_integrations::platform::store::Container::Outbox,
+            &castiel_integrations::platform::store::Query::partition(tenant.to_string())
+                .eq("kind", "event"),
         )
         .await
         .expect("query");

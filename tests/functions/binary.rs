@@ -1,8 +1,8 @@
 //! The real binary started by the emulated host: readiness, the HTTP API
 //! through forwarding, and clean failures for bad invocations.
 
-use castiel_integrations::auth::TokenKeys;
 use castiel_integrations::domain::tenancy::TenantId;
+use castiel_integrations::platform::auth::TokenKeys;
 use secrecy::SecretString;
 use serde_json::json;
 use uuid::Uuid;

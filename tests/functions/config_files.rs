@@ -1,9 +1,9 @@
 //! functions/*/function.json, host.json and local.settings.json are valid
 //! for the host and agree with the code and the Bicep.
 
-use castiel_integrations::triggers::TriggerKind;
-use castiel_integrations::triggers::jobs::production;
-use castiel_integrations::triggers::registry::PARK_BINDING;
+use castiel_integrations::drivers::functions::TriggerKind;
+use castiel_integrations::drivers::functions::production::production;
+use castiel_integrations::drivers::functions::registry::PARK_BINDING;
 use serde_json::Value;
 
 use crate::host::{FunctionDef, discover, host_json, repo, route_matches};
@@ -210,7 +210,7 @@ fn http_routes_cover_every_api_path_and_keep_the_api_prefix() {
         .into_iter()
         .filter(FunctionDef::is_forwarded)
         .collect();
-    let doc = castiel_integrations::http::openapi();
+    let doc = castiel_integrations::drivers::http::openapi();
     let mut paths: Vec<String> = doc.paths.paths.keys().cloned().collect();
     paths.push("/api/v1/openapi.json".into());
     let standalone_only = ["/api/v1/shards"];

@@ -638,21 +638,24 @@ impl Host {
     /// Serves the library's handler in this process with the given registry
     /// and App builder; the functions come from `functions` (test folders).
     pub async fn start_in_process<B, Fut>(
-        registry: castiel_integrations::triggers::Registry,
+        registry: castiel_integrations::drivers::functions::Registry,
         functions: Vec<FunctionDef>,
         build: B,
     ) -> Self
     where
         B: FnMut() -> Fut + Send + 'static,
-        Fut:
-            Future<Output = anyhow::Result<castiel_integrations::state::AppState>> + Send + 'static,
+        Fut: Future<Output = anyhow::Result<castiel_integrations::app::AppState>> + Send + 'static,
     {
         let started = Instant::now();
-        let listener = castiel_integrations::handler::bind(0).await.expect("bind");
+        let listener = castiel_integrations::drivers::functions::handler::bind(0)
+            .await
+            .expect("bind");
         let port = listener.local_addr().expect("addr").port();
         let mut host = Self::new(port, functions);
         host.task = Some(tokio::spawn(async move {
-            let _ = castiel_integrations::handler::run(listener, registry, build).await;
+            let _ =
+                castiel_integrations::drivers::functions::handler::run(listener, registry, build)
+                    .await;
         }));
         host.ready_after = host.wait_ready(started).await;
         host

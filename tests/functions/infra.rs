@@ -4,8 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
-use castiel_integrations::store::Container;
-use castiel_integrations::triggers::registry::SERVICE_BUS_MAX_DELIVERIES;
+use castiel_integrations::drivers::functions::registry::SERVICE_BUS_MAX_DELIVERIES;
+use castiel_integrations::platform::store::Container;
 use serde_json::{Map, Value};
 use tree_sitter::{Node, Parser, Tree};
 

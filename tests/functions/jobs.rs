@@ -8,10 +8,14 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use castiel_integrations::bootstrap;
+use castiel_integrations::app;
 use castiel_integrations::config::Config;
-use castiel_integrations::triggers::registry::{PARK_BINDING, SERVICE_BUS_MAX_DELIVERIES};
-use castiel_integrations::triggers::{Delivery, JobError, JobOutcome, Registry, TimerInput};
+use castiel_integrations::drivers::functions::registry::{
+    PARK_BINDING, SERVICE_BUS_MAX_DELIVERIES,
+};
+use castiel_integrations::drivers::functions::{
+    JobError, JobOutcome, Received, Registry, TimerInput,
+};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -30,7 +34,7 @@ struct Probe {
 #[derive(Default)]
 struct Seen {
     timers: Mutex<Vec<TimerInput>>,
-    deliveries: Mutex<Vec<(String, Delivery)>>,
+    deliveries: Mutex<Vec<(String, Received)>>,
 }
 
 fn write(dir: &std::path::Path, name: &str, bindings: &Value) {
@@ -77,7 +81,7 @@ fn functions(dir: &std::path::Path) -> Vec<FunctionDef> {
     all
 }
 
-async fn probe_job(seen: Arc<Seen>, p: Probe, d: Delivery) -> Result<JobOutcome, JobError> {
+async fn probe_job(seen: Arc<Seen>, p: Probe, d: Received) -> Result<JobOutcome, JobError> {
     seen.deliveries
         .lock()
         .expect("lock")
@@ -88,7 +92,7 @@ async fn probe_job(seen: Arc<Seen>, p: Probe, d: Delivery) -> Result<JobOutcome,
             p.id
         )));
     }
-    match d.attempt {
+    match d.receives {
         Some(n) if n >= p.fail_until => Ok(JobOutcome::done().log(format!("probe {} done", p.id))),
         None if p.fail_until == 0 => Ok(JobOutcome::done()),
         _ => Err(JobError::retry(anyhow::anyhow!(
@@ -125,16 +129,15 @@ const SECRET: &str = "functions-test-secret-0123456789abcdef";
 
 fn build_app(
     dir: PathBuf,
-) -> impl FnMut() -> std::pin::Pin<
-    Box<dyn Future<Output = anyhow::Result<castiel_integrations::state::AppState>> + Send>,
-> + Send
+) -> impl FnMut() -> std::pin::Pin<Box<dyn Future<Output = anyhow::Result<app::AppState>> + Send>>
++ Send
 + 'static {
     move || {
         let dir = dir.clone();
         Box::pin(async move {
             let data = dir.to_string_lossy().into_owned();
             let config = Config::from_pairs(&[("DATA_DIR", &data), ("JWT_SECRET", SECRET)])?;
-            bootstrap::build(config).await
+            app::wiring::build(config).await
         })
     }
 }
@@ -286,7 +289,7 @@ async fn a_body_that_shadows_delivery_count_is_never_parked_by_count() {
     assert!(trace.dead_lettered, "{trace:?}");
     assert!(trace.deliveries.iter().all(|(_, ok)| !ok));
     let seen = f.seen.deliveries.lock().expect("lock").clone();
-    assert!(seen.iter().all(|(_, d)| d.attempt.is_none()));
+    assert!(seen.iter().all(|(_, d)| d.receives.is_none()));
 }
 
 #[tokio::test]
@@ -312,7 +315,7 @@ async fn rabbitmq_invocations_decode_and_park_at_the_last_requeue() {
     assert_eq!(outputs[PARK_BINDING]["reason"], "exhausted");
     let seen = f.seen.deliveries.lock().expect("lock").clone();
     assert_eq!(
-        seen.iter().map(|(_, d)| d.attempt).collect::<Vec<_>>(),
+        seen.iter().map(|(_, d)| d.receives).collect::<Vec<_>>(),
         [Some(1), Some(6)]
     );
     let ok = f

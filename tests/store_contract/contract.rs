@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use castiel_integrations::store::{
+use castiel_integrations::platform::store::{
     Body, Container, ETag, Encoded, Filter, Op, Query, Store, StoreError, Write,
 };
 use serde_json::{Value, json};

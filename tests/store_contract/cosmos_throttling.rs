@@ -6,8 +6,8 @@ use std::sync::Arc;
 use azure_data_cosmos::options::ThrottlingRetryOptionsBuilder;
 use azure_data_cosmos_driver::in_memory_emulator::{ContainerConfig, EmulatorStore};
 use castiel_integrations::clock::SystemClock;
-use castiel_integrations::store::cosmos::{self, CosmosStore};
-use castiel_integrations::store::{Container, Store, StoreError};
+use castiel_integrations::platform::store::cosmos::{self, CosmosStore};
+use castiel_integrations::platform::store::{Container, Store, StoreError};
 use serde_json::{Value, json};
 
 use crate::cosmos_emulator;

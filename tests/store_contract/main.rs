@@ -10,8 +10,8 @@ mod cosmos_throttling;
 use std::sync::Arc;
 
 use castiel_integrations::clock::SystemClock;
-use castiel_integrations::store::Store;
-use castiel_integrations::store::embedded::{EmbeddedStore, SqliteDb};
+use castiel_integrations::platform::store::Store;
+use castiel_integrations::platform::store::embedded::{EmbeddedStore, SqliteDb};
 
 macro_rules! contract_tests {
     ($backend:ident, $make:expr) => {

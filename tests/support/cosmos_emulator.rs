@@ -19,8 +19,8 @@ use azure_data_cosmos_driver::in_memory_emulator::{
     EmulatorStore, InMemoryEmulatorHttpClient, VirtualAccountConfig, VirtualRegion,
 };
 use castiel_integrations::clock::Clock;
-use castiel_integrations::store::Store;
-use castiel_integrations::store::cosmos::{self, CosmosStore};
+use castiel_integrations::platform::store::Store;
+use castiel_integrations::platform::store::cosmos::{self, CosmosStore};
 
 const GATEWAY: &str = "https://eastus.emulator.local/";
 

@@ -6,8 +6,8 @@ use std::collections::{HashMap, HashSet};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use castiel_integrations::auth::TokenKeys;
 use castiel_integrations::domain::tenancy::TenantId;
+use castiel_integrations::platform::auth::TokenKeys;
 use futures::StreamExt as _;
 use secrecy::SecretString;
 use serde_json::{Value, json};

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use axum::http::StatusCode;
-use castiel_integrations::events::{Event, EventHandler};
+use castiel_integrations::platform::events::{Event, EventHandler};
 use serde_json::{Value, json};
 
 use crate::harness::{Hooks, Receiver, Reply, verify_with_standardwebhooks};
@@ -532,7 +532,7 @@ async fn the_sweeper_re_enqueues_a_lost_job() {
     let rx = Receiver::start().await;
     h.webhook(&rx.url("/hook"), &["*"]).await;
     h.integration("A").await;
-    let q = h.state.queue.as_embedded().expect("embedded");
+    let q = h.state.local_queue.as_ref().expect("embedded");
     for job in q
         .receive(10, Duration::from_secs(30))
         .await
@@ -542,8 +542,8 @@ async fn the_sweeper_re_enqueues_a_lost_job() {
     }
     assert_eq!(h.run_jobs().await, 0);
     h.clock.advance(chrono::Duration::minutes(10));
-    let n = castiel_integrations::webhooks::delivery::sweep(
-        &h.state,
+    let n = castiel_integrations::features::webhooks::delivery::sweep(
+        &h.state.webhooks,
         castiel_integrations::clock::Clock::now(h.clock.as_ref()) - chrono::Duration::minutes(5),
     )
     .await
@@ -551,8 +551,8 @@ async fn the_sweeper_re_enqueues_a_lost_job() {
     assert_eq!(n, 1);
     h.run_jobs().await;
     assert_eq!(rx.count(), 1);
-    let again = castiel_integrations::webhooks::delivery::sweep(
-        &h.state,
+    let again = castiel_integrations::features::webhooks::delivery::sweep(
+        &h.state.webhooks,
         castiel_integrations::clock::Clock::now(h.clock.as_ref()) - chrono::Duration::minutes(5),
     )
     .await
@@ -563,21 +563,26 @@ async fn the_sweeper_re_enqueues_a_lost_job() {
 #[tokio::test]
 async fn a_job_that_overtakes_its_delivery_is_retried_not_dropped() {
     use castiel_integrations::domain::tenancy::TenantId;
-    use castiel_integrations::jobs::JobOutcome;
-    use castiel_integrations::webhooks::delivery::{Job, MISSING_DELIVERY_RECEIVES, attempt};
+    use castiel_integrations::features::webhooks::delivery::AttemptOutcome;
+    use castiel_integrations::features::webhooks::delivery::{
+        Job, MISSING_DELIVERY_RECEIVES, attempt,
+    };
     let h = Hooks::new().await;
-    let job = |delivery_count| Job {
+    let job = |receives| Job {
         tenant: TenantId(h.tenant),
         delivery_id: uuid::Uuid::from_u128(7),
         attempt: 0,
-        delivery_count,
+        receives,
     };
     for count in 1..MISSING_DELIVERY_RECEIVES {
-        let e = attempt(&h.state, job(count), None)
+        let e = attempt(&h.state.webhooks, job(count), None)
             .await
             .expect_err("the delivery may still be landing");
-        assert_eq!(e.retry_after, Some(Duration::from_secs(1)));
+        assert_eq!(e.wait_hint(), Some(Duration::from_secs(1)));
     }
-    let last = attempt(&h.state, job(MISSING_DELIVERY_RECEIVES), None).await;
-    assert!(matches!(last, Ok(JobOutcome::NoOp)), "then taken for stale");
+    let last = attempt(&h.state.webhooks, job(MISSING_DELIVERY_RECEIVES), None).await;
+    assert!(
+        matches!(last, Ok(AttemptOutcome::NoOp)),
+        "then taken for stale"
+    );
 }

@@ -12,14 +12,14 @@ use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use castiel_integrations::bootstrap;
+use castiel_integrations::app;
+use castiel_integrations::app::AppState;
 use castiel_integrations::clock::{Clock, ManualClock};
 use castiel_integrations::config::Config;
 use castiel_integrations::domain::tenancy::TenantId;
-use castiel_integrations::jobs::workers::run_due;
-use castiel_integrations::state::AppState;
-use castiel_integrations::store::Store;
-use castiel_integrations::store::embedded::{EmbeddedStore, SqliteDb};
+use castiel_integrations::drivers::serve::workers::run_due;
+use castiel_integrations::platform::store::Store;
+use castiel_integrations::platform::store::embedded::{EmbeddedStore, SqliteDb};
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
 use uuid::Uuid;
@@ -181,10 +181,10 @@ impl Hooks {
         let dyn_clock: Arc<dyn Clock> = clock.clone();
         let db = SqliteDb::open(&dir.path().join("store.db")).expect("sqlite");
         let store: Arc<dyn Store> = Arc::new(EmbeddedStore::new(db, dyn_clock.clone()));
-        let state = bootstrap::build_with(config, store, dyn_clock)
+        let state = app::wiring::build_with(config, store, dyn_clock)
             .await
             .expect("build");
-        let router = castiel_integrations::http::router(state.clone());
+        let router = castiel_integrations::drivers::http::router(state.clone());
         let tenant = Uuid::new_v4();
         let token = state
             .tokens

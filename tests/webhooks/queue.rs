@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use castiel_integrations::clock::{Clock, ManualClock};
 use castiel_integrations::domain::tenancy::TenantId;
-use castiel_integrations::jobs::JobMessage;
-use castiel_integrations::queue::JobQueue;
-use castiel_integrations::queue::embedded::EmbeddedQueue;
-use castiel_integrations::store::embedded::SqliteDb;
+use castiel_integrations::platform::queue::JobMessage;
+use castiel_integrations::platform::queue::JobQueue;
+use castiel_integrations::platform::queue::embedded::EmbeddedQueue;
+use castiel_integrations::platform::store::embedded::SqliteDb;
 use uuid::Uuid;
 
 fn msg(n: u32) -> JobMessage {
@@ -42,13 +42,13 @@ async fn scheduled_leased_abandoned_and_deduplicated() {
     let got = q.receive(10, vis).await.expect("receive");
     assert_eq!(got.len(), 1, "the scheduled one is not due");
     assert_eq!(got[0].message_id, "a");
-    assert_eq!(got[0].attempts, 1);
+    assert_eq!(got[0].receives, 1);
     assert!(q.receive(10, vis).await.expect("r").is_empty(), "leased");
     // The worker "crashes": the lease runs out and the job reappears.
     clock.advance(chrono::Duration::seconds(31));
     let again = q.receive(10, vis).await.expect("r");
     assert_eq!(again.len(), 1);
-    assert_eq!(again[0].attempts, 2);
+    assert_eq!(again[0].receives, 2);
     assert!(
         !q.complete(&got[0]).await.expect("complete"),
         "an expired lease cannot complete"
@@ -81,7 +81,7 @@ async fn jobs_survive_reopening_the_file() {
         .expect("receive");
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].message, msg(3));
-    assert_eq!(got[0].attempts, 2);
+    assert_eq!(got[0].receives, 2);
 }
 
 #[tokio::test]
@@ -98,7 +98,7 @@ async fn jobs_due_now_are_handed_over_leased_and_still_durable() {
     q.send(&msg(2), None, "overflow").await.expect("send");
 
     let job = handed.try_recv().expect("handed over at birth");
-    assert_eq!((job.message_id.as_str(), job.attempts), ("now", 1));
+    assert_eq!((job.message_id.as_str(), job.receives), ("now", 1));
     assert_eq!(job.leased_until_ms, clock.now().timestamp_millis() + 30_000);
     assert!(
         handed.try_recv().is_none(),
@@ -120,7 +120,7 @@ async fn jobs_due_now_are_handed_over_leased_and_still_durable() {
         .iter()
         .find(|j| j.message_id == "now")
         .expect("re-received");
-    assert_eq!(redo.attempts, 2);
+    assert_eq!(redo.receives, 2);
     assert!(
         !q.complete(&job).await.expect("complete"),
         "its lease ran out"
@@ -141,19 +141,18 @@ async fn jobs_due_now_are_handed_over_leased_and_still_durable() {
 /// taken for expired, and giving it back writes its row.
 #[tokio::test]
 async fn jobs_handed_over_unrecorded_have_no_row_until_given_back() {
-    use castiel_integrations::queue::Carry;
+    use castiel_integrations::platform::queue::HandOver as _;
     let dir = tempfile::tempdir().expect("dir");
     let (q, clock) = queue(dir.path()).await;
-    let carry = || Carry::new(Arc::new(7_u32), 4);
     assert!(
-        !q.hand_over(&msg(0), "none", carry()),
+        !q.hand_over(&msg(0), "none", (), 4),
         "no workers attached: the sender must send it"
     );
     // Room for one carry of 4 bytes.
     let mut handed = q.attach(1, 4, Duration::from_secs(30));
-    assert!(q.hand_over(&msg(0), "a", carry()));
+    assert!(q.hand_over(&msg(0), "a", (), 4));
     assert!(
-        q.hand_over(&msg(1), "b", carry()),
+        q.hand_over(&msg(1), "b", (), 4),
         "a backlog (up to MAX_WAITING) is not refused"
     );
     assert!(q.is_empty().await.expect("len"), "nothing was written");
@@ -161,11 +160,11 @@ async fn jobs_handed_over_unrecorded_have_no_row_until_given_back() {
     let a = handed.try_recv().expect("first");
     let b = handed.try_recv().expect("second");
     assert!(handed.try_recv().is_none());
-    assert_eq!((a.seq, a.attempts), (None, 1));
+    assert_eq!((a.seq, a.receives), (None, 1));
     assert!(a.carry.is_some(), "carried while there was room");
     assert!(b.carry.is_none(), "beyond the budget only the job waits");
     // Taking a job frees its carry's share of the budget.
-    assert!(q.hand_over(&msg(2), "c", carry()));
+    assert!(q.hand_over(&msg(2), "c", (), 4));
     assert!(handed.try_recv().expect("third").carry.is_some());
     assert!(!q.complete(&a).await.expect("complete"), "no row to delete");
 
@@ -179,5 +178,5 @@ async fn jobs_handed_over_unrecorded_have_no_row_until_given_back() {
         .await
         .expect("receive");
     assert_eq!(got.len(), 1, "one row, deduplicated by message id");
-    assert_eq!((got[0].message_id.as_str(), got[0].attempts), ("b", 2));
+    assert_eq!((got[0].message_id.as_str(), got[0].receives), ("b", 2));
 }

@@ -8,7 +8,7 @@ use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode};
 use axum::response::IntoResponse;
 use base64::Engine as _;
-use castiel_integrations::jobs::{JobMessage, process_job};
+use castiel_integrations::platform::queue::JobMessage;
 use hmac::{Hmac, Mac as _};
 use serde_json::{Value, json};
 use sha2::Sha256;
@@ -151,7 +151,9 @@ async fn deliveries_and_scheduled_retries_go_to_service_bus() {
     let body: Value = serde_json::from_str(&sent[0].body).expect("json");
     assert_eq!(body["type"], "webhookDelivery");
     // What the Functions trigger does with it: the same entry point as `serve`.
-    process_job(&h.state, msg, 1).await.expect("job");
+    castiel_integrations::app::jobs::run(&h.state, msg, 1, None)
+        .await
+        .expect("job");
     assert_eq!(rx.count(), 1);
     let sent = sb.got();
     assert_eq!(sent.len(), 2, "the retry is a scheduled message");
@@ -175,7 +177,7 @@ async fn deliveries_and_scheduled_retries_go_to_service_bus() {
 #[tokio::test]
 async fn connection_strings_are_checked() {
     use castiel_integrations::config::QueueConfig;
-    use castiel_integrations::queue::servicebus::ServiceBusQueue;
+    use castiel_integrations::platform::queue::servicebus::ServiceBusQueue;
     for bad in [
         "Endpoint=sb://x/;SharedAccessKeyName=a",
         "SharedAccessKey=k",

@@ -26,14 +26,14 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use castiel_integrations::bootstrap;
+use castiel_integrations::app;
+use castiel_integrations::app::AppState;
 use castiel_integrations::clock::{Clock, SystemClock};
 use castiel_integrations::config::Config;
 use castiel_integrations::domain::tenancy::{Ctx, TenantId};
-use castiel_integrations::services::integrations::{self, NewIntegration};
-use castiel_integrations::state::AppState;
-use castiel_integrations::store::Store;
-use castiel_integrations::store::embedded::{EmbeddedStore, SqliteDb};
+use castiel_integrations::features::integrations::service::{self as integrations, NewIntegration};
+use castiel_integrations::platform::store::Store;
+use castiel_integrations::platform::store::embedded::{EmbeddedStore, SqliteDb};
 use lapin::options::{
     BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, ExchangeDeleteOptions,
     QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions, QueuePurgeOptions,
@@ -101,7 +101,7 @@ async fn app(exchange: &str, dir: &std::path::Path) -> anyhow::Result<AppState> 
         SqliteDb::open(&dir.join("bench.db"))?,
         clock.clone(),
     ));
-    let state = bootstrap::build_with(config, store, clock).await?;
+    let state = app::wiring::build_with(config, store, clock).await?;
     for _ in 0..500 {
         if state.events.bus().health().await.is_ok() {
             return Ok(state);
@@ -123,7 +123,7 @@ async fn run_api(state: &AppState, n: usize, c: usize, create: bool) -> anyhow::
                     let input: NewIntegration = serde_json::from_value(
                         json!({"providerId": "salesforce", "name": format!("b{t}-{i}")}),
                     )?;
-                    integrations::create(&state, &ctx, input)
+                    integrations::create(&state.integrations, &ctx, input)
                         .await
                         .map_err(|e| anyhow::anyhow!("{e}"))?;
                 } else {

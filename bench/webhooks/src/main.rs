@@ -38,14 +38,14 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::http::HeaderMap;
 use base64::Engine as _;
-use castiel_integrations::bootstrap;
+use castiel_integrations::app;
+use castiel_integrations::app::AppState;
 use castiel_integrations::clock::{Clock, SystemClock};
 use castiel_integrations::config::Config;
 use castiel_integrations::domain::tenancy::{Ctx, TenantId};
-use castiel_integrations::jobs::workers;
-use castiel_integrations::outbound::USER_AGENT;
-use castiel_integrations::state::AppState;
-use castiel_integrations::webhooks::service::{self, NewWebhook};
+use castiel_integrations::drivers::serve::workers;
+use castiel_integrations::features::webhooks::service::{self, NewWebhook};
+use castiel_integrations::platform::outbound::USER_AGENT;
 use hmac::{Hmac, Mac as _};
 use serde_json::{Value, json};
 use sha2::Sha256;
@@ -93,10 +93,10 @@ async fn build_app(dir: &std::path::Path, workers: u32) -> AppState {
     ])
     .expect("config");
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let store = bootstrap::open_store(&config, clock.clone())
+    let store = app::wiring::open_store(&config, clock.clone())
         .await
         .expect("store");
-    bootstrap::build_with(config, store, clock)
+    app::wiring::build_with(config, store, clock)
         .await
         .expect("app")
 }
@@ -239,7 +239,9 @@ async fn deliveries(events: u64, workers_n: u32, raisers: u64) -> Delivered {
     let ctx = Ctx::system(TenantId(uuid::Uuid::new_v4()), "bench");
     let input: NewWebhook =
         serde_json::from_value(json!({"url": url, "events": ["integration.*"]})).expect("input");
-    service::create(&app, &ctx, input).await.expect("webhook");
+    service::create(&app.webhooks, &ctx, input)
+        .await
+        .expect("webhook");
     let pool = workers::start(&app).expect("embedded queue");
     let cpu_at = cpu_seconds();
     let started = Instant::now();
@@ -343,7 +345,9 @@ async fn main() {
     let (url, seen) = start_receiver().await;
     let input: NewWebhook =
         serde_json::from_value(json!({"url": url, "events": ["integration.*"]})).expect("input");
-    service::create(&app, &ctx, input).await.expect("webhook");
+    service::create(&app.webhooks, &ctx, input)
+        .await
+        .expect("webhook");
     let pool = workers::start(&app).expect("embedded queue");
     let total = rate * seconds;
     let raised_at: Arc<Mutex<HashMap<u64, Instant>>> = Arc::default();

@@ -1,0 +1,127 @@
+//! The one table of periodic work. `serve` runs each entry in a loop every
+//! [`Periodic::every`]; the Functions handler registers each as the timer
+//! function [`Periodic::name`], which the host fires on
+//! [`Periodic::schedule`] (its `functions/<name>/function.json` declares
+//! the same schedule: a test compares them). The work itself is the same
+//! in both modes.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::App;
+use crate::features::webhooks::delivery;
+use crate::jobs::{IntoOutcome, JobError, JobOutcome, Summary};
+
+/// What one run of periodic work is told.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tick {
+    /// The first run since this process started (`serve` only: a Functions
+    /// timer never knows), when work left behind by an earlier process of
+    /// the same data directory is picked up at once.
+    pub first: bool,
+}
+
+/// A boxed run of periodic work.
+pub type PeriodicFuture = Pin<Box<dyn Future<Output = Result<JobOutcome, JobError>> + Send>>;
+
+/// One kind of periodic work.
+#[derive(Clone, Copy)]
+pub struct Periodic {
+    /// Its name: the timer function's folder under `functions/`.
+    pub name: &'static str,
+    /// How often `serve` runs it.
+    pub every: Duration,
+    /// The timer function's NCRONTAB schedule (six fields, seconds first).
+    pub schedule: &'static str,
+    /// Whether `serve` runs it as soon as it starts (else after `every`).
+    pub at_start: bool,
+    /// The work.
+    pub run: fn(Arc<App>, Tick) -> PeriodicFuture,
+}
+
+impl std::fmt::Debug for Periodic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Periodic")
+            .field("name", &self.name)
+            .field("every", &self.every)
+            .field("schedule", &self.schedule)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Every kind of periodic work.
+pub const TABLE: &[Periodic] = &[
+    Periodic {
+        name: "outbox-relay",
+        every: Duration::from_secs(2),
+        schedule: "0 */1 * * * *",
+        at_start: true,
+        run: |app, _| Box::pin(async move { relay(&app).await }),
+    },
+    Periodic {
+        name: "webhook-sweep",
+        every: Duration::from_secs(60),
+        schedule: "30 */1 * * * *",
+        at_start: true,
+        run: |app, tick| Box::pin(async move { sweep(&app, tick).await }),
+    },
+    Periodic {
+        name: "purge-expired",
+        every: Duration::from_secs(600),
+        schedule: "0 */10 * * * *",
+        at_start: false,
+        run: |app, _| Box::pin(async move { purge(&app).await }),
+    },
+];
+
+/// Republishes unconfirmed events, in order per tenant, and re-drives
+/// local handlers that failed (the outbox guarantee: `docs/architecture.md`).
+async fn relay(app: &App) -> Result<JobOutcome, JobError> {
+    let r = app.events.relay().await?;
+    if r.published + r.dropped + r.failed > 0 {
+        tracing::info!(
+            published = r.published,
+            failed = r.failed,
+            dropped = r.dropped,
+            waiting = r.waiting,
+            "outbox relay"
+        );
+    }
+    Ok(Summary(r).into_outcome())
+}
+
+/// Re-enqueues pending webhook deliveries whose attempt is overdue: a job
+/// lost between writing a delivery and sending its message (the queue was
+/// down), or a first attempt handed over to workers of a process that died.
+/// On a first tick every delivery due before now is re-driven at once (the
+/// jobs that do exist deduplicate it); later, those overdue by more than
+/// twice a job's visibility timeout.
+async fn sweep(app: &App, tick: Tick) -> Result<JobOutcome, JobError> {
+    let now = app.clock.now();
+    let before = if tick.first {
+        now
+    } else {
+        let grace = app.webhooks.settings.visibility_timeout() * 2;
+        now - chrono::Duration::from_std(grace).unwrap_or_default()
+    };
+    let count = delivery::sweep(&app.webhooks, before).await?;
+    Ok(count.into_outcome())
+}
+
+/// Deletes expired documents (delivery logs, idempotency records…) for
+/// good: they are invisible once expired, but the embedded store keeps
+/// their rows until purged (Cosmos DB expires them itself).
+async fn purge(app: &App) -> Result<JobOutcome, JobError> {
+    let n = app.store.purge_expired().await?;
+    if n > 0 {
+        tracing::info!(count = n, "purged expired documents");
+    }
+    Ok(n.into_outcome())
+}
+
+/// The entry named `name`.
+pub fn find(name: &str) -> Option<&'static Periodic> {
+    TABLE.iter().find(|p| p.name == name)
+}

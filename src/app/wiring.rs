@@ -1,0 +1,190 @@
+//! Wiring: builds the [`App`] from configuration, choosing each port's
+//! implementation (glue code, so errors are `anyhow`).
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+
+use super::{App, AppState, Carried};
+use crate::clock::{Clock, SystemClock};
+use crate::config::{Config, QueueConfig, SecretsConfig, StoreConfig};
+use crate::features::catalog::Catalog;
+use crate::features::catalog::service as catalog;
+use crate::features::integrations::Integrations;
+use crate::features::webhooks::{AttemptQueue, Webhooks};
+use crate::platform::auth::{self, TokenKeys};
+use crate::platform::events::Events;
+use crate::platform::outbound::{OutboundClient, OutboundPolicy};
+use crate::platform::queue::embedded::EmbeddedQueue;
+use crate::platform::queue::servicebus::ServiceBusQueue;
+use crate::platform::queue::{HandOver, JobQueue};
+use crate::platform::secrets::SecretStore;
+use crate::platform::secrets::local::{self, LocalSecretStore};
+use crate::platform::store::Store;
+use crate::platform::store::cosmos::{self, CosmosStore};
+use crate::platform::store::embedded::{EmbeddedStore, SqliteDb};
+
+/// Opens the configured document store.
+pub async fn open_store(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc<dyn Store>> {
+    match &config.store {
+        StoreConfig::Embedded => {
+            let db = shared_db(config)?;
+            Ok(Arc::new(EmbeddedStore::new(db, clock)))
+        }
+        StoreConfig::Cosmos {
+            endpoint,
+            key,
+            database,
+        } => {
+            let client = cosmos::connect(endpoint, key.as_ref())
+                .await
+                .with_context(|| format!("connecting to Cosmos DB at {endpoint}"))?;
+            Ok(Arc::new(CosmosStore::new(client, database.clone(), clock)))
+        }
+    }
+}
+
+/// The embedded SQLite database of `DATA_DIR`, opened once per process so
+/// that the store and the embedded queue share one writer connection.
+pub fn shared_db(config: &Config) -> anyhow::Result<Arc<SqliteDb>> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock, PoisonError, Weak};
+    static OPEN: OnceLock<Mutex<HashMap<std::path::PathBuf, Weak<SqliteDb>>>> = OnceLock::new();
+    let path = config.database_path();
+    let mut open = OPEN
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    if let Some(db) = open.get(&path).and_then(Weak::upgrade) {
+        return Ok(db);
+    }
+    let db = SqliteDb::open(&path)
+        .with_context(|| format!("opening the embedded database at {}", path.display()))?;
+    open.insert(path, Arc::downgrade(&db));
+    Ok(db)
+}
+
+/// The configured job queue, and the embedded queue itself when it is the
+/// one (for `serve`'s workers and the hand-over of first attempts).
+pub type Queues = (Arc<dyn JobQueue>, Option<Arc<EmbeddedQueue<Carried>>>);
+
+/// Opens the configured job queue.
+pub async fn open_queue(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Queues> {
+    match &config.queue {
+        QueueConfig::Embedded => {
+            let db = shared_db(config)?;
+            let queue = Arc::new(EmbeddedQueue::open(db, clock).await?);
+            Ok((queue.clone(), Some(queue)))
+        }
+        QueueConfig::ServiceBus { .. } => Ok((
+            Arc::new(
+                ServiceBusQueue::from_config(&config.queue).context("configuring Service Bus")?,
+            ),
+            None,
+        )),
+    }
+}
+
+/// Opens the configured secret store.
+pub fn open_secrets(
+    config: &Config,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<Arc<dyn SecretStore>> {
+    match &config.secrets {
+        SecretsConfig::Local { key } => {
+            let encoded = match key {
+                Some(k) => secrecy::ExposeSecret::expose_secret(k).to_owned(),
+                None => crate::platform::files::read_or_create_secret(
+                    &config.data_dir.join("secrets.key"),
+                    local::generate_key,
+                )
+                .context("reading or creating DATA_DIR/secrets.key")?,
+            };
+            let key = local::decode_key(&encoded)
+                .context("the secrets key is not the base64 encoding of 32 bytes (SECRETS_KEY or DATA_DIR/secrets.key)")?;
+            Ok(Arc::new(LocalSecretStore::new(&key, store, clock)))
+        }
+        SecretsConfig::Castiel { .. } => {
+            anyhow::bail!("SECRETS=castiel is not available in this build yet; use SECRETS=local")
+        }
+        SecretsConfig::KeyVault { .. } => {
+            anyhow::bail!("SECRETS=keyvault is not available in this build yet; use SECRETS=local")
+        }
+    }
+}
+
+/// Builds the application from configuration and seeds the catalog.
+pub async fn build(config: Config) -> anyhow::Result<AppState> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let store = open_store(&config, clock.clone()).await?;
+    build_with(config, store, clock).await
+}
+
+/// Builds the application on a given store and clock (tests use this).
+pub async fn build_with(
+    config: Config,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<AppState> {
+    let secret = auth::resolve_secret(&config.jwt, &config.data_dir)
+        .context("reading or creating the JWT secret")?;
+    let tokens = TokenKeys::new(
+        &secret,
+        config.jwt.issuer.clone(),
+        config.jwt.audience.clone(),
+    );
+    let events = Arc::new(
+        Events::new(crate::platform::events::bus_for(&config), clock.clone())
+            .with_outbox(store.clone()),
+    );
+    let outbound = Arc::new(OutboundClient::new(
+        OutboundPolicy::new(config.outbound_allowed_cidrs.clone()),
+        std::time::Duration::from_secs(u64::from(config.webhooks.timeout_seconds)),
+    ));
+    let secrets = open_secrets(&config, store.clone(), clock.clone())?;
+    let (queue, local_queue) = open_queue(&config, clock.clone()).await?;
+    let attempts = AttemptQueue {
+        jobs: queue.clone(),
+        local: local_queue.clone().map(|q| q as Arc<dyn HandOver<Carried>>),
+    };
+    let webhooks = Arc::new(Webhooks::new(
+        store.clone(),
+        attempts,
+        clock.clone(),
+        events.clone(),
+        outbound.clone(),
+        secrets.clone(),
+        config.webhooks.clone(),
+    ));
+    events.subscribe(Arc::new(webhooks.fanout()));
+    let catalog = Arc::new(Catalog::new(store.clone(), clock.clone()));
+    let integrations = Arc::new(Integrations {
+        store: store.clone(),
+        clock: clock.clone(),
+        events: events.clone(),
+        outbound,
+        catalog: catalog.clone(),
+        webhooks: webhooks.clone(),
+    });
+    let seeded = catalog::seed(&catalog)
+        .await
+        .map_err(|e| anyhow::anyhow!("seeding the catalog: {e}"))?;
+    if seeded > 0 {
+        tracing::info!(count = seeded, "seeded built-in catalog entries");
+    }
+    let app = App {
+        config,
+        store,
+        clock,
+        tokens,
+        events,
+        secrets,
+        queue,
+        local_queue,
+        catalog,
+        integrations,
+        webhooks,
+    };
+    Ok(app.into())
+}

@@ -1,0 +1,439 @@
+//! Tenants' integrations: create, read, replace, delete, field mappings.
+
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::Integrations;
+use crate::domain::pages::{PageRequest, Paged};
+use crate::domain::tenancy::Ctx;
+use crate::domain::validation::Violations;
+use crate::error::{Error, Result};
+use crate::features::catalog::service as catalog;
+use crate::features::integrations::model::{
+    ConnectionStatus, EntityMapping, FieldMapping, Integration, IntegrationStatus, SyncConfig,
+    validate_field_mapping, validate_instance_url, validate_settings,
+};
+use crate::platform::events::{Event, types};
+use crate::platform::store::{Document, ETag, Query, Write, as_written};
+
+/// The catalog id of custom REST integrations.
+pub const CUSTOM_REST: &str = "custom_rest";
+
+/// Body of `POST /api/v1/integrations`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NewIntegration {
+    /// Catalog entry id (must be visible to the tenant).
+    pub provider_id: String,
+    /// Name (1–200 characters).
+    pub name: String,
+    /// Description.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Provider instance URL (https).
+    #[serde(default)]
+    pub instance_url: Option<String>,
+    /// Free-form settings (no credentials).
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub settings: Option<Map<String, Value>>,
+    /// Sync configuration.
+    #[serde(default)]
+    pub sync_config: Option<SyncConfig>,
+    /// Custom REST API description (`custom_rest` only).
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub custom_api: Option<Map<String, Value>>,
+}
+
+/// Body of `PUT /api/v1/integrations/{id}`: the editable fields, replaced whole.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct IntegrationUpdate {
+    /// Name.
+    pub name: String,
+    /// Description (absent clears it).
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Instance URL (absent clears it).
+    #[serde(default)]
+    pub instance_url: Option<String>,
+    /// Settings (absent clears them).
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub settings: Option<Map<String, Value>>,
+    /// Sync configuration (absent clears it).
+    #[serde(default)]
+    pub sync_config: Option<SyncConfig>,
+    /// Custom REST API description.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub custom_api: Option<Map<String, Value>>,
+    /// Only `disabled`, or back from `disabled` to the previous status (absent: unchanged).
+    #[serde(default)]
+    pub status: Option<IntegrationStatus>,
+}
+
+/// Body of `PUT /api/v1/integrations/{id}/field-mappings/{entityType}`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EntityMappingUpdate {
+    /// Target shard type id.
+    pub shard_type_id: String,
+    /// Target shard type name.
+    #[serde(default)]
+    pub shard_type_name: Option<String>,
+    /// Whether it syncs (default true).
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    /// Field mappings.
+    pub field_mappings: Vec<FieldMapping>,
+}
+
+/// Filters of the integration list.
+#[derive(Debug, Clone, Default)]
+pub struct IntegrationFilter {
+    /// Only this provider.
+    pub provider_id: Option<String>,
+    /// Only this status.
+    pub status: Option<IntegrationStatus>,
+}
+
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the editable fields of create and replace, checked alike"
+)]
+fn check_editable(
+    v: &mut Violations,
+    provider_id: &str,
+    name: &str,
+    description: Option<&str>,
+    instance_url: Option<&str>,
+    settings: Option<&Map<String, Value>>,
+    sync_config: Option<&mut SyncConfig>,
+    custom_api: Option<&Map<String, Value>>,
+) {
+    v.text("/name", name, 1, 200);
+    if let Some(d) = description {
+        v.text("/description", d, 0, 2000);
+    }
+    if let Some(u) = instance_url {
+        validate_instance_url("/instanceUrl", u, v);
+    }
+    if let Some(s) = settings {
+        validate_settings("/settings", s, v);
+    }
+    if let Some(c) = sync_config {
+        c.validate("/syncConfig", v);
+    }
+    if custom_api.is_some() && provider_id != CUSTOM_REST {
+        v.add("/customApi", "is only allowed for custom_rest integrations");
+    }
+}
+
+fn event(app: &Integrations, ctx: &Ctx, kind: &str, i: &Integration) -> Event {
+    app.events.envelope(
+        ctx,
+        kind,
+        json!({ "integrationId": i.id, "providerId": i.provider_id, "name": i.name, "status": i.status }),
+    )
+}
+
+/// Refuses an `instanceUrl` that is, or resolves to, a forbidden target.
+async fn check_instance_target(app: &Integrations, instance_url: Option<&str>, v: &mut Violations) {
+    let Some(raw) = instance_url else { return };
+    if v.has("/instanceUrl") {
+        return;
+    }
+    if let Ok(url) = url::Url::parse(raw)
+        && let Err(e) = app.outbound.policy().check_for_storage(&url).await
+    {
+        v.add("/instanceUrl", e.to_string());
+    }
+}
+
+/// Creates an integration in `pending` state and raises `integration.created`.
+pub async fn create(
+    app: &Integrations,
+    ctx: &Ctx,
+    mut input: NewIntegration,
+) -> Result<Integration> {
+    let mut v = Violations::default();
+    check_editable(
+        &mut v,
+        &input.provider_id,
+        &input.name,
+        input.description.as_deref(),
+        input.instance_url.as_deref(),
+        input.settings.as_ref(),
+        input.sync_config.as_mut(),
+        input.custom_api.as_ref(),
+    );
+    // Only "not visible" is the caller's fault; a store failure stays a 5xx.
+    let provider = match catalog::get_visible(&app.catalog, ctx.tenant(), &input.provider_id).await
+    {
+        Ok(p) => Some(p),
+        Err(Error::NotFound(_)) => None,
+        Err(e) => return Err(e),
+    };
+    if provider.is_none() {
+        v.add(
+            "/providerId",
+            "is not a catalog entry available to this tenant",
+        );
+    }
+    v.into_result()?;
+    let provider = provider.ok_or(Error::NotFound("catalog entry"))?;
+    let now = app.clock.now();
+    let integration = Integration {
+        id: Uuid::new_v4(),
+        tenant_id: ctx.tenant(),
+        provider_id: provider.id.clone(),
+        provider_name: provider.name.clone(),
+        category: provider.category.clone(),
+        name: input.name.trim().to_owned(),
+        description: input.description.unwrap_or_default(),
+        instance_url: input.instance_url,
+        settings: input.settings.unwrap_or_default(),
+        sync_config: input.sync_config.unwrap_or_default(),
+        custom_api: input.custom_api,
+        status: IntegrationStatus::Pending,
+        status_before_disable: None,
+        connection_status: ConnectionStatus::None,
+        last_connection_test_at: None,
+        last_connection_test_result: None,
+        connection_error: None,
+        last_sync_at: None,
+        last_sync_status: None,
+        created_at: now,
+        updated_at: now,
+        created_by: ctx.principal.user_id.clone(),
+        etag: String::new(),
+    };
+    let events = vec![event(app, ctx, types::INTEGRATION_CREATED, &integration)];
+    let write = Write::insert(&integration)?;
+    let doc = app.events.within(app.store.as_ref(), events, write).await?;
+    written(integration, doc)
+}
+
+/// The integration a write with events produced.
+fn written(integration: Integration, doc: Option<Document>) -> Result<Integration> {
+    let doc =
+        doc.ok_or_else(|| Error::Internal(anyhow::anyhow!("the write produced no document")))?;
+    Ok(as_written(integration, &doc))
+}
+
+/// One integration of the caller's tenant.
+pub async fn get(app: &Integrations, ctx: &Ctx, id: Uuid) -> Result<Integration> {
+    app.store
+        .get::<Integration>(&ctx.tenant().key(), &id.to_string())
+        .await?
+        .ok_or(Error::NotFound("integration"))
+}
+
+/// The caller's integrations, newest first.
+pub async fn list(
+    app: &Integrations,
+    ctx: &Ctx,
+    filter: &IntegrationFilter,
+    page: &PageRequest,
+) -> Result<Paged<Integration>> {
+    let mut q = Query::partition(ctx.tenant().key())
+        .order_by("createdAt", true)
+        .limit(page.limit)
+        .after(page.continuation.clone());
+    if let Some(p) = &filter.provider_id {
+        q = q.eq("providerId", p.as_str());
+    }
+    if let Some(s) = filter.status {
+        q = q.eq("status", json!(s));
+    }
+    let (items, continuation_token) = app.store.page::<Integration>(&q).await?;
+    Ok(Paged {
+        items,
+        continuation_token,
+    })
+}
+
+fn next_status(
+    current: &Integration,
+    wanted: Option<IntegrationStatus>,
+) -> Result<(IntegrationStatus, Option<IntegrationStatus>)> {
+    let keep = (current.status, current.status_before_disable);
+    match wanted {
+        None => Ok(keep),
+        Some(w) if w == current.status => Ok(keep),
+        Some(IntegrationStatus::Disabled) => {
+            Ok((IntegrationStatus::Disabled, Some(current.status)))
+        }
+        Some(w)
+            if current.status == IntegrationStatus::Disabled
+                && Some(w) == current.status_before_disable =>
+        {
+            Ok((w, None))
+        }
+        Some(_) => Err(Error::invalid(
+            "/status",
+            match current.status_before_disable {
+                Some(prev) if current.status == IntegrationStatus::Disabled => {
+                    format!(
+                        "can only go back to {} from disabled",
+                        json!(prev).as_str().unwrap_or_default()
+                    )
+                }
+                _ => "can only be set to disabled; the service owns the other states".to_owned(),
+            },
+        )),
+    }
+}
+
+/// Replaces the editable fields and raises `integration.updated`.
+pub async fn replace(
+    app: &Integrations,
+    ctx: &Ctx,
+    id: Uuid,
+    mut input: IntegrationUpdate,
+    if_match: Option<&ETag>,
+) -> Result<Integration> {
+    let current = get(app, ctx, id).await?;
+    if if_match.is_some_and(|m| m.as_str() != current.etag) {
+        return Err(Error::PreconditionFailed);
+    }
+    let mut v = Violations::default();
+    check_editable(
+        &mut v,
+        &current.provider_id,
+        &input.name,
+        input.description.as_deref(),
+        input.instance_url.as_deref(),
+        input.settings.as_ref(),
+        input.sync_config.as_mut(),
+        input.custom_api.as_ref(),
+    );
+    check_instance_target(app, input.instance_url.as_deref(), &mut v).await;
+    // A refused status is reported together with every other bad field.
+    let next = next_status(&current, input.status);
+    if let Err(Error::Invalid(status)) = &next {
+        for x in status.as_slice() {
+            v.add(&x.pointer, &x.detail);
+        }
+    }
+    v.into_result()?;
+    let (status, before) = next?;
+    let mut next = current.clone();
+    next.name = input.name.trim().to_owned();
+    next.description = input.description.unwrap_or_default();
+    next.instance_url = input.instance_url;
+    next.settings = input.settings.unwrap_or_default();
+    next.sync_config = input.sync_config.unwrap_or_default();
+    next.custom_api = input.custom_api;
+    next.status = status;
+    next.status_before_disable = before;
+    next.updated_at = app.clock.now();
+    save_with_event(app, ctx, next, current.etag).await
+}
+
+/// Replaces an integration read at `before` and raises `integration.updated`
+/// in the same unit of work (see [`crate::platform::events::outbox`]).
+async fn save_with_event(
+    app: &Integrations,
+    ctx: &Ctx,
+    next: Integration,
+    before: String,
+) -> Result<Integration> {
+    let events = vec![event(app, ctx, types::INTEGRATION_UPDATED, &next)];
+    let write = Write::put(&next, Some(&ETag::new(before)))?;
+    let doc = app.events.within(app.store.as_ref(), events, write).await?;
+    written(next, doc)
+}
+
+/// Deletes an integration and raises `integration.deleted`.
+pub async fn delete(
+    app: &Integrations,
+    ctx: &Ctx,
+    id: Uuid,
+    if_match: Option<&ETag>,
+) -> Result<()> {
+    let current = get(app, ctx, id).await?;
+    if if_match.is_some_and(|m| m.as_str() != current.etag) {
+        return Err(Error::PreconditionFailed);
+    }
+    let events = vec![event(app, ctx, types::INTEGRATION_DELETED, &current)];
+    let write = Write::remove::<Integration>(
+        &ctx.tenant().key(),
+        &id.to_string(),
+        Some(&ETag::new(current.etag.clone())),
+    );
+    app.events.within(app.store.as_ref(), events, write).await?;
+    // Webhooks scoped to a deleted integration can never fire again.
+    if let Err(e) =
+        crate::features::webhooks::service::delete_for_integration(&app.webhooks, ctx, id).await
+    {
+        tracing::warn!(integration.id = %id, error = %e, "deleting the integration's webhooks failed");
+    }
+    Ok(())
+}
+
+/// The mapping of one external entity, with the integration's ETag.
+pub async fn get_field_mapping(
+    app: &Integrations,
+    ctx: &Ctx,
+    id: Uuid,
+    entity: &str,
+) -> Result<(EntityMapping, String)> {
+    let i = get(app, ctx, id).await?;
+    let m = i
+        .sync_config
+        .mapping(entity)
+        .cloned()
+        .ok_or(Error::NotFound("entity mapping"))?;
+    Ok((m, i.etag))
+}
+
+/// Creates or replaces the mapping of one external entity.
+pub async fn put_field_mapping(
+    app: &Integrations,
+    ctx: &Ctx,
+    id: Uuid,
+    entity: &str,
+    input: EntityMappingUpdate,
+    if_match: Option<&ETag>,
+) -> Result<(EntityMapping, String)> {
+    let mut v = Violations::default();
+    v.text("/shardTypeId", &input.shard_type_id, 1, 200);
+    for (j, f) in input.field_mappings.iter().enumerate() {
+        validate_field_mapping(&format!("/fieldMappings/{j}"), f, &mut v);
+    }
+    v.into_result()?;
+    if entity.is_empty() || entity.len() > 100 {
+        return Err(Error::NotFound("entity mapping"));
+    }
+    let current = get(app, ctx, id).await?;
+    if if_match.is_some_and(|m| m.as_str() != current.etag) {
+        return Err(Error::PreconditionFailed);
+    }
+    let mut next = current.clone();
+    let existing_id = next.sync_config.mapping(entity).and_then(|m| m.id.clone());
+    let mapping = EntityMapping {
+        id: Some(existing_id.unwrap_or_else(|| Uuid::new_v4().to_string())),
+        external_entity: entity.to_owned(),
+        shard_type_id: input.shard_type_id,
+        shard_type_name: input.shard_type_name,
+        enabled: input.enabled.unwrap_or(true),
+        field_mappings: input.field_mappings,
+    };
+    match next
+        .sync_config
+        .entity_mappings
+        .iter_mut()
+        .find(|m| m.external_entity == entity)
+    {
+        Some(slot) => *slot = mapping.clone(),
+        None => next.sync_config.entity_mappings.push(mapping.clone()),
+    }
+    next.updated_at = app.clock.now();
+    let saved = save_with_event(app, ctx, next, current.etag).await?;
+    Ok((mapping, saved.etag))
+}

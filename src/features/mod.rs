@@ -1,0 +1,6 @@
+//! The product's features, one folder each: its model, its service and its
+//! background work, with a context holding exactly the ports it uses.
+
+pub mod catalog;
+pub mod integrations;
+pub mod webhooks;

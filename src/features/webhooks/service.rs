@@ -1,0 +1,561 @@
+//! Webhook operations any trigger can call: CRUD, secret rotation, test
+//! send, the delivery log, retry and recover.
+
+use chrono::{DateTime, Utc};
+use secrecy::SecretString;
+use serde::Deserialize;
+use serde_json::json;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::delivery::enqueue_now;
+use super::fanout::{Offer, offer};
+use super::model::{
+    Delivery, DeliveryStatus, DeliverySummary, SigningSecret, Webhook, WebhookView,
+    generate_secret, is_valid_pattern, secret_key,
+};
+use super::{EVENT_TEST, Webhooks, secret_owner};
+use crate::domain::pages::{PageRequest, Paged};
+use crate::domain::tenancy::Ctx;
+use crate::domain::validation::Violations;
+use crate::error::{Error, Result};
+use crate::platform::store::{Container, ETag, Filter, Op, Query, StoreError};
+
+/// Default grace period of a rotated-out secret.
+pub const DEFAULT_GRACE_SECONDS: u32 = 86_400;
+/// Longest grace period.
+pub const MAX_GRACE_SECONDS: u32 = 604_800;
+/// Most deliveries one `recover` re-queues.
+pub const RECOVER_MAX: usize = 10_000;
+
+/// Body of `POST /api/v1/webhooks`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NewWebhook {
+    /// Target URL (https, unless allowed by `OUTBOUND_ALLOWED_CIDRS`).
+    pub url: String,
+    /// Event types or patterns (`integration.created`, `integration.*`, `*`).
+    pub events: Vec<String>,
+    /// Only this integration's events.
+    #[serde(default)]
+    pub integration_id: Option<Uuid>,
+    /// Free text (≤ 2000 characters).
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Your own secret (`whsec_` + base64 of 24–64 bytes); generated when absent.
+    #[serde(default)]
+    pub secret: Option<String>,
+    /// Default true.
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    /// Maximum deliveries per second (1–1000).
+    #[serde(default)]
+    pub rate_limit_per_second: Option<u32>,
+}
+
+/// Body of `PUT /api/v1/webhooks/{id}`: the editable fields, replaced whole.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WebhookUpdate {
+    /// Target URL.
+    pub url: String,
+    /// Event types or patterns.
+    pub events: Vec<String>,
+    /// Only this integration's events (absent: all).
+    #[serde(default)]
+    pub integration_id: Option<Uuid>,
+    /// Free text (absent clears it).
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Enabling clears `disabledReason` and the failure count (absent: unchanged).
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    /// Maximum deliveries per second (absent: none).
+    #[serde(default)]
+    pub rate_limit_per_second: Option<u32>,
+}
+
+/// Body of `POST /api/v1/webhooks/{id}/rotate-secret`.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RotateSecret {
+    /// How long the old secret keeps signing (0–604800, default 86400).
+    #[serde(default)]
+    pub grace_period_seconds: Option<u32>,
+}
+
+/// Body of `POST /api/v1/webhooks/{id}/recover`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Recover {
+    /// Re-queue failed, exhausted and skipped deliveries created since then.
+    pub since: DateTime<Utc>,
+}
+
+/// Filters of the webhook list.
+#[derive(Debug, Clone, Default)]
+pub struct WebhookFilter {
+    /// Only webhooks of this integration.
+    pub integration_id: Option<Uuid>,
+    /// Only enabled or disabled ones.
+    pub enabled: Option<bool>,
+}
+
+/// The editable fields shared by create and replace.
+struct Fields<'a> {
+    url: &'a str,
+    events: &'a [String],
+    integration_id: Option<Uuid>,
+    description: Option<&'a str>,
+    rate: Option<u32>,
+}
+
+async fn check_fields(app: &Webhooks, ctx: &Ctx, v: &mut Violations, f: Fields<'_>) {
+    let Fields {
+        url,
+        events,
+        integration_id,
+        description,
+        rate,
+    } = f;
+    match url::Url::parse(url) {
+        Ok(_) if url.len() > 2048 => v.add("/url", "must have at most 2048 characters"),
+        Ok(u) => {
+            if let Err(e) = app.outbound.policy().check_for_storage(&u).await {
+                v.add("/url", e.to_string());
+            }
+        }
+        Err(e) => v.add("/url", format!("is not a URL: {e}")),
+    }
+    if events.is_empty() {
+        v.add("/events", "must name at least one event type or pattern");
+    } else if events.len() > 50 {
+        v.add("/events", "must have at most 50 entries");
+    }
+    for (i, e) in events.iter().enumerate() {
+        if !is_valid_pattern(e) {
+            v.add(
+                format!("/events/{i}"),
+                "must be an event type (`integration.created`), a prefix pattern (`integration.*`) or `*`",
+            );
+        } else if e.starts_with("webhook.") {
+            v.add(
+                format!("/events/{i}"),
+                "webhook.* events are not delivered to webhooks",
+            );
+        }
+    }
+    if let Some(d) = description {
+        v.text("/description", d, 0, 2000);
+    }
+    if rate.is_some_and(|r| !(1..=1000).contains(&r)) {
+        v.add("/rateLimitPerSecond", "must be from 1 to 1000");
+    }
+    if let Some(id) = integration_id {
+        let found = app
+            .store
+            .read(
+                Container::Integrations,
+                &ctx.tenant().key(),
+                &id.to_string(),
+            )
+            .await;
+        if !matches!(found, Ok(Some(_))) {
+            v.add("/integrationId", "is not an integration of this tenant");
+        }
+    }
+}
+
+async fn store_secret(app: &Webhooks, w: &mut Webhook, secret: &str) -> Result<()> {
+    w.secret_version += 1;
+    let owner_id = format!("{}.{}", w.id, w.secret_version);
+    let owner = secret_owner(w.tenant_id, &owner_id);
+    let secret_ref = app
+        .secrets
+        .put(&owner, &SecretString::from(secret.to_owned()))
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "storing a webhook secret failed");
+            Error::Unavailable {
+                detail: "the secret store is unavailable".into(),
+                retry_after: None,
+            }
+        })?;
+    w.secrets.push(SigningSecret {
+        secret_ref,
+        owner_id,
+        expires_at: None,
+    });
+    Ok(())
+}
+
+async fn forget_secret(app: &Webhooks, w: &Webhook, s: &SigningSecret) {
+    let owner = secret_owner(w.tenant_id, &s.owner_id);
+    if let Err(e) = app.secrets.delete(&owner, &s.secret_ref).await {
+        tracing::warn!(webhook.id = %w.id, error = %e, "deleting a webhook secret failed");
+    }
+}
+
+/// Creates a webhook; the answer carries its secret, this once.
+pub async fn create(app: &Webhooks, ctx: &Ctx, input: NewWebhook) -> Result<WebhookView> {
+    let mut v = Violations::default();
+    check_fields(
+        app,
+        ctx,
+        &mut v,
+        Fields {
+            url: &input.url,
+            events: &input.events,
+            integration_id: input.integration_id,
+            description: input.description.as_deref(),
+            rate: input.rate_limit_per_second,
+        },
+    )
+    .await;
+    if let Some(s) = &input.secret
+        && secret_key(s).is_none()
+    {
+        v.add(
+            "/secret",
+            "must be `whsec_` followed by the base64 of 24 to 64 bytes",
+        );
+    }
+    v.into_result()?;
+    let now = app.clock.now();
+    let secret = input.secret.unwrap_or_else(generate_secret);
+    let mut w = Webhook {
+        id: Uuid::new_v4(),
+        tenant_id: ctx.tenant(),
+        integration_id: input.integration_id,
+        url: input.url,
+        events: input.events,
+        description: input.description.unwrap_or_default(),
+        enabled: input.enabled.unwrap_or(true),
+        disabled_reason: None,
+        rate_limit_per_second: input.rate_limit_per_second,
+        consecutive_failures: 0,
+        failing_since: None,
+        last_delivery_at: None,
+        last_delivery_status: None,
+        secrets: Vec::new(),
+        secret_version: 0,
+        created_at: now,
+        updated_at: now,
+        created_by: ctx.principal.user_id.clone(),
+        etag: String::new(),
+    };
+    store_secret(app, &mut w, &secret).await?;
+    let saved = app.store.insert(&w).await?;
+    app.hooks.invalidate(&saved.tenant_id);
+    let mut view = WebhookView::of(&saved, now);
+    view.secret = Some(secret);
+    Ok(view)
+}
+
+/// One webhook of the caller's tenant.
+pub async fn get(app: &Webhooks, ctx: &Ctx, id: Uuid) -> Result<Webhook> {
+    app.store
+        .get::<Webhook>(&ctx.tenant().key(), &id.to_string())
+        .await?
+        .ok_or(Error::NotFound("webhook"))
+}
+
+/// The caller's webhooks, newest first.
+pub async fn list(
+    app: &Webhooks,
+    ctx: &Ctx,
+    filter: &WebhookFilter,
+    page: &PageRequest,
+) -> Result<Paged<WebhookView>> {
+    let mut q = Query::partition(ctx.tenant().key())
+        .order_by("createdAt", true)
+        .limit(page.limit)
+        .after(page.continuation.clone());
+    if let Some(i) = filter.integration_id {
+        q = q.eq("integrationId", i.to_string());
+    }
+    if let Some(e) = filter.enabled {
+        q = q.eq("enabled", e);
+    }
+    let (items, continuation_token) = app.store.page::<Webhook>(&q).await?;
+    let now = app.clock.now();
+    Ok(Paged {
+        items: items.iter().map(|w| WebhookView::of(w, now)).collect(),
+        continuation_token,
+    })
+}
+
+fn check_etag(current: &Webhook, if_match: Option<&ETag>) -> Result<()> {
+    if if_match.is_some_and(|m| m.as_str() != current.etag) {
+        return Err(Error::PreconditionFailed);
+    }
+    Ok(())
+}
+
+/// Replaces a webhook's editable fields.
+pub async fn replace(
+    app: &Webhooks,
+    ctx: &Ctx,
+    id: Uuid,
+    input: WebhookUpdate,
+    if_match: Option<&ETag>,
+) -> Result<Webhook> {
+    let current = get(app, ctx, id).await?;
+    check_etag(&current, if_match)?;
+    let mut v = Violations::default();
+    check_fields(
+        app,
+        ctx,
+        &mut v,
+        Fields {
+            url: &input.url,
+            events: &input.events,
+            integration_id: input.integration_id,
+            description: input.description.as_deref(),
+            rate: input.rate_limit_per_second,
+        },
+    )
+    .await;
+    v.into_result()?;
+    let mut next = current.clone();
+    next.url = input.url;
+    next.events = input.events;
+    next.integration_id = input.integration_id;
+    next.description = input.description.unwrap_or_default();
+    next.rate_limit_per_second = input.rate_limit_per_second;
+    match input.enabled {
+        Some(true) if !current.enabled => {
+            next.enabled = true;
+            next.disabled_reason = None;
+            next.consecutive_failures = 0;
+            next.failing_since = None;
+        }
+        Some(false) => next.enabled = false,
+        _ => {}
+    }
+    next.updated_at = app.clock.now();
+    let saved = app.store.put(&next, Some(&ETag::new(current.etag))).await;
+    app.hooks.invalidate(&ctx.tenant());
+    Ok(saved?)
+}
+
+/// Deletes a webhook and its secrets (its delivery log expires with its TTL).
+pub async fn delete(app: &Webhooks, ctx: &Ctx, id: Uuid, if_match: Option<&ETag>) -> Result<()> {
+    let current = get(app, ctx, id).await?;
+    check_etag(&current, if_match)?;
+    app.store
+        .remove::<Webhook>(
+            &ctx.tenant().key(),
+            &id.to_string(),
+            Some(&ETag::new(current.etag.clone())),
+        )
+        .await?;
+    app.hooks.invalidate(&ctx.tenant());
+    for s in &current.secrets {
+        forget_secret(app, &current, s).await;
+    }
+    Ok(())
+}
+
+/// Deletes every webhook scoped to an integration (its deletion cascades here).
+pub async fn delete_for_integration(
+    app: &Webhooks,
+    ctx: &Ctx,
+    integration_id: Uuid,
+) -> Result<usize> {
+    let q = Query::partition(ctx.tenant().key())
+        .eq("integrationId", integration_id.to_string())
+        .limit(200);
+    let hooks = app.store.all::<Webhook>(q, 50).await?;
+    let mut n = 0;
+    for w in hooks {
+        match delete(app, ctx, w.id, None).await {
+            Ok(()) | Err(Error::NotFound(_)) => n += 1,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// Issues a new secret; the old one keeps signing for the grace period.
+pub async fn rotate_secret(
+    app: &Webhooks,
+    ctx: &Ctx,
+    id: Uuid,
+    input: RotateSecret,
+) -> Result<(String, Webhook)> {
+    let grace = input.grace_period_seconds.unwrap_or(DEFAULT_GRACE_SECONDS);
+    if grace > MAX_GRACE_SECONDS {
+        return Err(Error::invalid(
+            "/gracePeriodSeconds",
+            format!("must be from 0 to {MAX_GRACE_SECONDS}"),
+        ));
+    }
+    let current = get(app, ctx, id).await?;
+    let now = app.clock.now();
+    let secret = generate_secret();
+    let mut next = current.clone();
+    let until = now + chrono::Duration::seconds(i64::from(grace));
+    for s in &mut next.secrets {
+        let end = s.expires_at.map_or(until, |t| t.min(until));
+        s.expires_at = Some(end);
+    }
+    let (live, dead): (Vec<_>, Vec<_>) = next
+        .secrets
+        .drain(..)
+        .partition(|s| s.expires_at.is_some_and(|t| t > now));
+    next.secrets = live;
+    store_secret(app, &mut next, &secret).await?;
+    next.updated_at = now;
+    let saved = app.store.put(&next, Some(&ETag::new(current.etag))).await;
+    app.hooks.invalidate(&ctx.tenant());
+    let saved = match saved {
+        Ok(s) => s,
+        Err(e) => {
+            if let Some(new) = next.secrets.last() {
+                forget_secret(app, &next, new).await;
+            }
+            return Err(e.into());
+        }
+    };
+    for s in &dead {
+        forget_secret(app, &saved, s).await;
+    }
+    Ok((secret, saved))
+}
+
+/// Sends a `webhook.test` event to this webhook only; returns the delivery id.
+pub async fn test(app: &Webhooks, ctx: &Ctx, id: Uuid) -> Result<Uuid> {
+    let w = get(app, ctx, id).await?;
+    if !w.enabled {
+        return Err(Error::Conflict(
+            "the webhook is disabled; enable it before sending a test".into(),
+        ));
+    }
+    let now = app.clock.now();
+    let data = json!({ "webhookId": w.id, "message": "This is a test event from Castiel." });
+    let o = Offer {
+        event_id: Uuid::new_v4(),
+        event_type: EVENT_TEST,
+        timestamp: now,
+        data: &data,
+        integration_id: w.integration_id,
+    };
+    let d = offer(app.store.as_ref(), &app.queue, now, &w, &o)
+        .await
+        .map_err(Error::Internal)?;
+    Ok(d.id)
+}
+
+/// The delivery log of a webhook, newest first.
+pub async fn deliveries(
+    app: &Webhooks,
+    ctx: &Ctx,
+    id: Uuid,
+    status: Option<DeliveryStatus>,
+    page: &PageRequest,
+) -> Result<Paged<DeliverySummary>> {
+    get(app, ctx, id).await?;
+    let mut q = Query::partition(ctx.tenant().key())
+        .eq("webhookId", id.to_string())
+        .order_by("sortKey", true)
+        .limit(page.limit)
+        .after(page.continuation.clone());
+    if let Some(s) = status {
+        q = q.eq("status", json!(s));
+    }
+    let (items, continuation_token) = app.store.page::<Delivery>(&q).await?;
+    Ok(Paged {
+        items: items.iter().map(DeliverySummary::from).collect(),
+        continuation_token,
+    })
+}
+
+/// One delivery with every attempt.
+pub async fn delivery(app: &Webhooks, ctx: &Ctx, id: Uuid, delivery_id: Uuid) -> Result<Delivery> {
+    let d = app
+        .store
+        .get::<Delivery>(&ctx.tenant().key(), &delivery_id.to_string())
+        .await?
+        .filter(|d| d.webhook_id == id)
+        .ok_or(Error::NotFound("delivery"))?;
+    Ok(d)
+}
+
+async fn requeue(app: &Webhooks, d: Delivery) -> Result<Delivery> {
+    let now = app.clock.now();
+    let etag = ETag::new(d.etag.clone());
+    let mut next = d;
+    if next.status != DeliveryStatus::Pending {
+        next.round_start = next.attempt_count;
+    }
+    next.status = DeliveryStatus::Pending;
+    next.next_attempt_at = Some(now);
+    next.completed_at = None;
+    next.updated_at = now;
+    let saved = match app.store.put(&next, Some(&etag)).await {
+        Ok(s) => s,
+        Err(StoreError::PreconditionFailed) => {
+            return Err(Error::Conflict(
+                "the delivery is being attempted right now; retry shortly".into(),
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    enqueue_now(app.queue.jobs.as_ref(), &saved)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "enqueueing a delivery failed");
+            Error::Unavailable {
+                detail: "the job queue is unavailable".into(),
+                retry_after: None,
+            }
+        })?;
+    Ok(saved)
+}
+
+/// Delivers again now (a new round of the schedule when it had finished).
+pub async fn retry(app: &Webhooks, ctx: &Ctx, id: Uuid, delivery_id: Uuid) -> Result<Delivery> {
+    let w = get(app, ctx, id).await?;
+    if !w.enabled {
+        return Err(Error::Conflict(
+            "the webhook is disabled; enable it first".into(),
+        ));
+    }
+    let d = delivery(app, ctx, id, delivery_id).await?;
+    requeue(app, d).await
+}
+
+/// Re-queues every failed, exhausted or skipped delivery created since `since`.
+pub async fn recover(app: &Webhooks, ctx: &Ctx, id: Uuid, input: Recover) -> Result<usize> {
+    let w = get(app, ctx, id).await?;
+    if !w.enabled {
+        return Err(Error::Conflict(
+            "the webhook is disabled; enable it first".into(),
+        ));
+    }
+    let q = Query::partition(ctx.tenant().key())
+        .eq("webhookId", id.to_string())
+        .filter(Filter::new(
+            "status",
+            Op::In,
+            json!(["failed", "exhausted", "skipped"]),
+        ))
+        .filter(Filter::new(
+            "sortKey",
+            Op::Gte,
+            input.since.timestamp_millis() * 1000,
+        ))
+        .order_by("sortKey", false)
+        .limit(500);
+    let found = app.store.all::<Delivery>(q, RECOVER_MAX / 500).await?;
+    let mut n = 0;
+    for d in found {
+        match requeue(app, d).await {
+            Ok(_) => n += 1,
+            Err(Error::Conflict(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
