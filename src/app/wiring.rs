@@ -155,7 +155,7 @@ pub async fn build_with(
         events.clone(),
         outbound.clone(),
         secrets.clone(),
-        config.webhooks.clone(),
+        config.webhooks,
     ));
     events.subscribe(Arc::new(webhooks.fanout()));
     let catalog = Arc::new(Catalog::new(store.clone(), clock.clone()));

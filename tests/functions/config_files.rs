@@ -13,16 +13,10 @@ use crate::infra::queues;
 /// lead removes a name when adding its line to `triggers::jobs::production`).
 const AWAITING_WIRING: &[&str] = &[];
 
-/// SPEC §10's HTTP groups (plus `openapi` for `/api/v1/openapi.json`).
-const HTTP_FUNCTIONS: &[&str] = &[
-    "admin",
-    "health",
-    "integrations",
-    "openapi",
-    "sync-conflicts",
-    "sync-tasks",
-    "webhooks",
-];
+/// SPEC §10's HTTP groups whose routes exist (plus `openapi` for
+/// `/api/v1/openapi.json`); `sync-tasks` and `sync-conflicts` wait in
+/// `functions.pending/` until theirs do.
+const HTTP_FUNCTIONS: &[&str] = &["admin", "health", "integrations", "openapi", "webhooks"];
 
 fn kind_of(def: &FunctionDef) -> Option<TriggerKind> {
     [
@@ -111,8 +105,10 @@ fn pending_functions_are_valid_but_never_shipped() {
         names,
         [
             "shard-updated",
+            "sync-conflicts",
             "sync-run",
             "sync-scheduler",
+            "sync-tasks",
             "token-refresh"
         ]
     );
@@ -122,8 +118,55 @@ fn pending_functions_are_valid_but_never_shipped() {
             "{} is both pending and shipped",
             f.name
         );
+        if f.is_forwarded() {
+            continue;
+        }
         let kind = kind_of(f).expect("a queue or timer trigger");
         assert_eq!(f.trigger()["name"], kind.binding_name());
+    }
+}
+
+/// The one table of periodic work drives both run modes: each entry is a
+/// shipped timer function with the table's schedule, registered to run the
+/// entry's work, and every shipped timer function is an entry.
+#[test]
+fn every_periodic_work_is_a_timer_function_with_its_schedule() {
+    use castiel_integrations::app::periodic::TABLE;
+    let functions = discover(&repo().join("functions"));
+    let registry = production();
+    for work in TABLE {
+        let f = functions
+            .iter()
+            .find(|f| f.name == work.name)
+            .unwrap_or_else(|| {
+                panic!(
+                    "periodic work {} has no functions/{}/function.json",
+                    work.name, work.name
+                )
+            });
+        let t = f.trigger();
+        assert_eq!(t["type"], "timerTrigger", "{}", work.name);
+        assert_eq!(
+            t["schedule"].as_str(),
+            Some(work.schedule),
+            "functions/{}/function.json must fire on the table's schedule",
+            work.name
+        );
+        let reg = registry
+            .get(work.name)
+            .unwrap_or_else(|| panic!("{} is not registered", work.name));
+        assert_eq!(reg.kind, TriggerKind::Timer);
+        assert!(!work.every.is_zero(), "{}: serve's period", work.name);
+    }
+    for f in functions
+        .iter()
+        .filter(|f| f.trigger()["type"] == "timerTrigger")
+    {
+        assert!(
+            TABLE.iter().any(|w| w.name == f.name),
+            "timer function {} is not in the periodic-work table",
+            f.name
+        );
     }
 }
 
@@ -234,6 +277,17 @@ fn http_routes_cover_every_api_path_and_keep_the_api_prefix() {
             1,
             "{path} must be routed by exactly one HTTP function, got {hits:?}"
         );
+    }
+    // And no shipped HTTP function routes nothing (it would answer 404).
+    for f in &forwarded {
+        let serves = paths.iter().any(|path| {
+            let concrete = path.replace('{', "x").replace('}', "");
+            route_matches(
+                &format!("api/{}", f.trigger()["route"].as_str().expect("route")),
+                &concrete,
+            )
+        });
+        assert!(serves, "functions/{} routes no path the API serves", f.name);
     }
     for (template, path, expected) in [
         ("api/v1/integrations/{*rest}", "/api/v1/integrations", true),

@@ -1,6 +1,7 @@
 //! Service Bus sends against a local server that checks the documented REST
 //! request: URL, SAS `Authorization`, `BrokerProperties`.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
@@ -30,15 +31,25 @@ struct SbRequest {
 struct MockServiceBus {
     base: String,
     got: Arc<Mutex<Vec<SbRequest>>>,
+    /// Sends still to refuse with 503 (nothing recorded).
+    refuse: Arc<AtomicUsize>,
 }
 
 impl MockServiceBus {
     async fn start() -> Self {
         let got: Arc<Mutex<Vec<SbRequest>>> = Arc::default();
+        let refuse: Arc<AtomicUsize> = Arc::default();
         let sink = got.clone();
+        let refusing = refuse.clone();
         let app = Router::new().fallback(move |req: Request<Body>| {
             let sink = sink.clone();
+            let refusing = refusing.clone();
             async move {
+                let refused =
+                    refusing.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+                if refused.is_ok() {
+                    return StatusCode::SERVICE_UNAVAILABLE.into_response();
+                }
                 let method = req.method().to_string();
                 let path = req.uri().path().to_owned();
                 let headers = req.headers().clone();
@@ -64,6 +75,7 @@ impl MockServiceBus {
         Self {
             base: format!("http://{addr}/"),
             got,
+            refuse,
         }
     }
     fn got(&self) -> Vec<SbRequest> {
@@ -191,4 +203,49 @@ async fn connection_strings_are_checked() {
         let err = ServiceBusQueue::from_config(&cfg).expect_err(bad);
         assert!(!err.to_string().contains("k\""), "{err}");
     }
+}
+
+/// In `handler` mode nothing but the `webhook-sweep` timer re-drives a
+/// delivery whose first enqueue failed: Service Bus refuses the send, the
+/// delivery stays pending, and once the timer function runs (through the
+/// production registry, as the host would invoke it) its job is on the
+/// queue and the Functions trigger delivers it.
+#[tokio::test]
+async fn handler_mode_sweep_re_drives_a_delivery_whose_enqueue_failed() {
+    use castiel_integrations::drivers::functions::production::production;
+    use castiel_integrations::drivers::functions::registry::Invoked;
+    let sb = MockServiceBus::start().await;
+    let h = Hooks::with(&[
+        ("QUEUE", "servicebus"),
+        ("SERVICEBUS_CONNECTION", &connection()),
+        ("SERVICEBUS_ENDPOINT", &sb.base),
+    ])
+    .await;
+    let rx = Receiver::start().await;
+    h.webhook(&rx.url("/hook"), &["*"]).await;
+    sb.refuse.store(1, Ordering::SeqCst);
+    h.integration("A").await;
+    assert!(sb.got().is_empty(), "the first enqueue was refused");
+    h.clock.advance(chrono::Duration::minutes(5));
+
+    let registry = production();
+    let invoke = |name: &'static str, body: Value| {
+        let (registry, state) = (registry.clone(), h.state.clone());
+        async move {
+            let reg = registry.get(name).expect("registered").clone();
+            let body = serde_json::to_vec(&body).expect("body");
+            registry.invoke(&state, &reg, &body).await
+        }
+    };
+    let timer = json!({"Data":{"timer":{"Schedule":{},"ScheduleStatus":null,"IsPastDue":false}},"Metadata":{}});
+    let swept = invoke("webhook-sweep", timer).await;
+    assert!(matches!(swept, Invoked::Done(_)), "{swept:?}");
+    let sent = sb.got();
+    assert_eq!(sent.len(), 1, "the sweep enqueued the lost attempt");
+    check_send(&sent[0], &sb.base);
+
+    let msg = json!({"Data":{"msg": sent[0].body},"Metadata":{"DeliveryCount":"1","MessageId":"\"m-1\""}});
+    let ran = invoke("webhook-delivery", msg).await;
+    assert!(matches!(ran, Invoked::Done(_)), "{ran:?}");
+    assert_eq!(rx.count(), 1, "delivered once the sweep ran");
 }

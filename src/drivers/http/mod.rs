@@ -35,7 +35,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "castiel-integrations", description = "Castiel's integration hub: catalog, integrations, webhooks, sync and events."),
+    info(title = "castiel-integrations", description = "Castiel's integration hub: provider catalog, tenants' integrations, outbound webhooks and events."),
     modifiers(&BearerAuth),
     tags(
         (name = "health", description = "Probes"),

@@ -67,10 +67,6 @@ impl std::fmt::Debug for Webhooks {
 
 impl Webhooks {
     /// The context over these ports, with empty caches.
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "one argument per port, named at wiring"
-    )]
     pub fn new(
         store: Arc<dyn Store>,
         queue: AttemptQueue,
