@@ -9,7 +9,7 @@
 //! app's wiring (the webhook delivery as written); the queue never looks
 //! inside it.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
@@ -18,7 +18,12 @@ use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 use tokio::sync::{Notify, mpsc};
 
-use super::{HandOver, JobMessage, JobQueue, QueueError};
+mod hand_over;
+
+use hand_over::Attached;
+pub use hand_over::{HandedOver, MAX_WAITING};
+
+use super::{JobMessage, JobQueue, QueueError};
 use crate::clock::Clock;
 use crate::platform::store::StoreError;
 use crate::platform::store::embedded::{ExecuteCached as _, SqliteDb};
@@ -68,96 +73,8 @@ pub struct EmbeddedQueue<C = ()> {
     db: Arc<SqliteDb>,
     clock: Arc<dyn Clock>,
     notify: Notify,
-    handoff: std::sync::Mutex<Option<Handoff<C>>>,
+    workers: std::sync::Mutex<Option<Attached<C>>>,
 }
-
-/// This process's workers, taking jobs as they are sent (see
-/// [`EmbeddedQueue::attach`]).
-struct Handoff<C> {
-    tx: mpsc::UnboundedSender<Leased<C>>,
-    visibility_ms: i64,
-    capacity: usize,
-    waiting: Arc<AtomicUsize>,
-    /// Bytes of carries waiting, and the most that may.
-    carried: Arc<AtomicUsize>,
-    carry_budget: usize,
-}
-
-impl<C> Handoff<C> {
-    /// Passes a job on; `false` if the workers are gone.
-    fn pass(&self, job: Leased<C>) -> bool {
-        self.waiting.fetch_add(1, Ordering::Relaxed);
-        let Err(mpsc::error::SendError(job)) = self.tx.send(job) else {
-            return true;
-        };
-        leave(&self.waiting, &self.carried, &job);
-        false
-    }
-
-    /// Whether fewer than `capacity` jobs wait.
-    fn has_room(&self) -> bool {
-        self.waiting.load(Ordering::Relaxed) < self.capacity
-    }
-
-    /// Whether a carry of `bytes` fits in what is left of the budget
-    /// (counted as waiting until its job is taken, when it does).
-    fn keep(&self, bytes: usize) -> bool {
-        let before = self.carried.fetch_add(bytes, Ordering::Relaxed);
-        if before.saturating_add(bytes) <= self.carry_budget {
-            return true;
-        }
-        self.carried.fetch_sub(bytes, Ordering::Relaxed);
-        false
-    }
-}
-
-/// Counts `job` out of the hand-off's backlog: it no longer waits, and its
-/// carry no longer holds a share of the budget.
-fn leave<C>(waiting: &AtomicUsize, carried: &AtomicUsize, job: &Leased<C>) {
-    waiting.fetch_sub(1, Ordering::Relaxed);
-    carried.fetch_sub(job.carry_bytes, Ordering::Relaxed);
-}
-
-/// The receiving end of the hand-off: jobs passed to this process's workers
-/// (see [`EmbeddedQueue::attach`]).
-#[derive(Debug)]
-pub struct Handed<C = ()> {
-    rx: mpsc::UnboundedReceiver<Leased<C>>,
-    waiting: Arc<AtomicUsize>,
-    carried: Arc<AtomicUsize>,
-}
-
-impl<C> Handed<C> {
-    fn took(&self, job: Option<Leased<C>>) -> Option<Leased<C>> {
-        if let Some(j) = &job {
-            leave(&self.waiting, &self.carried, j);
-        }
-        job
-    }
-
-    /// The next job, if one is waiting.
-    pub fn try_recv(&mut self) -> Option<Leased<C>> {
-        let job = self.rx.try_recv().ok();
-        self.took(job)
-    }
-
-    /// The next job; `None` once closed and drained.
-    pub async fn recv(&mut self) -> Option<Leased<C>> {
-        let job = self.rx.recv().await;
-        self.took(job)
-    }
-
-    /// Takes no more jobs (those waiting can still be received).
-    pub fn close(&mut self) {
-        self.rx.close();
-    }
-}
-
-/// Jobs that may wait on the hand-off at once: beyond this backlog (a few
-/// MiB of job ids, plus the carries that fit their own budget), jobs are
-/// queued in the table, so that a long overload (slow endpoints) grows the
-/// database, not the process.
-pub const MAX_WAITING: usize = 20_000;
 
 const INSERT: &str = "INSERT INTO jobs (message_id, queue, body, visible_at, attempts, lease)
      VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (message_id) DO NOTHING RETURNING seq";
@@ -190,7 +107,7 @@ impl<C: Send + 'static> EmbeddedQueue<C> {
             db,
             clock,
             notify: Notify::new(),
-            handoff: std::sync::Mutex::default(),
+            workers: std::sync::Mutex::default(),
         })
     }
 
@@ -211,11 +128,16 @@ impl<C: Send + 'static> EmbeddedQueue<C> {
     /// they need, which costs a delivery about twice the CPU: a budget
     /// counted in jobs, not bytes, made a burst slow down exactly when it
     /// outran the workers).
-    pub fn attach(&self, capacity: usize, carry_budget: usize, visibility: Duration) -> Handed<C> {
+    pub fn attach(
+        &self,
+        capacity: usize,
+        carry_budget: usize,
+        visibility: Duration,
+    ) -> HandedOver<C> {
         let (tx, rx) = mpsc::unbounded_channel();
         let waiting = Arc::new(AtomicUsize::new(0));
         let carried = Arc::new(AtomicUsize::new(0));
-        *self.handoff.lock().unwrap_or_else(PoisonError::into_inner) = Some(Handoff {
+        *self.workers.lock().unwrap_or_else(PoisonError::into_inner) = Some(Attached {
             tx,
             visibility_ms: i64::try_from(visibility.as_millis()).unwrap_or(i64::MAX / 2),
             capacity: capacity.max(1),
@@ -223,7 +145,7 @@ impl<C: Send + 'static> EmbeddedQueue<C> {
             carried: Arc::clone(&carried),
             carry_budget,
         });
-        Handed {
+        HandedOver {
             rx,
             waiting,
             carried,
@@ -232,23 +154,23 @@ impl<C: Send + 'static> EmbeddedQueue<C> {
 
     /// Stops handing jobs over (workers stopping).
     pub fn detach(&self) {
-        self.handoff
+        self.workers
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
     }
 
     /// Whether a job sent now can be handed over, and the lease it gets.
-    fn handoff_lease(&self, now_ms: i64) -> Option<i64> {
-        let handoff = self.handoff.lock().unwrap_or_else(PoisonError::into_inner);
-        let h = handoff.as_ref().filter(|h| h.has_room())?;
+    fn hand_over_lease(&self, now_ms: i64) -> Option<i64> {
+        let workers = self.workers.lock().unwrap_or_else(PoisonError::into_inner);
+        let h = workers.as_ref().filter(|h| h.has_room())?;
         Some(now_ms.saturating_add(h.visibility_ms))
     }
 
-    /// Passes a job to the workers; `false` if none are attached.
-    fn pass(&self, job: Leased<C>) -> bool {
-        let handoff = self.handoff.lock().unwrap_or_else(PoisonError::into_inner);
-        handoff.as_ref().is_some_and(|h| h.pass(job))
+    /// Hands a job to the workers; `false` if none are attached.
+    fn hand(&self, job: Leased<C>) -> bool {
+        let workers = self.workers.lock().unwrap_or_else(PoisonError::into_inner);
+        workers.as_ref().is_some_and(|w| w.hand(job))
     }
 
     /// Leases up to `max` due jobs for `visibility`.
@@ -472,21 +394,21 @@ impl<C: Send + Sync + 'static> JobQueue for EmbeddedQueue<C> {
         let now = self.clock.now();
         let due_now = not_before.is_none_or(|t| t <= now);
         // Leased at birth when this process's workers can take it at once.
-        let handoff = due_now
-            .then(|| self.handoff_lease(now.timestamp_millis()))
+        let handed = due_now
+            .then(|| self.hand_over_lease(now.timestamp_millis()))
             .flatten()
             .map(|until| (until, uuid::Uuid::new_v4().simple().to_string()));
-        let (visible_at, attempts, lease) = match &handoff {
+        let (visible_at, attempts, lease) = match &handed {
             Some((until, lease)) => (*until, 1, Some(lease.clone())),
             None => (not_before.unwrap_or(now).timestamp_millis(), 0, None),
         };
         let seq = self
             .insert(message, message_id, visible_at, attempts, lease)
             .await?;
-        match (handoff, seq) {
+        match (handed, seq) {
             (Some((until, lease)), Some(seq)) => {
                 // Workers gone meanwhile: the lease runs out, and it is received.
-                self.pass(Leased {
+                self.hand(Leased {
                     seq: Some(seq),
                     lease,
                     message_id: message_id.to_owned(),
@@ -510,33 +432,5 @@ impl<C: Send + Sync + 'static> JobQueue for EmbeddedQueue<C> {
 
     fn name(&self) -> &'static str {
         "embedded"
-    }
-}
-
-impl<C: Send + Sync + 'static> HandOver<C> for EmbeddedQueue<C> {
-    fn hand_over(&self, message: &JobMessage, message_id: &str, carry: C, bytes: usize) -> bool {
-        let handoff = self.handoff.lock().unwrap_or_else(PoisonError::into_inner);
-        let Some(h) = handoff
-            .as_ref()
-            .filter(|h| h.waiting.load(Ordering::Relaxed) < MAX_WAITING)
-        else {
-            return false;
-        };
-        let until = self
-            .clock
-            .now()
-            .timestamp_millis()
-            .saturating_add(h.visibility_ms);
-        let kept = h.keep(bytes);
-        h.pass(Leased {
-            seq: None,
-            lease: String::new(),
-            message_id: message_id.to_owned(),
-            message: message.clone(),
-            receives: 1,
-            leased_until_ms: until,
-            carry: kept.then_some(carry),
-            carry_bytes: if kept { bytes } else { 0 },
-        })
     }
 }
