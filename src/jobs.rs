@@ -184,7 +184,7 @@ impl From<Error> for JobError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
     /// Receives of one message before it is given up: `serve` drops it (the
-    /// work's own record re-drives it: the webhook sweep), Functions parks
+    /// work's own record re-drives it: the webhook re-drive), Functions parks
     /// it on the function's park queue. Service Bus queues declare it as
     /// their `maxDeliveryCount`.
     pub max_receives: u32,
@@ -215,7 +215,7 @@ impl RetryPolicy {
 /// Bus: 10 receives, 2 s doubling up to 5 min in `serve`. (Messages from
 /// Castiel's RabbitMQ bus are retried by the broker and the Functions
 /// extension, which rejects after its own fixed count: see
-/// `drivers::functions::rabbitmq::MAX_DELIVERIES`.)
+/// `drivers::functions::rabbitmq::MAX_RECEIVES`.)
 pub const QUEUE_JOBS: RetryPolicy = RetryPolicy {
     max_receives: 10,
     first_wait: Duration::from_secs(2),

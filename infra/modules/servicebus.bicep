@@ -1,7 +1,7 @@
 // Service Bus namespace and the job queues of SPEC §3/§10. `maxDeliveryCount`
 // and `lockDuration` live on the queue, not in function.json (reference §6.21);
 // tests/functions/infra.rs checks them against the handler's poison policy
-// (`SERVICE_BUS_MAX_DELIVERIES`) and against functions/*/function.json.
+// (`SERVICE_BUS_MAX_RECEIVES`) and against functions/*/function.json.
 
 @description('Namespace name (globally unique).')
 param namespaceName string

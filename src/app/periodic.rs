@@ -61,11 +61,11 @@ pub const TABLE: &[Periodic] = &[
         run: |app, _| Box::pin(async move { relay(&app).await }),
     },
     Periodic {
-        name: "webhook-sweep",
+        name: "webhook-redrive",
         every: Duration::from_secs(60),
-        schedule: "30 */1 * * * *",
+        schedule: "0 */1 * * * *",
         at_start: true,
-        run: |app, tick| Box::pin(async move { sweep(&app, tick).await }),
+        run: |app, tick| Box::pin(async move { redrive(&app, tick).await }),
     },
     Periodic {
         name: "purge-expired",
@@ -98,7 +98,7 @@ async fn relay(app: &App) -> Result<JobOutcome, JobError> {
 /// On a first tick every delivery due before now is re-driven at once (the
 /// jobs that do exist deduplicate it); later, those overdue by more than
 /// twice a job's visibility timeout.
-async fn sweep(app: &App, tick: Tick) -> Result<JobOutcome, JobError> {
+async fn redrive(app: &App, tick: Tick) -> Result<JobOutcome, JobError> {
     let now = app.clock.now();
     let before = if tick.first {
         now
@@ -106,7 +106,7 @@ async fn sweep(app: &App, tick: Tick) -> Result<JobOutcome, JobError> {
         let grace = app.webhooks.settings.visibility_timeout() * 2;
         now - chrono::Duration::from_std(grace).unwrap_or_default()
     };
-    let count = delivery::sweep(&app.webhooks, before).await?;
+    let count = delivery::redrive(&app.webhooks, before).await?;
     Ok(count.into_outcome())
 }
 

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use castiel_integrations::drivers::functions::registry::SERVICE_BUS_MAX_DELIVERIES;
+use castiel_integrations::drivers::functions::registry::SERVICE_BUS_MAX_RECEIVES;
 use castiel_integrations::platform::store::Container;
 use serde_json::{Map, Value};
 use tree_sitter::{Node, Parser, Tree};
@@ -208,7 +208,7 @@ fn service_bus_queues_have_delivery_limits_dead_lettering_and_locks() {
     for name in ["sync-runs", "webhook-deliveries"] {
         let q = &queues[name];
         assert_eq!(
-            q["maxDeliveryCount"], SERVICE_BUS_MAX_DELIVERIES,
+            q["maxDeliveryCount"], SERVICE_BUS_MAX_RECEIVES,
             "{name}: the handler parks on the last delivery the queue allows"
         );
         assert!(

@@ -10,9 +10,7 @@ use std::time::Duration;
 
 use castiel_integrations::app;
 use castiel_integrations::config::Config;
-use castiel_integrations::drivers::functions::registry::{
-    PARK_BINDING, SERVICE_BUS_MAX_DELIVERIES,
-};
+use castiel_integrations::drivers::functions::registry::{PARK_BINDING, SERVICE_BUS_MAX_RECEIVES};
 use castiel_integrations::drivers::functions::{
     JobError, JobOutcome, Received, Registry, TimerInput,
 };
@@ -193,7 +191,7 @@ async fn service_bus_failures_are_redelivered_until_success() {
     let msg = probe("p1", 3, false);
     let trace = f
         .host
-        .service_bus("test-queue", &msg, SERVICE_BUS_MAX_DELIVERIES)
+        .service_bus("test-queue", &msg, SERVICE_BUS_MAX_RECEIVES)
         .await;
     assert_eq!(trace.deliveries, [(1, false), (2, false), (3, true)]);
     assert!(!trace.dead_lettered && trace.sent.is_empty());
@@ -218,10 +216,10 @@ async fn poison_messages_are_parked_on_the_last_delivery() {
         .service_bus(
             "test-queue",
             &probe("p2", 99, false),
-            SERVICE_BUS_MAX_DELIVERIES,
+            SERVICE_BUS_MAX_RECEIVES,
         )
         .await;
-    let n = SERVICE_BUS_MAX_DELIVERIES;
+    let n = SERVICE_BUS_MAX_RECEIVES;
     assert_eq!(trace.deliveries.len(), n as usize);
     assert!(
         trace.deliveries[..(n as usize - 1)]
@@ -236,7 +234,7 @@ async fn poison_messages_are_parked_on_the_last_delivery() {
     assert!(!trace.dead_lettered);
     let record = parked(&trace, "test-queue-parked");
     assert_eq!(record["reason"], "exhausted");
-    assert_eq!(record["attempt"], n);
+    assert_eq!(record["receives"], n);
     assert_eq!(record["body"]["id"], "p2");
     assert!(trace.logs[0].contains("parked"));
 }
@@ -249,7 +247,7 @@ async fn permanent_failures_and_undecodable_bodies_are_parked_at_once() {
         .service_bus(
             "test-queue",
             &probe("p3", 0, true),
-            SERVICE_BUS_MAX_DELIVERIES,
+            SERVICE_BUS_MAX_RECEIVES,
         )
         .await;
     assert_eq!(trace.deliveries, [(1, true)]);
@@ -260,7 +258,7 @@ async fn permanent_failures_and_undecodable_bodies_are_parked_at_once() {
             .service_bus(
                 "test-queue",
                 &QueueMessage::new(body),
-                SERVICE_BUS_MAX_DELIVERIES,
+                SERVICE_BUS_MAX_RECEIVES,
             )
             .await;
         assert_eq!(trace.deliveries, [(1, true)], "{body:?}");
@@ -284,7 +282,7 @@ async fn a_body_that_shadows_delivery_count_is_never_parked_by_count() {
         QueueMessage::new(json!({"id": "p4", "failUntil": 99, "deliveryCount": 50}).to_string());
     let trace = f
         .host
-        .service_bus("test-queue", &msg, SERVICE_BUS_MAX_DELIVERIES)
+        .service_bus("test-queue", &msg, SERVICE_BUS_MAX_RECEIVES)
         .await;
     assert!(trace.dead_lettered, "{trace:?}");
     assert!(trace.deliveries.iter().all(|(_, ok)| !ok));
@@ -384,7 +382,7 @@ async fn concurrent_deliveries() {
             host.service_bus(
                 "test-queue",
                 &probe(&format!("c{i}"), 1, false),
-                SERVICE_BUS_MAX_DELIVERIES,
+                SERVICE_BUS_MAX_RECEIVES,
             )
             .await
         }

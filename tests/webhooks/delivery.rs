@@ -527,7 +527,7 @@ async fn the_rate_limit_defers_attempts_without_losing_them() {
 }
 
 #[tokio::test]
-async fn the_sweeper_re_enqueues_a_lost_job() {
+async fn the_redrive_re_enqueues_a_lost_job() {
     let h = Hooks::new().await;
     let rx = Receiver::start().await;
     h.webhook(&rx.url("/hook"), &["*"]).await;
@@ -542,21 +542,21 @@ async fn the_sweeper_re_enqueues_a_lost_job() {
     }
     assert_eq!(h.run_jobs().await, 0);
     h.clock.advance(chrono::Duration::minutes(10));
-    let n = castiel_integrations::features::webhooks::delivery::sweep(
+    let n = castiel_integrations::features::webhooks::delivery::redrive(
         &h.state.webhooks,
         castiel_integrations::clock::Clock::now(h.clock.as_ref()) - chrono::Duration::minutes(5),
     )
     .await
-    .expect("sweep");
+    .expect("re-drive");
     assert_eq!(n, 1);
     h.run_jobs().await;
     assert_eq!(rx.count(), 1);
-    let again = castiel_integrations::features::webhooks::delivery::sweep(
+    let again = castiel_integrations::features::webhooks::delivery::redrive(
         &h.state.webhooks,
         castiel_integrations::clock::Clock::now(h.clock.as_ref()) - chrono::Duration::minutes(5),
     )
     .await
-    .expect("sweep");
+    .expect("re-drive");
     assert_eq!(again, 0, "nothing pending any more");
 }
 

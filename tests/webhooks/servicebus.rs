@@ -205,13 +205,13 @@ async fn connection_strings_are_checked() {
     }
 }
 
-/// In `handler` mode nothing but the `webhook-sweep` timer re-drives a
+/// In `handler` mode nothing but the `webhook-redrive` timer re-drives a
 /// delivery whose first enqueue failed: Service Bus refuses the send, the
 /// delivery stays pending, and once the timer function runs (through the
 /// production registry, as the host would invoke it) its job is on the
 /// queue and the Functions trigger delivers it.
 #[tokio::test]
-async fn handler_mode_sweep_re_drives_a_delivery_whose_enqueue_failed() {
+async fn handler_mode_redrive_re_drives_a_delivery_whose_enqueue_failed() {
     use castiel_integrations::drivers::functions::production::production;
     use castiel_integrations::drivers::functions::registry::Invoked;
     let sb = MockServiceBus::start().await;
@@ -238,14 +238,14 @@ async fn handler_mode_sweep_re_drives_a_delivery_whose_enqueue_failed() {
         }
     };
     let timer = json!({"Data":{"timer":{"Schedule":{},"ScheduleStatus":null,"IsPastDue":false}},"Metadata":{}});
-    let swept = invoke("webhook-sweep", timer).await;
+    let swept = invoke("webhook-redrive", timer).await;
     assert!(matches!(swept, Invoked::Done(_)), "{swept:?}");
     let sent = sb.got();
-    assert_eq!(sent.len(), 1, "the sweep enqueued the lost attempt");
+    assert_eq!(sent.len(), 1, "the re-drive enqueued the lost attempt");
     check_send(&sent[0], &sb.base);
 
     let msg = json!({"Data":{"msg": sent[0].body},"Metadata":{"DeliveryCount":"1","MessageId":"\"m-1\""}});
     let ran = invoke("webhook-delivery", msg).await;
     assert!(matches!(ran, Invoked::Done(_)), "{ran:?}");
-    assert_eq!(rx.count(), 1, "delivered once the sweep ran");
+    assert_eq!(rx.count(), 1, "delivered once the re-drive ran");
 }

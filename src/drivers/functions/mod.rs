@@ -27,7 +27,7 @@ pub use crate::jobs::{IntoOutcome, JobError, JobOutcome, Summary};
 pub struct Received {
     /// How many times the broker has handed this message out, this one
     /// included (1 = first); `None` when the host's
-    /// counter is unknown (see [`ServiceBusMessage::delivery_count`]).
+    /// counter is unknown (see [`ServiceBusMessage::receives`]).
     pub receives: Option<u32>,
     /// The broker's message id.
     pub message_id: Option<String>,

@@ -20,7 +20,7 @@ use crate::jobs::JobError;
 pub const REQUEUE_HEADER: &str = "x-ms-rabbitmq-requeuecount";
 
 /// Deliveries the extension makes before rejecting (counts 0 through 5).
-pub const MAX_DELIVERIES: u32 = 6;
+pub const MAX_RECEIVES: u32 = 6;
 
 /// One received RabbitMQ message.
 #[derive(Debug, Clone, Default, PartialEq)]

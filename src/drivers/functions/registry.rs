@@ -36,7 +36,7 @@ use crate::jobs::{IntoOutcome, JobError, JobOutcome, QUEUE_JOBS};
 
 /// The `maxDeliveryCount` of every Service Bus queue in `infra/` (a test
 /// compares them): the job queue's retry policy.
-pub const SERVICE_BUS_MAX_DELIVERIES: u32 = QUEUE_JOBS.max_receives;
+pub const SERVICE_BUS_MAX_RECEIVES: u32 = QUEUE_JOBS.max_receives;
 
 /// The output binding a queue function parks poison messages on.
 pub const PARK_BINDING: &str = "parked";
@@ -76,11 +76,11 @@ impl TriggerKind {
     }
 
     /// Deliveries the broker makes before giving up (`None`: not a queue).
-    pub const fn max_deliveries(self) -> Option<u32> {
+    pub const fn max_receives(self) -> Option<u32> {
         match self {
             Self::Timer => None,
-            Self::ServiceBus => Some(SERVICE_BUS_MAX_DELIVERIES),
-            Self::RabbitMq => Some(rabbitmq::MAX_DELIVERIES),
+            Self::ServiceBus => Some(SERVICE_BUS_MAX_RECEIVES),
+            Self::RabbitMq => Some(rabbitmq::MAX_RECEIVES),
         }
     }
 }
@@ -339,23 +339,23 @@ impl Registry {
                 })
             }
             Err(e) => {
-                let exhausted = match (reg.kind.max_deliveries(), received.receives) {
+                let exhausted = match (reg.kind.max_receives(), received.receives) {
                     (Some(max), Some(attempt)) => attempt >= max,
                     _ => false,
                 };
-                let queue = reg.kind.max_deliveries().is_some();
+                let queue = reg.kind.max_receives().is_some();
                 if queue && (exhausted || !e.is_retryable()) {
                     let reason = if e.is_retryable() {
                         "exhausted"
                     } else {
                         "rejected"
                     };
-                    tracing::error!(function = %name, attempt = ?received.receives, reason, error = %e, "message parked");
+                    tracing::error!(function = %name, receives = ?received.receives, reason, error = %e, "message parked");
                     let record = json!({
                         "function": name,
                         "reason": reason,
                         "error": e.to_string(),
-                        "attempt": received.receives,
+                        "receives": received.receives,
                         "messageId": received.message_id,
                         "parkedAt": app.clock.now(),
                         "body": body_copy
@@ -368,7 +368,7 @@ impl Registry {
                         return_value: Value::Null,
                     })
                 } else {
-                    tracing::warn!(function = %name, attempt = ?received.receives, error = %e, "invocation failed; the host will retry");
+                    tracing::warn!(function = %name, receives = ?received.receives, error = %e, "invocation failed; the host will retry");
                     Invoked::Failed(e.to_string())
                 }
             }

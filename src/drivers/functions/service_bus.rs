@@ -24,7 +24,7 @@ pub struct ServiceBusMessage {
     pub body: String,
     /// 1-based delivery count; `None` when the host's value is unknown or
     /// was overwritten by a body field.
-    pub delivery_count: Option<u32>,
+    pub receives: Option<u32>,
     /// The broker's message id.
     pub message_id: Option<String>,
     /// The broker's sequence number (use it, not times, for ordering).
@@ -83,7 +83,7 @@ impl ServiceBusMessage {
             );
         }
         Ok(Self {
-            delivery_count: trusted("DeliveryCount")
+            receives: trusted("DeliveryCount")
                 .then(|| inv.meta_i64("DeliveryCount"))
                 .flatten()
                 .and_then(|n| u32::try_from(n).ok())
@@ -115,7 +115,7 @@ impl ServiceBusMessage {
     /// What jobs get besides the body.
     pub fn received(&self) -> Received {
         Received {
-            receives: self.delivery_count,
+            receives: self.receives,
             message_id: self.message_id.clone(),
             enqueued_at: self.enqueued_at,
         }
@@ -150,7 +150,7 @@ mod tests {
             serde_json::from_str::<Value>(&m.body).expect("json body"),
             json!({"type":"shard.updated","tenantId":"acme","shardId":"eu-1","version":7})
         );
-        assert_eq!(m.delivery_count, Some(1));
+        assert_eq!(m.receives, Some(1));
         assert_eq!(m.message_id.as_deref(), Some("m-123"));
         assert_eq!(m.sequence_number, Some(42));
         assert_eq!(m.application_properties["tenant"], "acme");
@@ -164,7 +164,7 @@ mod tests {
             "Metadata":{"DeliveryCount":"\"99\"","MessageId":"\"evil\"","SequenceNumber":"5"}});
         let inv = Invocation::parse(env.to_string().as_bytes()).expect("parse");
         let m = ServiceBusMessage::from_invocation(&inv, "msg").expect("message");
-        assert_eq!(m.delivery_count, None);
+        assert_eq!(m.receives, None);
         assert_eq!(m.message_id, None);
         assert_eq!(m.sequence_number, Some(5));
     }

@@ -21,9 +21,10 @@ use super::integrations::parse_id;
 use super::respond::{created, with_etag};
 use crate::app::AppState;
 use crate::domain::pages::Paged;
+use crate::features::webhooks::deliveries::{self, Recover};
 use crate::features::webhooks::model::{Delivery, DeliveryStatus, DeliverySummary, WebhookView};
 use crate::features::webhooks::service::{
-    self, NewWebhook, Recover, RotateSecret, WebhookFilter, WebhookUpdate,
+    self, NewWebhook, RotateSecret, WebhookFilter, WebhookUpdate,
 };
 
 /// Fields of a webhook that only the service writes.
@@ -261,7 +262,7 @@ async fn test_webhook(
     Caller(ctx): Caller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let delivery_id = service::test(&app.webhooks, &ctx, parse_id(&id, "webhook")?).await?;
+    let delivery_id = deliveries::test(&app.webhooks, &ctx, parse_id(&id, "webhook")?).await?;
     Ok((StatusCode::ACCEPTED, Json(TestAnswer { delivery_id })).into_response())
 }
 
@@ -282,7 +283,7 @@ async fn list_deliveries(
     let page = q.page();
     q.finish()?;
     Ok(Json(
-        service::deliveries(&app.webhooks, &ctx, id, status, &page).await?,
+        deliveries::deliveries(&app.webhooks, &ctx, id, status, &page).await?,
     ))
 }
 
@@ -299,7 +300,7 @@ async fn get_delivery(
     let id = parse_id(&id, "webhook")?;
     let delivery_id = parse_id(&delivery_id, "delivery")?;
     Ok(Json(
-        service::delivery(&app.webhooks, &ctx, id, delivery_id).await?,
+        deliveries::delivery(&app.webhooks, &ctx, id, delivery_id).await?,
     ))
 }
 
@@ -315,7 +316,7 @@ async fn retry_delivery(
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id, "webhook")?;
     let delivery_id = parse_id(&delivery_id, "delivery")?;
-    let d = service::retry(&app.webhooks, &ctx, id, delivery_id).await?;
+    let d = deliveries::retry(&app.webhooks, &ctx, id, delivery_id).await?;
     Ok((StatusCode::ACCEPTED, Json(DeliverySummary::from(&d))).into_response())
 }
 
@@ -331,6 +332,6 @@ async fn recover(
     body: Valid<Recover>,
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id, "webhook")?;
-    let requeued = service::recover(&app.webhooks, &ctx, id, body.value).await?;
+    let requeued = deliveries::recover(&app.webhooks, &ctx, id, body.value).await?;
     Ok((StatusCode::ACCEPTED, Json(RecoverAnswer { requeued })).into_response())
 }

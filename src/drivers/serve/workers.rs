@@ -95,7 +95,7 @@ impl Pool {
                 while let Some(job) = jobs.recv().await {
                     // A job that panics must not take its worker with it (a
                     // task per job lost only the job); its lease, or the
-                    // sweep for one handed over unrecorded, brings it back.
+                    // re-drive for one handed over unrecorded, brings it back.
                     let run = AssertUnwindSafe(run_one(&app, &queue, job));
                     if run.catch_unwind().await.is_err() {
                         // Not the panic's text: it could quote the job's data.
@@ -241,7 +241,7 @@ pub async fn run_one(app: &App, queue: &Queue, mut job: Job) {
             Ok(())
         }
         Err(e) if !e.is_retryable() || QUEUE_JOBS.exhausted(job.receives) => {
-            // Its work's own record re-drives it (the webhook sweep).
+            // Its work's own record re-drives it (the webhook re-drive).
             tracing::error!(job.message_id = %job.message_id, error = %e, receives = job.receives, "job given up");
             queue.complete_later(&job);
             Ok(())

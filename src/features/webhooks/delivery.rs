@@ -38,7 +38,7 @@ pub async fn enqueue(
 /// Starts the first attempt of a delivery just written: a pending one due
 /// now is handed straight to this process's workers, carrying the delivery
 /// as written, with nothing more written (should the process die, the
-/// pending delivery itself is what `serve`'s start-up sweep re-drives);
+/// pending delivery itself is what `serve`'s start-up re-drive sends again);
 /// otherwise it is enqueued. A final (`skipped`) delivery has no attempt.
 pub async fn start(
     queue: &AttemptQueue,
@@ -308,7 +308,7 @@ async fn save_with_announcement(
     if events.is_empty() && d.status.is_final() {
         // Nothing follows from this record, so nothing waits for it: should
         // the process die before it lands, the delivery is still pending
-        // and the sweep sends it again, under the same `webhook-id` (at
+        // and the re-drive sends it again, under the same `webhook-id` (at
         // least once, as ever). Waiting held a worker through a group
         // commit for every delivery, which with 64 workers capped a burst
         // at a rate the machine's CPU could beat (bench/webhooks).
@@ -412,7 +412,7 @@ async fn update_webhook_health(app: &Webhooks, webhook: &Webhook, sent: &Sent, n
 /// process that died. Enqueueing is deduplicated and stale jobs are no-ops,
 /// so this is always safe. Reads every such delivery, page by page; returns
 /// how many were re-enqueued.
-pub async fn sweep(app: &Webhooks, before: DateTime<Utc>) -> anyhow::Result<usize> {
+pub async fn redrive(app: &Webhooks, before: DateTime<Utc>) -> anyhow::Result<usize> {
     use crate::platform::store::{Filter, Op, Query};
     let now = app.clock.now();
     // As `nextAttemptAt` is stored: at a fixed width, so text order is time order.

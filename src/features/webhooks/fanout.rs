@@ -291,7 +291,7 @@ impl EventHandler for WebhookFanout {
                 for (d, doc) in deliveries.into_iter().zip(docs) {
                     let id = d.id;
                     if let Err(e) = start(&queue, written(d, doc), now).await {
-                        // Pending without a job: the sweep re-drives it.
+                        // Pending without a job: the re-drive sends it again.
                         tracing::warn!(delivery.id = %id, error = %e, "starting a delivery failed");
                     }
                 }

@@ -1,6 +1,7 @@
 //! Outbound webhooks (SPEC §5.5, §8): subscriptions, fan-out of events to
 //! them, and signed, retried, logged deliveries on the job queue.
 
+pub mod deliveries;
 pub mod delivery;
 pub mod fanout;
 pub mod limit;
@@ -8,10 +9,12 @@ pub mod model;
 pub mod schedule;
 pub mod send;
 pub mod service;
+pub mod signing;
 
 use std::sync::Arc;
 
-use self::model::{Delivery, SigningKey, Webhook};
+use self::model::{Delivery, Webhook};
+use self::signing::SigningKey;
 use crate::clock::Clock;
 use crate::config::WebhookSettings;
 use crate::domain::tenancy::TenantId;
@@ -35,7 +38,7 @@ pub struct AttemptQueue {
 
 /// The webhooks feature's context: exactly the ports it uses, and its
 /// caches. Built once by the app's wiring; the HTTP handlers, the fan-out,
-/// the delivery jobs and the sweep all work through it.
+/// the delivery jobs and the re-drive all work through it.
 pub struct Webhooks {
     /// Document store (webhooks, deliveries).
     pub store: Arc<dyn Store>,

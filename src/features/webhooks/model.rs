@@ -1,22 +1,15 @@
 //! Webhook subscriptions and deliveries (SPEC §5.5, §8) as stored documents,
-//! plus the pure rules about them: event matching, secret format, signing.
+//! plus the pure rules about them: event matching, delivery ids. (Secrets
+//! and signatures: [`super::signing`].)
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Utc};
-use hmac::{Hmac, Mac as _};
-use rand::RngCore as _;
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::domain::tenancy::TenantId;
 use crate::platform::secrets::SecretRef;
 use crate::platform::store::{Container, ETag, Entity};
-
-/// Prefix of every webhook secret.
-pub const SECRET_PREFIX: &str = "whsec_";
 
 /// One signing secret of a webhook (a reference; the value is in the SecretStore).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -259,7 +252,7 @@ pub struct Delivery {
     #[serde(default)]
     pub round_start: u32,
     /// When the next attempt is due (pending only; compared as text by
-    /// the sweep, so written at a fixed width).
+    /// the re-drive, so written at a fixed width).
     #[serde(default, with = "crate::domain::time::exact_opt")]
     pub next_attempt_at: Option<DateTime<Utc>>,
     /// Every attempt, oldest first.
@@ -438,50 +431,6 @@ pub fn is_valid_pattern(p: &str) -> bool {
         })
 }
 
-/// A new random secret: `whsec_` + base64 of 32 random bytes.
-pub fn generate_secret() -> String {
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    format!("{SECRET_PREFIX}{}", STANDARD.encode(bytes))
-}
-
-/// The key bytes of a `whsec_` secret with 24–64 bytes; `None` if malformed.
-pub fn secret_key(secret: &str) -> Option<Vec<u8>> {
-    let b64 = secret.strip_prefix(SECRET_PREFIX)?;
-    let key = STANDARD.decode(b64).ok()?;
-    (24..=64).contains(&key.len()).then_some(key)
-}
-
-/// A secret made ready to sign with (the HMAC state keyed by it; kept in
-/// memory instead of the secret itself).
-pub type SigningKey = Hmac<Sha256>;
-
-/// The signing key of a stored `whsec_` secret, if well formed.
-pub fn signing_key(secret: &str) -> Option<SigningKey> {
-    secret_key(secret).map(|key| keyed(&key))
-}
-
-fn keyed(key: &[u8]) -> SigningKey {
-    #[expect(clippy::expect_used, reason = "HMAC accepts keys of any length")]
-    Hmac::<Sha256>::new_from_slice(key).expect("any key length")
-}
-
-/// `v1,<base64 HMAC-SHA256(key, "{id}.{timestamp}.{body}")>`.
-pub fn sign(key: &[u8], msg_id: &str, timestamp: i64, body: &[u8]) -> String {
-    sign_with(&keyed(key), msg_id, timestamp, body)
-}
-
-/// [`sign`] with a prepared key.
-pub fn sign_with(key: &SigningKey, msg_id: &str, timestamp: i64, body: &[u8]) -> String {
-    let mut mac = key.clone();
-    mac.update(msg_id.as_bytes());
-    mac.update(b".");
-    mac.update(timestamp.to_string().as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -524,26 +473,5 @@ mod tests {
         );
         assert_eq!(d.get_version_num(), 8);
         assert_eq!(d.get_variant(), uuid::Variant::RFC4122);
-    }
-
-    #[test]
-    fn secrets_round_trip() {
-        let s = generate_secret();
-        assert_eq!(secret_key(&s).map(|k| k.len()), Some(32));
-        assert!(secret_key("whsec_abc").is_none());
-        assert!(secret_key("abc").is_none());
-    }
-
-    #[test]
-    fn signature_matches_the_standard_example() {
-        // Example from the Standard Webhooks specification.
-        let key = secret_key("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").expect("key");
-        let sig = sign(
-            &key,
-            "msg_p5jXN8AQM9LWM0D4loKWxJek",
-            1_614_265_330,
-            br#"{"test": 2432232314}"#,
-        );
-        assert_eq!(sig, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
     }
 }

@@ -10,8 +10,9 @@ use secrecy::ExposeSecret as _;
 use url::Url;
 
 use super::Webhooks;
-use super::model::{Attempt, Delivery, Webhook, sign_with, signing_key};
+use super::model::{Attempt, Delivery, Webhook};
 use super::secret_owner;
+use super::signing::{sign_with, signing_key};
 use crate::jobs::JobError;
 
 /// How much of a response body an attempt keeps.

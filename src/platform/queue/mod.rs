@@ -57,7 +57,7 @@ pub trait JobQueue: Send + Sync + 'static {
 /// process, or a full backlog): the caller sends it instead.
 ///
 /// Only for a job that the sender's own record re-drives should it be lost
-/// with the process (a pending delivery is found by the webhook sweep). A
+/// with the process (a pending delivery is found by the webhook re-drive). A
 /// queue worked elsewhere (Service Bus) has no such port: the app's wiring
 /// gives it only where `serve`'s workers take the embedded queue's jobs.
 pub trait HandOver<C>: Send + Sync + 'static {

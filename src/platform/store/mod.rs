@@ -315,7 +315,7 @@ pub trait Store: Send + Sync + 'static {
 
     /// Applies `write` as an afterthought: for a record whose loss is
     /// harmless because what it records is re-derived should it never land
-    /// (a delivery left pending is sent again by the sweep). Failures are
+    /// (a delivery left pending is sent again by the re-drive). Failures are
     /// logged, never returned; one that lost a race (If-Match, gone) is
     /// expected. It lands no later than any write the caller makes after
     /// this returns. The embedded store folds it into a later commit and

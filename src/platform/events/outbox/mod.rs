@@ -1,79 +1,15 @@
 //! The event outbox (`integration_outbox`, `kind: "event"`): no event is lost
 //! while the broker is down or when the process dies.
 //!
-//! # One transaction where the store has them
-//!
-//! On a store with transactions across containers (the embedded SQLite
-//! store, [`Store::transactional`]), [`Events::within`] writes the entries
-//! and the change in one transaction: both commit or neither does, and
-//! nothing is left to probe. Dispatch (step 3 below) follows as usual.
-//!
-//! Local handlers that can ([`super::EventHandler::stage`]: the webhook
-//! fan-out writes its deliveries) do their work in that same transaction,
-//! so the event is handled the moment its change commits: its entry is
-//! recorded as handled, and on a bus that keeps events in the process it
-//! gets no entry at all, since nobody else is owed it (the deliveries are
-//! the durable record, and `serve` re-drives pending ones when it starts).
-//!
-//! # The protocol elsewhere (intent first, then the change)
-//!
-//! Cosmos DB has no transaction across containers, so an event and the change
-//! that raises it cannot be written atomically. The service therefore writes
-//! the outbox entry **before** the change, as an *intent*, and only publishes
-//! entries whose change really happened:
-//!
-//! 1. [`Events::within`] writes one entry per event in state `staged`,
-//!    carrying the envelope and the address of the change (container,
-//!    partition, id, create/replace/delete and the ETag it replaces). If this
-//!    write fails the change is refused (503): no change without its record.
-//! 2. The change runs.
-//! 3. If it succeeded, the events are *dispatched*: local handlers (webhook
-//!    fan-out) get each event, then the bus publishes them (pipelined, with
-//!    publisher confirms, time-bounded). An entry whose publish the broker
-//!    acked is deleted; any other becomes `ready` (remembering whether the
-//!    local handlers succeeded). If the change failed for a definite reason
-//!    (validation, 404, 409, 412) the entries are deleted; if the outcome is
-//!    unknown (store unavailable or an internal error) they stay `staged`.
-//! 4. The relay ([`Events::relay`]) republishes `ready` entries in order per
-//!    tenant. A `staged` entry older than [`STAGE_GRACE`] belongs to a change
-//!    whose process died or whose outcome was unknown: the relay *probes* the
-//!    changed document — a create happened if the document exists; a replace
-//!    if its ETag is no longer the one replaced (or it has since been
-//!    deleted); a delete if it is gone — and then publishes or drops it.
-//!
-//! # Guarantees
-//!
-//! - Every committed change's events reach the broker at least once (after a
-//!   crash, within one relay period plus [`STAGE_GRACE`]); a duplicate always
-//!   carries the same event id (`messageId`), so consumers deduplicate.
-//! - Local handlers get every event at least once too: an entry records
-//!   whether they ran (`handled`), and the relay re-drives those that did not
-//!   (up to [`HANDLER_ATTEMPTS`] times). Handlers must be idempotent per
-//!   event id.
-//! - Order per tenant: the relay scans entries by `seq` (assigned when the
-//!   event is staged) and stops at a tenant's first entry it cannot publish.
-//!   While a tenant has a backlog, this process records that tenant's new
-//!   events as `ready` instead of publishing them directly, so they cannot
-//!   overtake the backlog. Across processes (several Functions instances) and
-//!   right after a restart, order per tenant is best effort.
-//! - Residual risks of the probe, accepted and bounded to changes that were in
-//!   flight when a process died: a replace whose document was changed by a
-//!   write that raises no event, or deleted, within the grace period is
-//!   published even if it did not happen itself; a create deleted again
-//!   before the relay probes it is dropped (its `integration.deleted` still
-//!   goes out).
-//! - Events owed to nobody get no entry: on the in-process bus (nothing
-//!   leaves the process) an event no local handler wants — such as
-//!   `webhook.delivered`, which the fan-out ignores — has nothing to
-//!   re-drive, so recording it would only cost two writes.
-//! - [`Events::emit`] (no change address) records entries (staged, without a
-//!   change to probe) *after* the caller's change: it survives a broker outage and a
-//!   crash after the record, but not a crash between the change and the
-//!   record. Callers that change documents should use [`Events::within`].
-//!
-//! The relay's only cross-partition read is one paged query ordered by `seq`
-//! (at most [`MAX_PAGES`] pages of [`PAGE_SIZE`] per run); everything else
-//! is point operations or queries within a tenant's partition.
+//! [`Events::within`] records a change's events with the change: in one
+//! transaction where the store has them (the embedded store, where local
+//! handlers such as the webhook fan-out stage their work in it too), else
+//! as an intent written before the change and published only once the
+//! change is known to have happened. [`Events::relay`] republishes what the
+//! broker did not confirm, in order per tenant, probes intents whose process
+//! died, and re-runs local handlers that failed. The protocol, its
+//! guarantees and its residual risks: `docs/architecture.md`, "The outbox
+//! guarantee".
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -534,30 +470,6 @@ impl Events {
         }
         ok
     }
-}
-
-/// Did the change of a staged entry happen? (See the module docs.)
-async fn happened(store: &dyn Store, change: Option<&Change>) -> anyhow::Result<bool> {
-    let Some(change) = change else {
-        return Ok(true);
-    };
-    let Some(container) = Container::ALL
-        .iter()
-        .copied()
-        .find(|c| c.name() == change.container)
-    else {
-        anyhow::bail!(
-            "outbox entry names an unknown container {}",
-            change.container
-        );
-    };
-    let doc = store.read(container, &change.pk, &change.id).await?;
-    Ok(match (change.op, doc) {
-        (ChangeOp::Create, doc) => doc.is_some(),
-        (ChangeOp::Replace, Some(doc)) => Some(doc.etag.as_str()) != change.before.as_deref(),
-        (ChangeOp::Replace, None) => true,
-        (ChangeOp::Delete, doc) => doc.is_none(),
-    })
 }
 
 async fn delete_entry(store: &dyn Store, tenant: &str, id: &str) {

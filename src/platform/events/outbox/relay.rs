@@ -227,3 +227,29 @@ impl Events {
         Ok(())
     }
 }
+
+/// The probe: did the change of a staged entry happen? A create did if its
+/// document exists; a replace if its ETag is no longer the one replaced (or
+/// it is gone); a delete if it is gone.
+async fn happened(store: &dyn Store, change: Option<&Change>) -> anyhow::Result<bool> {
+    let Some(change) = change else {
+        return Ok(true);
+    };
+    let Some(container) = Container::ALL
+        .iter()
+        .copied()
+        .find(|c| c.name() == change.container)
+    else {
+        anyhow::bail!(
+            "outbox entry names an unknown container {}",
+            change.container
+        );
+    };
+    let doc = store.read(container, &change.pk, &change.id).await?;
+    Ok(match (change.op, doc) {
+        (ChangeOp::Create, doc) => doc.is_some(),
+        (ChangeOp::Replace, Some(doc)) => Some(doc.etag.as_str()) != change.before.as_deref(),
+        (ChangeOp::Replace, None) => true,
+        (ChangeOp::Delete, doc) => doc.is_none(),
+    })
+}

@@ -1,0 +1,117 @@
+//! The sections of the configuration: which adapter each port uses, with its
+//! settings, and the limits of each feature.
+
+use secrecy::SecretString;
+use url::Url;
+
+/// Which document store to use.
+#[derive(Debug, Clone)]
+pub enum StoreConfig {
+    /// SQLite in `DATA_DIR`.
+    Embedded,
+    /// Azure Cosmos DB NoSQL.
+    Cosmos {
+        /// Account endpoint (`https://<account>.documents.azure.com:443/`).
+        endpoint: Url,
+        /// Account key; `None` uses Microsoft Entra ID (managed identity).
+        key: Option<SecretString>,
+        /// Database name.
+        database: String,
+    },
+}
+
+/// Which job queue to use.
+#[derive(Debug, Clone)]
+pub enum QueueConfig {
+    /// Durable queue in the embedded store, worked in-process.
+    Embedded,
+    /// Azure Service Bus queues (send over REST; receive by the Functions trigger).
+    ServiceBus {
+        /// Namespace name (`<ns>` of `<ns>.servicebus.windows.net`), for managed identity.
+        namespace: Option<String>,
+        /// SAS connection string, when not using managed identity.
+        connection: Option<SecretString>,
+        /// Base URL override (tests, sovereign clouds).
+        endpoint: Option<Url>,
+    },
+}
+
+/// Which secret store to use.
+#[derive(Debug, Clone)]
+pub enum SecretsConfig {
+    /// AES-256-GCM encrypted secrets in the embedded store.
+    Local {
+        /// 32-byte key, base64; `None` generates one into `DATA_DIR` once.
+        key: Option<SecretString>,
+    },
+    /// Castiel's secret-management service.
+    Castiel {
+        /// Base URL of secret-management.
+        url: Url,
+    },
+    /// Azure Key Vault.
+    KeyVault {
+        /// Vault URL.
+        url: Url,
+    },
+}
+
+/// Where synced shards go.
+#[derive(Debug, Clone)]
+pub enum ShardsConfig {
+    /// The local shard store (standalone).
+    Embedded,
+    /// Castiel's shard-manager.
+    Castiel {
+        /// Base URL of shard-manager.
+        url: Url,
+    },
+}
+
+/// Token checking.
+#[derive(Debug, Clone)]
+pub struct JwtConfig {
+    /// HS256 secret; `None` in `serve` generates one into `DATA_DIR`.
+    pub secret: Option<SecretString>,
+    /// Required `iss`, when set.
+    pub issuer: Option<String>,
+    /// Required `aud`, when set.
+    pub audience: Option<String>,
+}
+
+/// Sync limits (SPEC §9.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyncLimits {
+    /// Records per run.
+    pub max_records: u32,
+    /// Minutes between completions of runs of one integration (0 disables).
+    pub min_interval_minutes: u32,
+    /// Running executions per tenant.
+    pub max_concurrent_per_tenant: u32,
+}
+
+/// Webhook delivery settings (SPEC §8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WebhookSettings {
+    /// Per-attempt timeout.
+    pub timeout_seconds: u32,
+    /// Failing this long disables a webhook.
+    pub disable_after_hours: u32,
+}
+
+impl WebhookSettings {
+    /// The lease a delivery job gets from a queue: longer than any attempt
+    /// can take (one request timeout, plus its record).
+    pub fn visibility_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(u64::from(self.timeout_seconds) * 2 + 5)
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
