@@ -1,12 +1,10 @@
 //! The `castiel-integrations` binary: parses the command line and calls the library.
 
-/// mimalloc, not glibc's malloc: in a delivery burst (bench/webhooks) glibc
-/// spent about a fifth of the process's CPU in its allocator (arena locks,
-/// `malloc_consolidate`, memory freed on another thread than the one that
-/// allocated it); mimalloc's thread-local heaps cut the CPU per delivery
-/// by a third. Built without transparent huge pages (Cargo.toml), which
-/// took idle RSS from 22 to 37 MiB. The in-process benchmarks declare the
-/// same allocator.
+/// mimalloc, not glibc's malloc: a delivery burst frees much memory on
+/// another thread than the one that allocated it, which glibc's arenas
+/// handle with locks; mimalloc's thread-local heaps do not. Built without
+/// transparent huge pages (Cargo.toml) to keep idle memory low. The
+/// in-process benchmarks declare the same allocator.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -66,10 +66,9 @@ const HANDOFF_CAPACITY: usize = 1024;
 /// jobs read them back.
 const CARRY_BUDGET_BYTES: usize = 64 << 20;
 
-/// `config.workers` long-lived tasks, each running one job at a time. A
-/// task per job cost a task allocation, a copy of the job's future into it
-/// and its bookkeeping for every delivery (about 3% of a delivery burst's
-/// CPU in bench/webhooks); a worker reuses its own.
+/// `config.workers` long-lived tasks, each running one job at a time: a
+/// task per job would cost a task allocation, a copy of the job's future
+/// and its bookkeeping for every delivery; a worker reuses its own.
 struct Pool {
     /// Each worker's job channel, by worker number.
     jobs: Vec<mpsc::Sender<Job>>,

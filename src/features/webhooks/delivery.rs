@@ -309,9 +309,8 @@ async fn save_with_announcement(
         // Nothing follows from this record, so nothing waits for it: should
         // the process die before it lands, the delivery is still pending
         // and the re-drive sends it again, under the same `webhook-id` (at
-        // least once, as ever). Waiting held a worker through a group
-        // commit for every delivery, which with 64 workers capped a burst
-        // at a rate the machine's CPU could beat (bench/webhooks).
+        // least once, as ever). Not waiting frees the worker at once
+        // instead of holding it through a group commit.
         app.store.write_later(write).await;
         return Ok(Some(d));
     }

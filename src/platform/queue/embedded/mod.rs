@@ -125,9 +125,8 @@ impl<C: Send + 'static> EmbeddedQueue<C> {
     /// keeps its carry while the carries waiting hold at most
     /// `carry_budget` bytes; beyond that it leaves the carry behind (a
     /// backlog of bare job ids costs little memory, and its jobs read what
-    /// they need, which costs a delivery about twice the CPU: a budget
-    /// counted in jobs, not bytes, made a burst slow down exactly when it
-    /// outran the workers).
+    /// they need). The budget is in bytes, not jobs, so that a burst that
+    /// outruns the workers keeps its carries while they fit.
     pub fn attach(
         &self,
         capacity: usize,

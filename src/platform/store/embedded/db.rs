@@ -15,8 +15,7 @@ use crate::platform::store::StoreResult;
 /// Reader connections kept open for reuse. It must cover the blocking
 /// threads reading at once under load: a reader that finds the pool empty
 /// opens a new connection (file open + pragmas + statement preparation),
-/// and with a cap below the concurrency most reads paid that on every call
-/// (the bench measured GET by id at 0.15× bare axum with a cap of 8).
+/// and with a cap below the concurrency most reads would pay that.
 const READER_POOL: usize = 64;
 
 /// Bytes the write-ahead log file is truncated to when it restarts.
@@ -26,8 +25,7 @@ const WAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
 /// twice, the second time after its attempt: with a backlog of thousands of
 /// deliveries waiting for workers, the pages of a delivery's first write
 /// had left SQLite's default 2 MiB cache by its second, and the writer read
-/// them back from the file (a quarter of a page read per delivery in a
-/// burst of bench/webhooks). 64 MiB holds the pages of tens of thousands of
+/// them back from the file. 64 MiB holds the pages of tens of thousands of
 /// deliveries; SQLite takes the memory only as it is used.
 const WRITER_CACHE_KIB: i64 = 64 * 1024;
 

@@ -28,12 +28,9 @@ const MAX_BATCH: usize = 256;
 /// each page it dirtied to the log, so many small commits of neighbouring
 /// rows rewrite the same pages again and again; and asleep, the thread is
 /// not woken by every piece queued meanwhile, as it was when it waited on
-/// the channel. Under load this cut the writer's share of a delivery
-/// burst's CPU (bench/webhooks) from a third to a quarter. Each writer
-/// waits this much longer, so callers that wait for their commit one
-/// after another go slower: 100 µs kept the CPU saving of 300 µs with
-/// more throughput. A lone write (the previous group held one piece) never
-/// waits.
+/// the channel. Each writer waits this much longer, so callers that wait
+/// for their commit one after another go slower; the linger is kept short.
+/// A lone write (the previous group held one piece) never waits.
 const LINGER: Duration = Duration::from_micros(100);
 
 /// How often the checkpointer copies the write-ahead log into the database.
@@ -57,9 +54,8 @@ pub(super) enum Undo {
     Savepoint,
     /// The piece fails, if at all, before it changes a row: one statement
     /// (SQLite undoes a failed statement by itself), or checks before its
-    /// one write. It needs no savepoint, whose statements and copies of
-    /// every page the piece touches were a fifth of the writer's work in a
-    /// delivery burst (bench/webhooks). Should such a piece fail after a
+    /// one write. It needs no savepoint (whose statements and copies of
+    /// every page the piece touches cost the writer dearly). Should such a piece fail after a
     /// change all the same (an I/O error between its statements), the whole
     /// group is rolled back and every piece of it run so far fails.
     Nothing,
@@ -287,9 +283,8 @@ fn clone_error(e: &StoreError) -> StoreError {
 
 /// Checkpoints the write-ahead log on its own connection and thread.
 ///
-/// With SQLite's automatic checkpoint the writer thread copied the log into
-/// the database (and synced it) every 1000 pages, inside some unlucky
-/// commit: 12% of all CPU of a create burst, on the one thread every write
+/// SQLite's automatic checkpoint would copy the log into the database (and
+/// sync it) inside some unlucky commit, on the one thread every write
 /// waits for. A passive checkpoint never blocks the writer or readers.
 /// The thread ends when the handle is dropped.
 pub(super) struct Checkpointer {
