@@ -83,6 +83,18 @@ impl MockServiceBus {
     }
 }
 
+/// A local Service Bus and the app wired to it (`QUEUE=servicebus`).
+async fn on_service_bus() -> (MockServiceBus, Hooks) {
+    let sb = MockServiceBus::start().await;
+    let h = Hooks::with(&[
+        ("QUEUE", "servicebus"),
+        ("SERVICEBUS_CONNECTION", &connection()),
+        ("SERVICEBUS_ENDPOINT", &sb.base),
+    ])
+    .await;
+    (sb, h)
+}
+
 fn connection() -> String {
     format!(
         "Endpoint=sb://castiel-test.servicebus.windows.net/;SharedAccessKeyName={KEY_NAME};SharedAccessKey={KEY}"
@@ -133,13 +145,7 @@ fn check_send(r: &SbRequest, base: &str) -> Value {
 
 #[tokio::test]
 async fn deliveries_and_scheduled_retries_go_to_service_bus() {
-    let sb = MockServiceBus::start().await;
-    let h = Hooks::with(&[
-        ("QUEUE", "servicebus"),
-        ("SERVICEBUS_CONNECTION", &connection()),
-        ("SERVICEBUS_ENDPOINT", &sb.base),
-    ])
-    .await;
+    let (sb, h) = on_service_bus().await;
     assert_eq!(h.state.queue.name(), "servicebus");
     let rx = Receiver::start().await;
     rx.script([Reply::status(500)]);
@@ -214,13 +220,7 @@ async fn connection_strings_are_checked() {
 async fn handler_mode_redrive_re_drives_a_delivery_whose_enqueue_failed() {
     use castiel_integrations::drivers::functions::production::production;
     use castiel_integrations::drivers::functions::registry::Invoked;
-    let sb = MockServiceBus::start().await;
-    let h = Hooks::with(&[
-        ("QUEUE", "servicebus"),
-        ("SERVICEBUS_CONNECTION", &connection()),
-        ("SERVICEBUS_ENDPOINT", &sb.base),
-    ])
-    .await;
+    let (sb, h) = on_service_bus().await;
     let rx = Receiver::start().await;
     h.webhook(&rx.url("/hook"), &["*"]).await;
     sb.refuse.store(1, Ordering::SeqCst);
