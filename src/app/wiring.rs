@@ -158,7 +158,11 @@ pub async fn build_with(
         config.webhooks,
     ));
     events.subscribe(Arc::new(webhooks.fanout()));
-    let catalog = Arc::new(Catalog::new(store.clone(), clock.clone()));
+    let catalog = Arc::new(Catalog::new(
+        store.clone(),
+        clock.clone(),
+        outbound.policy().clone(),
+    ));
     let integrations = Arc::new(Integrations {
         store: store.clone(),
         clock: clock.clone(),

@@ -17,8 +17,8 @@ use url::Url;
 mod sections;
 
 pub use sections::{
-    JwtConfig, LogFormat, QueueConfig, SecretsConfig, ShardsConfig, StoreConfig, SyncLimits,
-    WebhookSettings,
+    HttpLimits, JwtConfig, LogFormat, QueueConfig, SecretsConfig, ShardsConfig, StoreConfig,
+    SyncLimits, WebhookSettings,
 };
 
 /// Every key this service reads, with its default (`None`: unset).
@@ -53,6 +53,10 @@ pub const KEYS: &[(&str, Option<&str>)] = &[
     ("WEBHOOK_TIMEOUT_SECONDS", Some("15")),
     ("WEBHOOK_DISABLE_AFTER_HOURS", Some("120")),
     ("WORKERS", Some("64")),
+    ("HTTP_HEADER_TIMEOUT_SECONDS", Some("15")),
+    ("HTTP_BODY_TIMEOUT_SECONDS", Some("60")),
+    ("HTTP_IDLE_TIMEOUT_SECONDS", Some("75")),
+    ("HTTP_MAX_CONNECTIONS", Some("10000")),
     ("OUTBOUND_ALLOWED_CIDRS", Some("")),
     ("OAUTH_REDIRECT_BASE_URL", None),
     ("OAUTH_ALLOWED_RETURN_ORIGINS", Some("")),
@@ -92,6 +96,10 @@ struct Raw {
     webhook_timeout_seconds: Option<String>,
     webhook_disable_after_hours: Option<String>,
     workers: Option<String>,
+    http_header_timeout_seconds: Option<String>,
+    http_body_timeout_seconds: Option<String>,
+    http_idle_timeout_seconds: Option<String>,
+    http_max_connections: Option<String>,
     outbound_allowed_cidrs: Option<String>,
     oauth_redirect_base_url: Option<String>,
     oauth_allowed_return_origins: Option<String>,
@@ -147,6 +155,8 @@ pub struct Config {
     /// network (up to `WEBHOOK_TIMEOUT_SECONDS`): with 8, eight slow
     /// endpoints held every slot and all other tenants' deliveries waited.
     pub workers: u32,
+    /// How `serve`'s HTTP server treats slow, idle and too many clients.
+    pub http: HttpLimits,
     /// Outbound targets allowed despite the SSRF guard (and allowed over http).
     pub outbound_allowed_cidrs: Vec<IpNet>,
     /// Public base URL for OAuth redirects.
@@ -357,6 +367,36 @@ impl Config {
                 )?,
             },
             workers: number("WORKERS", r.workers, 64, 1, 256)?,
+            http: HttpLimits {
+                header_seconds: number(
+                    "HTTP_HEADER_TIMEOUT_SECONDS",
+                    r.http_header_timeout_seconds,
+                    15,
+                    1,
+                    600,
+                )?,
+                body_seconds: number(
+                    "HTTP_BODY_TIMEOUT_SECONDS",
+                    r.http_body_timeout_seconds,
+                    60,
+                    1,
+                    3600,
+                )?,
+                idle_seconds: number(
+                    "HTTP_IDLE_TIMEOUT_SECONDS",
+                    r.http_idle_timeout_seconds,
+                    75,
+                    1,
+                    3600,
+                )?,
+                max_connections: number(
+                    "HTTP_MAX_CONNECTIONS",
+                    r.http_max_connections,
+                    10_000,
+                    1,
+                    1_000_000,
+                )?,
+            },
             outbound_allowed_cidrs: list(r.outbound_allowed_cidrs)
                 .iter()
                 .map(|s| {

@@ -115,3 +115,21 @@ pub enum LogFormat {
     /// One JSON object per line.
     Json,
 }
+
+/// What `serve`'s HTTP server allows a client (the limits a reverse proxy
+/// would set in front of it): a client that sends its request headers, or
+/// its body, too slowly, or keeps a connection idle, is disconnected; past
+/// `max_connections` new connections wait in the listen backlog.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpLimits {
+    /// Seconds to send a request's headers, from the connection's start
+    /// (`HTTP_HEADER_TIMEOUT_SECONDS`).
+    pub header_seconds: u32,
+    /// Seconds to send a request's body (`HTTP_BODY_TIMEOUT_SECONDS`; 408).
+    pub body_seconds: u32,
+    /// Seconds a connection may stay without reading or writing a byte
+    /// (`HTTP_IDLE_TIMEOUT_SECONDS`).
+    pub idle_seconds: u32,
+    /// Connections served at once (`HTTP_MAX_CONNECTIONS`).
+    pub max_connections: u32,
+}

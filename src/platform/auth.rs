@@ -159,6 +159,8 @@ impl TokenKeys {
             .get("tenantId")
             .and_then(Value::as_str)
             .and_then(|s| Uuid::parse_str(s).ok())
+            // The nil UUID is no tenant: it would be everyone's default.
+            .filter(|u| !u.is_nil())
             .ok_or(AuthError::MissingTenant)?;
         let user_id = ["sub", "userId"]
             .iter()

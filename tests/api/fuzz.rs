@@ -418,9 +418,19 @@ async fn hostile_shapes_are_refused_cleanly() {
     )
     .await;
     assert_eq!(a.pointers(), ["/settings/x~1secret"]);
-    // Control characters and odd unicode are data, not errors.
+    // Control characters and bidirectional overrides are refused (issue
+    // 18); other unicode is data.
     let a = post(
         json!({"providerId": "salesforce", "name": "\u{0}\u{202e}😀", "description": "\u{1}"}),
+        None,
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST, "{:?}", a.body);
+    let mut p = a.pointers();
+    p.sort();
+    assert_eq!(p, ["/description", "/name"]);
+    let a = post(
+        json!({"providerId": "salesforce", "name": "Ventes 😀 été", "description": "ligne\nsuivante"}),
         None,
     )
     .await;
@@ -434,5 +444,5 @@ async fn hostile_shapes_are_refused_cleanly() {
             &t,
         )
         .await;
-    assert_eq!(read.body["name"], "\u{0}\u{202e}😀");
+    assert_eq!(read.body["name"], "Ventes 😀 été");
 }

@@ -89,18 +89,27 @@ async fn custom_api_only_for_custom_rest() {
         .post(
             "/api/v1/integrations",
             &t,
-            json!({"providerId": "custom_rest", "name": "c", "customApi": {"baseUrl": "https://api.example.com"}}),
+            json!({"providerId": "custom_rest", "name": "c", "customApi": {
+                "baseUrl": "https://api.example.com",
+                "entities": [{"name": "deals", "list": {"path": "/deals", "recordsPointer": "", "idField": "id"}}]
+            }}),
         )
         .await;
     assert_eq!(ok.status, StatusCode::CREATED, "{:?}", ok.body);
-    assert_eq!(ok.body["customApi"]["baseUrl"], "https://api.example.com");
+    assert_eq!(
+        ok.body["customApi"]["baseUrl"], "https://api.example.com/",
+        "stored normalised"
+    );
     let id = ok.body["id"].as_str().expect("id");
     let sf = app.create_integration(&t, "sf").await;
     let bad = app
         .put(
             &format!("/api/v1/integrations/{}", sf["id"].as_str().expect("id")),
             &t,
-            json!({"name": "sf", "customApi": {}}),
+            json!({"name": "sf", "customApi": {
+                "baseUrl": "https://b.example.com",
+                "entities": [{"name": "deals", "list": {"path": "/deals", "recordsPointer": "", "idField": "id"}}]
+            }}),
         )
         .await;
     assert_eq!(bad.pointers(), ["/customApi"]);
@@ -108,7 +117,10 @@ async fn custom_api_only_for_custom_rest() {
         .put(
             &format!("/api/v1/integrations/{id}"),
             &t,
-            json!({"name": "c2", "customApi": {"baseUrl": "https://b.example.com"}}),
+            json!({"name": "c2", "customApi": {
+                "baseUrl": "https://b.example.com",
+                "entities": [{"name": "deals", "list": {"path": "/deals", "recordsPointer": "", "idField": "id"}}]
+            }}),
         )
         .await;
     assert_eq!(keep.status, StatusCode::OK);

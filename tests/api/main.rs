@@ -10,10 +10,12 @@ mod conventions;
 #[path = "../support/cosmos_emulator.rs"]
 mod cosmos_emulator;
 mod fuzz;
+mod hardening;
 mod helpers;
 mod idempotency;
 mod integrations;
 mod pagination;
+mod slowloris;
 mod smoke;
 mod tenancy;
 mod two_writers;

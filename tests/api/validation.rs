@@ -137,7 +137,9 @@ async fn rule_violations_are_all_named_and_secrets_not_echoed() {
             "providerId": "no_such_provider", "name": "   ", "description": "d".repeat(2001),
             "instanceUrl": "ftp://example.com",
             "settings": {"apiKey": secret, "region": "eu"},
-            "customApi": {"baseUrl": "https://x"},
+            "customApi": {"baseUrl": "https://x", "entities": [
+                {"name": "e", "list": {"path": "/e", "recordsPointer": "", "idField": "id"}}
+            ]},
             "syncConfig": {
                 "entityMappings": [
                     {"externalEntity": "Account", "shardTypeId": "c_account",

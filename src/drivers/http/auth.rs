@@ -38,6 +38,15 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        // A proxy or client that sends two of these has a bug or an
+        // intention; neither is served by checking only the first.
+        for name in [header::AUTHORIZATION.as_str(), "x-tenant-id"] {
+            if parts.headers.get_all(name).iter().nth(1).is_some() {
+                return Err(ApiError::bad_request(format!(
+                    "the {name} header is repeated; send it once"
+                )));
+            }
+        }
         let header = parts
             .headers
             .get(header::AUTHORIZATION)

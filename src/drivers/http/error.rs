@@ -74,6 +74,15 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, "bad-request", detail)
     }
 
+    /// 408: the request body did not arrive within the body timeout.
+    pub fn request_timeout() -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request-timeout",
+            "the request body did not arrive in time",
+        )
+    }
+
     /// 401.
     pub fn unauthorized(e: &AuthError) -> Self {
         let mut err = Self::new(StatusCode::UNAUTHORIZED, "unauthorized", e.to_string());

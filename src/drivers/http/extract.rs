@@ -62,6 +62,8 @@ where
         let bytes = Bytes::from_request(req, state).await.map_err(|r| {
             if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::too_large()
+            } else if timed_out(&r) {
+                ApiError::request_timeout()
             } else {
                 ApiError::bad_request("the request body could not be read")
             }
@@ -348,6 +350,19 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
             })?;
         Ok(Self(Some(key.to_owned())))
     }
+}
+
+/// Whether reading a body failed because it did not arrive in time (the
+/// server's body timeout, `HTTP_BODY_TIMEOUT_SECONDS`).
+fn timed_out(rejection: &axum::extract::rejection::BytesRejection) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(rejection);
+    while let Some(e) = source {
+        if e.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
 }
 
 #[cfg(test)]

@@ -2,6 +2,11 @@
 //! and replayed to retries of the same request; the same key with another
 //! body is refused. Records live in the outbox container, in the tenant's
 //! partition, with a TTL.
+//!
+//! A record never holds a secret: a field named `secret` (a webhook's, shown
+//! once by its create) is left out of what is kept, so a replayed create
+//! answers without it. The secret store is the only place secrets live; a
+//! caller who lost the secret rotates it.
 
 use std::future::Future;
 
@@ -22,6 +27,8 @@ use crate::platform::store::{Container, StoreError};
 const KEEP_SECONDS: i64 = 24 * 3600;
 /// How long an unfinished request holds its key (a crash frees it).
 const PENDING_SECONDS: i64 = 60;
+/// The field of an answer that is never kept for a replay.
+const WITHHELD: &str = "secret";
 /// Replayed response headers.
 const KEPT_HEADERS: [HeaderName; 2] = [header::LOCATION, header::ETAG];
 
@@ -77,7 +84,10 @@ where
     let bytes = axum::body::to_bytes(body, usize::MAX)
         .await
         .map_err(|e| ApiError::internal(&e))?;
-    let body_json: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    let mut body_json: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    if let Some(fields) = body_json.as_object_mut() {
+        fields.remove(WITHHELD);
+    }
     let headers: serde_json::Map<String, Value> = KEPT_HEADERS
         .iter()
         .filter_map(|h| {

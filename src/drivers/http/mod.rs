@@ -9,6 +9,7 @@ pub mod idempotency;
 pub mod integrations;
 pub mod json;
 pub mod respond;
+pub mod server;
 pub mod webhooks;
 
 use std::sync::OnceLock;

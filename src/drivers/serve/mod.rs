@@ -24,9 +24,8 @@ pub async fn serve(state: AppState, listener: TcpListener) -> std::io::Result<()
     let consumer = background::start(&state);
     let workers = workers::start(&state);
     let loops = PeriodicLoops::start(&state, periodic::TABLE);
-    let served = axum::serve(listener, http::router(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await;
+    let limits = state.config.http;
+    let served = http::server::run(listener, http::router(state), limits, shutdown_signal()).await;
     loops.stop().await;
     if let Some(w) = workers {
         w.stop().await;

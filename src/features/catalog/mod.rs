@@ -9,6 +9,7 @@ use std::sync::Arc;
 use self::model::CatalogEntry;
 use crate::clock::Clock;
 use crate::platform::cache::ReadCache;
+use crate::platform::outbound::OutboundPolicy;
 use crate::platform::store::Store;
 
 /// The catalog feature's context: its store, clock and the whole catalog
@@ -18,6 +19,8 @@ pub struct Catalog {
     pub store: Arc<dyn Store>,
     /// Time source.
     pub clock: Arc<dyn Clock>,
+    /// The URL policy a provider's token URL must pass when stored.
+    pub urls: OutboundPolicy,
     /// Every entry, read through this cache (invalidated by every write of
     /// this process; at most [`service::CACHE_TTL`] old otherwise).
     pub entries: ReadCache<(), Vec<CatalogEntry>>,
@@ -31,10 +34,11 @@ impl std::fmt::Debug for Catalog {
 
 impl Catalog {
     /// The context over these ports, with an empty cache.
-    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, urls: OutboundPolicy) -> Self {
         Self {
             store,
             clock,
+            urls,
             entries: ReadCache::new(service::CACHE_TTL, 1),
         }
     }

@@ -248,10 +248,13 @@ impl CatalogEntry {
     }
 }
 
+/// The form part of the one URL policy, https only (the service checks
+/// where the token URL points before storing it).
 fn check_https(v: &mut Violations, pointer: &str, value: &str) {
-    match url::Url::parse(value) {
-        Ok(u) if u.scheme() == "https" && u.has_host() => {}
-        _ => v.add(pointer, "must be an https URL"),
+    match crate::platform::outbound::parse_stored(value) {
+        Ok(u) if u.scheme() == "https" => {}
+        Ok(_) => v.add(pointer, "the URL must use https"),
+        Err(e) => v.add(pointer, e.to_string()),
     }
 }
 
@@ -272,8 +275,8 @@ impl CatalogEntryInput {
                 "must be a slug: lower-case letters, digits, `_` or `-`, at most 64",
             );
         }
-        v.text("/name", &self.name, 1, 100);
-        v.text("/displayName", &self.display_name, 1, 200);
+        v.line("/name", &self.name, 1, 100);
+        v.line("/displayName", &self.display_name, 1, 200);
         v.text("/description", &self.description, 0, 2000);
         if self.auth_methods.is_empty() {
             v.add("/authMethods", "must list at least one method");

@@ -125,6 +125,7 @@ pub async fn admin_create(app: &Catalog, input: CatalogEntryInput) -> Result<Cat
             "catalog entry {id} already exists"
         )));
     }
+    check_token_url(app, &input).await?;
     let entry = CatalogEntry::from_input(id, input, app.clock.now());
     let saved = app.store.insert(&entry).await.map_err(|e| match e {
         StoreError::Conflict => {
@@ -149,6 +150,7 @@ pub async fn admin_replace(
             "must match the id in the path",
         )));
     }
+    check_token_url(app, &input).await?;
     let current = admin_get(app, id).await?;
     if if_match.is_some_and(|m| m.as_str() != current.etag) {
         return Err(Error::PreconditionFailed);
@@ -171,6 +173,19 @@ pub async fn admin_replace(
     app.entries.invalidate(&());
     removed?;
     Ok(saved)
+}
+
+/// The server calls a provider's token URL, so where it points is checked
+/// by the URL policy before it is stored (its form was checked with the
+/// rest of the input).
+async fn check_token_url(app: &Catalog, input: &CatalogEntryInput) -> Result<()> {
+    let Some(oauth) = &input.oauth else {
+        return Ok(());
+    };
+    match app.urls.parse_for_storage(&oauth.token_url).await {
+        Ok(_) => Ok(()),
+        Err(e) => Err(Error::invalid("/oauth/tokenUrl", e.to_string())),
+    }
 }
 
 /// Deletes an entry (super-admin); refused while integrations use it.

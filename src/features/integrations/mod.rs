@@ -1,6 +1,7 @@
 //! Tenants' integrations (SPEC §5.3): one configured provider per
 //! integration, with its settings and field mappings.
 
+pub mod custom_api;
 pub mod model;
 pub mod service;
 

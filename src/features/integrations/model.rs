@@ -259,8 +259,7 @@ pub struct Integration {
     pub sync_config: SyncConfig,
     /// Custom REST API description (`custom_rest` only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
-    pub custom_api: Option<Map<String, Value>>,
+    pub custom_api: Option<super::custom_api::CustomApi>,
     /// Lifecycle.
     pub status: IntegrationStatus,
     /// The status before it was disabled.
@@ -301,21 +300,6 @@ impl Entity for Integration {
     const CONTAINER: Container = Container::Integrations;
     fn set_etag(&mut self, etag: &ETag) {
         self.etag = etag.to_string();
-    }
-}
-
-/// Checks an `instanceUrl`'s form (the SSRF guard checks its addresses).
-pub fn validate_instance_url(pointer: &str, value: &str, v: &mut Violations) {
-    match url::Url::parse(value) {
-        Ok(u)
-            if matches!(u.scheme(), "https" | "http")
-                && u.has_host()
-                && u.username().is_empty()
-                && u.password().is_none() => {}
-        Ok(u) if !u.username().is_empty() || u.password().is_some() => {
-            v.add(pointer, "must not contain credentials")
-        }
-        _ => v.add(pointer, "must be an absolute https URL"),
     }
 }
 

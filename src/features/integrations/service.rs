@@ -6,6 +6,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::Integrations;
+use super::custom_api::CustomApi;
 use crate::domain::pages::{PageRequest, Paged};
 use crate::domain::tenancy::Ctx;
 use crate::domain::validation::Violations;
@@ -13,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::features::catalog::service as catalog;
 use crate::features::integrations::model::{
     ConnectionStatus, EntityMapping, FieldMapping, Integration, IntegrationStatus, SyncConfig,
-    validate_field_mapping, validate_instance_url, validate_settings,
+    validate_field_mapping, validate_settings,
 };
 use crate::platform::events::{Event, types};
 use crate::platform::store::{Document, ETag, Query, Write, as_written};
@@ -44,8 +45,7 @@ pub struct NewIntegration {
     pub sync_config: Option<SyncConfig>,
     /// Custom REST API description (`custom_rest` only).
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
-    pub custom_api: Option<Map<String, Value>>,
+    pub custom_api: Option<CustomApi>,
 }
 
 /// Body of `PUT /api/v1/integrations/{id}`: the editable fields, replaced whole.
@@ -67,10 +67,9 @@ pub struct IntegrationUpdate {
     /// Sync configuration (absent clears it).
     #[serde(default)]
     pub sync_config: Option<SyncConfig>,
-    /// Custom REST API description.
+    /// Custom REST API description (`custom_rest` only; absent clears it).
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
-    pub custom_api: Option<Map<String, Value>>,
+    pub custom_api: Option<CustomApi>,
     /// Only `disabled`, or back from `disabled` to the previous status (absent: unchanged).
     #[serde(default)]
     pub status: Option<IntegrationStatus>,
@@ -101,26 +100,18 @@ pub struct IntegrationFilter {
     pub status: Option<IntegrationStatus>,
 }
 
-#[expect(
-    clippy::too_many_arguments,
-    reason = "the editable fields of create and replace, checked alike"
-)]
 fn check_editable(
     v: &mut Violations,
     provider_id: &str,
     name: &str,
     description: Option<&str>,
-    instance_url: Option<&str>,
     settings: Option<&Map<String, Value>>,
     sync_config: Option<&mut SyncConfig>,
-    custom_api: Option<&Map<String, Value>>,
+    custom_api: Option<&CustomApi>,
 ) {
-    v.text("/name", name, 1, 200);
+    v.line("/name", name, 1, 200);
     if let Some(d) = description {
         v.text("/description", d, 0, 2000);
-    }
-    if let Some(u) = instance_url {
-        validate_instance_url("/instanceUrl", u, v);
     }
     if let Some(s) = settings {
         validate_settings("/settings", s, v);
@@ -128,8 +119,12 @@ fn check_editable(
     if let Some(c) = sync_config {
         c.validate("/syncConfig", v);
     }
-    if custom_api.is_some() && provider_id != CUSTOM_REST {
-        v.add("/customApi", "is only allowed for custom_rest integrations");
+    match custom_api {
+        Some(_) if provider_id != CUSTOM_REST => {
+            v.add("/customApi", "is only allowed for custom_rest integrations");
+        }
+        Some(api) => api.validate("/customApi", v),
+        None => {}
     }
 }
 
@@ -141,16 +136,29 @@ fn event(app: &Integrations, ctx: &Ctx, kind: &str, i: &Integration) -> Event {
     )
 }
 
-/// Refuses an `instanceUrl` that is, or resolves to, a forbidden target.
-async fn check_instance_target(app: &Integrations, instance_url: Option<&str>, v: &mut Violations) {
-    let Some(raw) = instance_url else { return };
-    if v.has("/instanceUrl") {
-        return;
-    }
-    if let Ok(url) = url::Url::parse(raw)
-        && let Err(e) = app.outbound.policy().check_for_storage(&url).await
-    {
-        v.add("/instanceUrl", e.to_string());
+/// Puts the URLs to be stored (`instanceUrl`, `customApi.baseUrl`) through
+/// the one URL policy, replacing each with its normalised form, or reports
+/// it.
+async fn check_urls(
+    app: &Integrations,
+    v: &mut Violations,
+    instance_url: &mut Option<String>,
+    custom_api: Option<&mut CustomApi>,
+) {
+    let policy = app.outbound.policy();
+    let targets = [
+        ("/instanceUrl", instance_url.as_mut()),
+        (
+            "/customApi/baseUrl",
+            custom_api.map(|api| &mut api.base_url),
+        ),
+    ];
+    for (pointer, raw) in targets {
+        let Some(raw) = raw else { continue };
+        match policy.parse_for_storage(raw).await {
+            Ok(url) => *raw = url.to_string(),
+            Err(e) => v.add(pointer, e.to_string()),
+        }
     }
 }
 
@@ -166,11 +174,17 @@ pub async fn create(
         &input.provider_id,
         &input.name,
         input.description.as_deref(),
-        input.instance_url.as_deref(),
         input.settings.as_ref(),
         input.sync_config.as_mut(),
         input.custom_api.as_ref(),
     );
+    check_urls(
+        app,
+        &mut v,
+        &mut input.instance_url,
+        input.custom_api.as_mut(),
+    )
+    .await;
     // Only "not visible" is the caller's fault; a store failure stays a 5xx.
     let provider = match catalog::get_visible(&app.catalog, ctx.tenant(), &input.provider_id).await
     {
@@ -307,12 +321,17 @@ pub async fn replace(
         &current.provider_id,
         &input.name,
         input.description.as_deref(),
-        input.instance_url.as_deref(),
         input.settings.as_ref(),
         input.sync_config.as_mut(),
         input.custom_api.as_ref(),
     );
-    check_instance_target(app, input.instance_url.as_deref(), &mut v).await;
+    check_urls(
+        app,
+        &mut v,
+        &mut input.instance_url,
+        input.custom_api.as_mut(),
+    )
+    .await;
     // A refused status is reported together with every other bad field.
     let next = next_status(&current, input.status);
     if let Err(Error::Invalid(status)) = &next {
@@ -402,7 +421,7 @@ pub async fn put_field_mapping(
     if_match: Option<&ETag>,
 ) -> Result<(EntityMapping, String)> {
     let mut v = Violations::default();
-    v.text("/shardTypeId", &input.shard_type_id, 1, 200);
+    v.line("/shardTypeId", &input.shard_type_id, 1, 200);
     for (j, f) in input.field_mappings.iter().enumerate() {
         validate_field_mapping(&format!("/fieldMappings/{j}"), f, &mut v);
     }

@@ -145,7 +145,8 @@ pub struct WebhookView {
     pub updated_at: DateTime<Utc>,
     /// Version.
     pub etag: String,
-    /// The signing secret: only in the answer to create and rotate.
+    /// The signing secret: only in the answer to create and rotate (not in
+    /// an `Idempotency-Key` replay of the create).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
 }

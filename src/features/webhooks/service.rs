@@ -6,13 +6,14 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::model::{SigningSecret, Webhook, WebhookView, is_valid_pattern};
+use super::model::{SigningSecret, Webhook, WebhookView, is_valid_pattern, pattern_matches};
 use super::signing::{generate_secret, secret_key};
 use super::{Webhooks, secret_owner};
 use crate::domain::pages::{PageRequest, Paged};
 use crate::domain::tenancy::Ctx;
 use crate::domain::validation::Violations;
 use crate::error::{Error, Result};
+use crate::platform::events::types;
 use crate::platform::store::{Container, ETag, Query};
 
 /// Default grace period of a rotated-out secret.
@@ -94,7 +95,14 @@ struct Fields<'a> {
     rate: Option<u32>,
 }
 
-async fn check_fields(app: &Webhooks, ctx: &Ctx, v: &mut Violations, f: Fields<'_>) {
+/// Checks the editable fields; returns the URL to store (normalised), when
+/// it passed the URL policy.
+async fn check_fields(
+    app: &Webhooks,
+    ctx: &Ctx,
+    v: &mut Violations,
+    f: Fields<'_>,
+) -> Option<String> {
     let Fields {
         url,
         events,
@@ -102,15 +110,13 @@ async fn check_fields(app: &Webhooks, ctx: &Ctx, v: &mut Violations, f: Fields<'
         description,
         rate,
     } = f;
-    match url::Url::parse(url) {
-        Ok(_) if url.len() > 2048 => v.add("/url", "must have at most 2048 characters"),
-        Ok(u) => {
-            if let Err(e) = app.outbound.policy().check_for_storage(&u).await {
-                v.add("/url", e.to_string());
-            }
+    let url = match app.outbound.policy().parse_for_storage(url).await {
+        Ok(u) => Some(u.to_string()),
+        Err(e) => {
+            v.add("/url", e.to_string());
+            None
         }
-        Err(e) => v.add("/url", format!("is not a URL: {e}")),
-    }
+    };
     if events.is_empty() {
         v.add("/events", "must name at least one event type or pattern");
     } else if events.len() > 50 {
@@ -126,6 +132,14 @@ async fn check_fields(app: &Webhooks, ctx: &Ctx, v: &mut Violations, f: Fields<'
             v.add(
                 format!("/events/{i}"),
                 "webhook.* events are not delivered to webhooks",
+            );
+        } else if !types::PUBLISHED
+            .iter()
+            .any(|t| !t.starts_with("webhook.") && pattern_matches(e, t))
+        {
+            v.add(
+                format!("/events/{i}"),
+                "matches no event type this service publishes (see SPEC §7)",
             );
         }
     }
@@ -148,6 +162,7 @@ async fn check_fields(app: &Webhooks, ctx: &Ctx, v: &mut Violations, f: Fields<'
             v.add("/integrationId", "is not an integration of this tenant");
         }
     }
+    url
 }
 
 async fn store_secret(app: &Webhooks, w: &mut Webhook, secret: &str) -> Result<()> {
@@ -183,7 +198,7 @@ async fn forget_secret(app: &Webhooks, w: &Webhook, s: &SigningSecret) {
 /// Creates a webhook; the answer carries its secret, this once.
 pub async fn create(app: &Webhooks, ctx: &Ctx, input: NewWebhook) -> Result<WebhookView> {
     let mut v = Violations::default();
-    check_fields(
+    let url = check_fields(
         app,
         ctx,
         &mut v,
@@ -211,7 +226,7 @@ pub async fn create(app: &Webhooks, ctx: &Ctx, input: NewWebhook) -> Result<Webh
         id: Uuid::new_v4(),
         tenant_id: ctx.tenant(),
         integration_id: input.integration_id,
-        url: input.url,
+        url: url.unwrap_or_default(),
         events: input.events,
         description: input.description.unwrap_or_default(),
         enabled: input.enabled.unwrap_or(true),
@@ -287,7 +302,7 @@ pub async fn replace(
     let current = get(app, ctx, id).await?;
     check_etag(&current, if_match)?;
     let mut v = Violations::default();
-    check_fields(
+    let url = check_fields(
         app,
         ctx,
         &mut v,
@@ -302,7 +317,7 @@ pub async fn replace(
     .await;
     v.into_result()?;
     let mut next = current.clone();
-    next.url = input.url;
+    next.url = url.unwrap_or_default();
     next.events = input.events;
     next.integration_id = input.integration_id;
     next.description = input.description.unwrap_or_default();

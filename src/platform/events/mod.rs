@@ -92,6 +92,23 @@ pub mod types {
     pub const INTEGRATION_UPDATED: &str = "integration.updated";
     /// An integration was deleted.
     pub const INTEGRATION_DELETED: &str = "integration.deleted";
+
+    /// Every event type this service publishes (SPEC §7), including those
+    /// of features still to come: a subscription may name any of them.
+    pub const PUBLISHED: &[&str] = &[
+        INTEGRATION_CREATED,
+        INTEGRATION_UPDATED,
+        INTEGRATION_DELETED,
+        "webhook.delivered",
+        "webhook.failed",
+        "sync.task.completed",
+        "integration.sync.started",
+        "integration.sync.completed",
+        "integration.sync.failed",
+        "integration.conflict.detected",
+        "integration.token.refreshed",
+        "integration.token.refresh_failed",
+    ];
 }
 
 /// A transport failure of the bus.

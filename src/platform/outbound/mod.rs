@@ -159,6 +159,16 @@ impl OutboundPolicy {
         Ok(addrs)
     }
 
+    /// The one policy for a URL to be stored (an instance URL, a custom
+    /// API's base URL, a provider's OAuth URLs, a webhook URL): its form
+    /// ([`parse_stored`]) and its target ([`Self::check_for_storage`]).
+    /// Returns the URL to store, normalised.
+    pub async fn parse_for_storage(&self, raw: &str) -> Result<Url, OutboundError> {
+        let url = parse_stored(raw)?;
+        self.check_for_storage(&url).await?;
+        Ok(url)
+    }
+
     /// The create-time check of a URL to be stored: like [`Self::check_url`],
     /// but a host that does not resolve yet is accepted over https (it is
     /// checked again, strictly, on every call).
@@ -183,6 +193,46 @@ impl OutboundPolicy {
         }
         Ok(addrs)
     }
+}
+
+/// The longest URL stored.
+pub const MAX_STORED_URL: usize = 2048;
+
+/// The form of a URL to be stored, without resolving it: written out in
+/// full (`https://host/…`: a parser that repairs `https:host` or drops a
+/// line break would store something other than what was sent), at most
+/// [`MAX_STORED_URL`] characters, no white space or control characters,
+/// `http(s)` with a host, no credentials, no fragment, not port 0. Returns
+/// it normalised (lower-case scheme and host, IP literals in one spelling).
+pub fn parse_stored(raw: &str) -> Result<Url, OutboundError> {
+    let bad = |m: &str| OutboundError::InvalidUrl(m.to_owned());
+    if raw.len() > MAX_STORED_URL {
+        return Err(bad("longer than 2048 characters"));
+    }
+    if raw.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(bad("it contains white space or control characters"));
+    }
+    let scheme_end = raw.find("://").unwrap_or(0);
+    if !matches!(
+        raw[..scheme_end].to_ascii_lowercase().as_str(),
+        "https" | "http"
+    ) {
+        return Err(bad("it must start with https://"));
+    }
+    let url = Url::parse(raw).map_err(|e| bad(&e.to_string()))?;
+    if url.fragment().is_some() {
+        return Err(bad("a fragment (#…) is not allowed"));
+    }
+    if url.port() == Some(0) {
+        return Err(bad("port 0 is not a port"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(bad("credentials in the URL are not allowed"));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(bad("the URL has no host"));
+    }
+    Ok(url)
 }
 
 /// IPv4-mapped IPv6 addresses compare as their IPv4 address.
