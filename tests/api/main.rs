@@ -9,6 +9,7 @@ mod concurrency;
 mod conventions;
 #[path = "../support/cosmos_emulator.rs"]
 mod cosmos_emulator;
+mod cross_tenant;
 mod fuzz;
 mod hardening;
 mod helpers;

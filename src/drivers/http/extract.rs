@@ -81,6 +81,30 @@ where
     }
 }
 
+/// `8168.0` is the integer 8168 in JSON (and JSON Schema): numbers with no
+/// fractional part are made integers before typed parsing, which would
+/// otherwise refuse them where an integer is expected.
+fn integral_floats_as_integers(value: &mut Value) {
+    match value {
+        Value::Number(n) if n.is_f64() => {
+            if let Some(f) = n.as_f64()
+                && f.fract() == 0.0
+                && f.abs() < 9.0e15
+            {
+                #[expect(
+                    clippy::cast_possible_truncation,
+                    reason = "integral and within f64's exact integer range"
+                )]
+                let i = f as i64;
+                *value = Value::from(i);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(integral_floats_as_integers),
+        Value::Object(fields) => fields.values_mut().for_each(integral_floats_as_integers),
+        _ => {}
+    }
+}
+
 fn required_fields<T: PartialSchema>() -> Vec<String> {
     match T::schema() {
         RefOr::T(Schema::Object(o)) => o.required.clone(),
@@ -100,6 +124,7 @@ pub fn parse_value<T: DeserializeOwned>(
     required: &[String],
     read_only: &[&str],
 ) -> Result<T, Violations> {
+    integral_floats_as_integers(&mut value);
     let mut v = Violations::default();
     let Some(obj) = value.as_object_mut() else {
         return Err(Violations::one("", "must be a JSON object"));

@@ -8,6 +8,7 @@ pub mod health;
 pub mod idempotency;
 pub mod integrations;
 pub mod json;
+pub mod openapi;
 pub mod respond;
 pub mod server;
 pub mod webhooks;
@@ -77,6 +78,8 @@ fn api() -> OpenApiRouter<AppState> {
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut doc = api().split_for_parts().1;
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    openapi::apply(&mut doc);
+    openapi::optional_body(&mut doc, "/api/v1/webhooks/{id}/rotate-secret", "post");
     doc
 }
 

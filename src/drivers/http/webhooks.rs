@@ -228,7 +228,7 @@ async fn delete_webhook(
 
 /// Issues a new secret (shown this once); the old one signs during the grace period.
 #[utoipa::path(post, path = "/api/v1/webhooks/{id}/rotate-secret", tag = "webhooks",
-    params(("id" = Uuid, Path)), request_body(content = Option<RotateSecret>),
+    params(("id" = Uuid, Path)), request_body(content = RotateSecret, description = "May be left out: the defaults apply"),
     responses((status = 200, body = SecretAnswer), (status = 400, body = Problem), (status = 404, body = Problem)),
     security(("bearer" = [])))]
 async fn rotate_secret(

@@ -110,17 +110,31 @@ pub struct RateLimit {
 pub struct CatalogEntryInput {
     /// Slug id (`salesforce`); taken from the path on replace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1, max_length = 64, pattern = "^[a-z0-9][a-z0-9_-]*$")]
     pub id: Option<String>,
     /// Category slug (`crm`, `communication`, `calendar`, `storage`, `custom`, …).
+    #[schema(min_length = 1, max_length = 64, pattern = "^[a-z0-9][a-z0-9_-]*$")]
     pub category: String,
     /// Short name.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f\\u202a-\\u202e\\u2066-\\u2069]*[^\\x00-\\x1f\\x7f-\\x9f\\u202a-\\u202e\\u2066-\\u2069\\s\\u00ad\\u034f\\u115f\\u1160\\u17b4\\u17b5\\u180e\\u200b-\\u200f\\u2060-\\u2064\\u3164\\ufeff\\uffa0][^\\x00-\\x1f\\x7f-\\x9f\\u202a-\\u202e\\u2066-\\u2069]*$"
+    )]
     pub name: String,
     /// Name shown in the UI.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f\\u202a-\\u202e\\u2066-\\u2069]*[^\\x00-\\x1f\\x7f-\\x9f\\u202a-\\u202e\\u2066-\\u2069\\s\\u00ad\\u034f\\u115f\\u1160\\u17b4\\u17b5\\u180e\\u200b-\\u200f\\u2060-\\u2064\\u3164\\ufeff\\uffa0][^\\x00-\\x1f\\x7f-\\x9f\\u202a-\\u202e\\u2066-\\u2069]*$"
+    )]
     pub display_name: String,
     /// What it is.
     #[serde(default)]
+    #[schema(max_length = 2000)]
     pub description: String,
     /// Accepted authentication methods (at least one).
+    #[schema(min_items = 1)]
     pub auth_methods: Vec<AuthMethod>,
     /// OAuth endpoints, required when `oauth2` is accepted.
     #[serde(default)]

@@ -27,14 +27,22 @@ pub const CUSTOM_REST: &str = "custom_rest";
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewIntegration {
     /// Catalog entry id (must be visible to the tenant).
+    #[schema(min_length = 1, max_length = 64, pattern = "^[a-z0-9][a-z0-9_-]*$")]
     pub provider_id: String,
     /// Name (1–200 characters).
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f\\u202a-\\u202e\\u2066-\\u2069]*[^\\x00-\\x1f\\x7f-\\x9f\\u202a-\\u202e\\u2066-\\u2069\\s\\u00ad\\u034f\\u115f\\u1160\\u17b4\\u17b5\\u180e\\u200b-\\u200f\\u2060-\\u2064\\u3164\\ufeff\\uffa0][^\\x00-\\x1f\\x7f-\\x9f\\u202a-\\u202e\\u2066-\\u2069]*$"
+    )]
     pub name: String,
     /// Description.
     #[serde(default)]
+    #[schema(max_length = 2000)]
     pub description: Option<String>,
     /// Provider instance URL (https).
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 2048, pattern = "^https://")]
     pub instance_url: Option<String>,
     /// Free-form settings (no credentials).
     #[serde(default)]
@@ -53,12 +61,19 @@ pub struct NewIntegration {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct IntegrationUpdate {
     /// Name.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f\\u202a-\\u202e\\u2066-\\u2069]*[^\\x00-\\x1f\\x7f-\\x9f\\u202a-\\u202e\\u2066-\\u2069\\s\\u00ad\\u034f\\u115f\\u1160\\u17b4\\u17b5\\u180e\\u200b-\\u200f\\u2060-\\u2064\\u3164\\ufeff\\uffa0][^\\x00-\\x1f\\x7f-\\x9f\\u202a-\\u202e\\u2066-\\u2069]*$"
+    )]
     pub name: String,
     /// Description (absent clears it).
     #[serde(default)]
+    #[schema(max_length = 2000)]
     pub description: Option<String>,
     /// Instance URL (absent clears it).
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 2048, pattern = "^https://")]
     pub instance_url: Option<String>,
     /// Settings (absent clears them).
     #[serde(default)]
@@ -80,6 +95,11 @@ pub struct IntegrationUpdate {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EntityMappingUpdate {
     /// Target shard type id.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f\\u202a-\\u202e\\u2066-\\u2069]*[^\\x00-\\x1f\\x7f-\\x9f\\u202a-\\u202e\\u2066-\\u2069\\s\\u00ad\\u034f\\u115f\\u1160\\u17b4\\u17b5\\u180e\\u200b-\\u200f\\u2060-\\u2064\\u3164\\ufeff\\uffa0][^\\x00-\\x1f\\x7f-\\x9f\\u202a-\\u202e\\u2066-\\u2069]*$"
+    )]
     pub shard_type_id: String,
     /// Target shard type name.
     #[serde(default)]

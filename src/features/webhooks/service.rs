@@ -26,14 +26,17 @@ pub const MAX_GRACE_SECONDS: u32 = 604_800;
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewWebhook {
     /// Target URL (https, unless allowed by `OUTBOUND_ALLOWED_CIDRS`).
+    #[schema(min_length = 1, max_length = 2048, pattern = "^https?://")]
     pub url: String,
     /// Event types or patterns (`integration.created`, `integration.*`, `*`).
+    #[schema(min_items = 1, max_items = 50)]
     pub events: Vec<String>,
     /// Only this integration's events.
     #[serde(default)]
     pub integration_id: Option<Uuid>,
     /// Free text (≤ 2000 characters).
     #[serde(default)]
+    #[schema(max_length = 2000)]
     pub description: Option<String>,
     /// Your own secret (`whsec_` + base64 of 24–64 bytes); generated when absent.
     #[serde(default)]
@@ -43,6 +46,7 @@ pub struct NewWebhook {
     pub enabled: Option<bool>,
     /// Maximum deliveries per second (1–1000).
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 1000)]
     pub rate_limit_per_second: Option<u32>,
 }
 
@@ -51,20 +55,24 @@ pub struct NewWebhook {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct WebhookUpdate {
     /// Target URL.
+    #[schema(min_length = 1, max_length = 2048, pattern = "^https?://")]
     pub url: String,
     /// Event types or patterns.
+    #[schema(min_items = 1, max_items = 50)]
     pub events: Vec<String>,
     /// Only this integration's events (absent: all).
     #[serde(default)]
     pub integration_id: Option<Uuid>,
     /// Free text (absent clears it).
     #[serde(default)]
+    #[schema(max_length = 2000)]
     pub description: Option<String>,
     /// Enabling clears `disabledReason` and the failure count (absent: unchanged).
     #[serde(default)]
     pub enabled: Option<bool>,
     /// Maximum deliveries per second (absent: none).
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 1000)]
     pub rate_limit_per_second: Option<u32>,
 }
 
@@ -74,6 +82,7 @@ pub struct WebhookUpdate {
 pub struct RotateSecret {
     /// How long the old secret keeps signing (0–604800, default 86400).
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 604800)]
     pub grace_period_seconds: Option<u32>,
 }
 
