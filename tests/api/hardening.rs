@@ -302,3 +302,18 @@ async fn the_nil_uuid_is_not_a_tenant() {
     let a = app.get("/api/v1/integrations", &token).await;
     assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{}", a.text);
 }
+
+#[tokio::test]
+async fn a_path_that_is_not_utf8_names_nothing() {
+    let app = TestApp::new().await;
+    let token = app.token(Uuid::new_v4());
+    for path in [
+        "/api/v1/integrations/%FF",
+        "/api/v1/webhooks/%C3%28/deliveries",
+        "/api/v1/integrations/x/field-mappings/%FF%FE",
+    ] {
+        let a = app.get(path, &token).await;
+        assert_eq!(a.status, StatusCode::NOT_FOUND, "{path}: {}", a.text);
+        assert_eq!(a.headers["content-type"], "application/problem+json");
+    }
+}

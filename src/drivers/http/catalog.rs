@@ -1,7 +1,7 @@
 //! The provider catalog: tenant-visible reads and super-admin CRUD.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use utoipa_axum::router::OpenApiRouter;
@@ -9,7 +9,7 @@ use utoipa_axum::routes;
 
 use super::auth::{Admin, Caller};
 use super::error::{ApiError, Problem};
-use super::extract::{ApiInput, IfMatch, QueryParams, Valid};
+use super::extract::{ApiInput, IfMatch, Path, QueryParams, Valid};
 use super::respond::{created, with_etag};
 use crate::app::AppState;
 use crate::domain::pages::Paged;

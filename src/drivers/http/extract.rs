@@ -318,6 +318,26 @@ impl QueryParams {
     }
 }
 
+/// Path parameters, as axum's `Path` reads them, but a segment it cannot
+/// read (invalid UTF-8 once percent-decoded) names nothing: 404
+/// problem+json, like an id that is not a UUID, never axum's plain-text 400.
+#[derive(Debug, Clone)]
+pub struct Path<T>(pub T);
+
+impl<S: Send + Sync, T> FromRequestParts<S> for Path<T>
+where
+    T: DeserializeOwned + Send,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(v)| Self(v))
+            .map_err(|_| ApiError::not_found("resource"))
+    }
+}
+
 /// The `If-Match` header, when present (`*` means "any version": no check).
 #[derive(Debug, Clone, Default)]
 pub struct IfMatch(pub Option<ETag>);

@@ -1,7 +1,7 @@
 //! Tenants' integrations and their field mappings.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use utoipa_axum::router::OpenApiRouter;
@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::auth::Caller;
 use super::error::{ApiError, Problem};
-use super::extract::{ApiInput, IdempotencyKey, IfMatch, QueryParams, Valid};
+use super::extract::{ApiInput, IdempotencyKey, IfMatch, Path, QueryParams, Valid};
 use super::idempotency::idempotent;
 use super::respond::{created, with_etag};
 use crate::app::AppState;

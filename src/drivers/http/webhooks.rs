@@ -3,7 +3,7 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use super::auth::Caller;
 use super::error::{ApiError, Problem};
-use super::extract::{ApiInput, IdempotencyKey, IfMatch, QueryParams, Valid, parse_value};
+use super::extract::{ApiInput, IdempotencyKey, IfMatch, Path, QueryParams, Valid, parse_value};
 use super::idempotency::idempotent;
 use super::integrations::parse_id;
 use super::respond::{created, with_etag};
