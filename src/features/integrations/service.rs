@@ -120,32 +120,61 @@ pub struct IntegrationFilter {
     pub status: Option<IntegrationStatus>,
 }
 
-fn check_editable(
+/// The editable fields of create and replace, checked alike.
+struct Editable<'a> {
+    name: &'a str,
+    description: Option<&'a str>,
+    instance_url: &'a mut Option<String>,
+    settings: Option<&'a Map<String, Value>>,
+    sync_config: Option<&'a mut SyncConfig>,
+    custom_api: Option<&'a mut CustomApi>,
+}
+
+/// Both bodies carry the editable fields under the same names.
+macro_rules! editable {
+    ($($input:ty),*) => {$(
+        impl $input {
+            fn editable(&mut self) -> Editable<'_> {
+                Editable {
+                    name: &self.name,
+                    description: self.description.as_deref(),
+                    instance_url: &mut self.instance_url,
+                    settings: self.settings.as_ref(),
+                    sync_config: self.sync_config.as_mut(),
+                    custom_api: self.custom_api.as_mut(),
+                }
+            }
+        }
+    )*};
+}
+editable!(NewIntegration, IntegrationUpdate);
+
+/// Checks the editable fields of an integration of `provider_id`; the URLs
+/// to be stored are replaced with their normalised form.
+async fn check_editable(
+    app: &Integrations,
     v: &mut Violations,
     provider_id: &str,
-    name: &str,
-    description: Option<&str>,
-    settings: Option<&Map<String, Value>>,
-    sync_config: Option<&mut SyncConfig>,
-    custom_api: Option<&CustomApi>,
+    e: Editable<'_>,
 ) {
-    v.line("/name", name, 1, 200);
-    if let Some(d) = description {
+    v.line("/name", e.name, 1, 200);
+    if let Some(d) = e.description {
         v.text("/description", d, 0, 2000);
     }
-    if let Some(s) = settings {
+    if let Some(s) = e.settings {
         validate_settings("/settings", s, v);
     }
-    if let Some(c) = sync_config {
+    if let Some(c) = e.sync_config {
         c.validate("/syncConfig", v);
     }
-    match custom_api {
+    match e.custom_api.as_deref() {
         Some(_) if provider_id != CUSTOM_REST => {
             v.add("/customApi", "is only allowed for custom_rest integrations");
         }
         Some(api) => api.validate("/customApi", v),
         None => {}
     }
+    check_urls(app, v, e.instance_url, e.custom_api).await;
 }
 
 fn event(app: &Integrations, ctx: &Ctx, kind: &str, i: &Integration) -> Event {
@@ -189,22 +218,8 @@ pub async fn create(
     mut input: NewIntegration,
 ) -> Result<Integration> {
     let mut v = Violations::default();
-    check_editable(
-        &mut v,
-        &input.provider_id,
-        &input.name,
-        input.description.as_deref(),
-        input.settings.as_ref(),
-        input.sync_config.as_mut(),
-        input.custom_api.as_ref(),
-    );
-    check_urls(
-        app,
-        &mut v,
-        &mut input.instance_url,
-        input.custom_api.as_mut(),
-    )
-    .await;
+    let provider_id = input.provider_id.clone();
+    check_editable(app, &mut v, &provider_id, input.editable()).await;
     // Only "not visible" is the caller's fault; a store failure stays a 5xx.
     let provider = match catalog::get_visible(&app.catalog, ctx.tenant(), &input.provider_id).await
     {
@@ -336,22 +351,7 @@ pub async fn replace(
         return Err(Error::PreconditionFailed);
     }
     let mut v = Violations::default();
-    check_editable(
-        &mut v,
-        &current.provider_id,
-        &input.name,
-        input.description.as_deref(),
-        input.settings.as_ref(),
-        input.sync_config.as_mut(),
-        input.custom_api.as_ref(),
-    );
-    check_urls(
-        app,
-        &mut v,
-        &mut input.instance_url,
-        input.custom_api.as_mut(),
-    )
-    .await;
+    check_editable(app, &mut v, &current.provider_id, input.editable()).await;
     // A refused status is reported together with every other bad field.
     let next = next_status(&current, input.status);
     if let Err(Error::Invalid(status)) = &next {
