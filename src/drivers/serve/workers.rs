@@ -59,7 +59,7 @@ pub fn start(state: &AppState) -> Option<Workers> {
 const MAX_LEASE: usize = 64;
 /// Jobs sent due now that are written already leased and handed over
 /// while fewer wait (see [`EmbeddedQueue::attach`]).
-const HANDOFF_CAPACITY: usize = 1024;
+const HAND_OVER_CAPACITY: usize = 1024;
 /// Memory the deliveries carried by jobs handed over unrecorded may hold
 /// while they wait for a slot: a full backlog ([`crate::platform::queue::embedded::MAX_WAITING`])
 /// of deliveries of a few KiB, or 64 with 1 MiB payloads; beyond it their
@@ -152,7 +152,7 @@ impl Pool {
 /// processes are not starved by a steady stream of new ones.
 async fn dispatch(app: Arc<App>, queue: Arc<Queue>, mut stop: watch::Receiver<bool>) {
     let visibility = visibility_timeout(&app);
-    let mut handed = queue.attach(HANDOFF_CAPACITY, CARRY_BUDGET_BYTES, visibility);
+    let mut handed = queue.attach(HAND_OVER_CAPACITY, CARRY_BUDGET_BYTES, visibility);
     let size = usize::try_from(app.config.workers).unwrap_or(1).max(1);
     let mut pool = Pool::start(&app, &queue, size);
     let mut polled = Instant::now();
