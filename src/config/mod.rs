@@ -14,7 +14,11 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+mod parse;
 mod sections;
+
+pub use parse::parse_cidr;
+use parse::{list, non_empty, number, url};
 
 pub use sections::{
     HttpLimits, JwtConfig, LogFormat, QueueConfig, SecretsConfig, ShardsConfig, StoreConfig,
@@ -429,58 +433,6 @@ impl Config {
     pub fn database_path(&self) -> PathBuf {
         self.data_dir.join("castiel.db")
     }
-}
-
-fn non_empty(v: Option<String>) -> Option<String> {
-    v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
-}
-
-fn list(v: Option<String>) -> Vec<String> {
-    non_empty(v)
-        .map(|s| {
-            s.split(',')
-                .map(|p| p.trim().to_owned())
-                .filter(|p| !p.is_empty())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn number(
-    key: &'static str,
-    v: Option<String>,
-    default: u32,
-    min: u32,
-    max: u32,
-) -> Result<u32, ConfigError> {
-    let Some(s) = non_empty(v) else {
-        return Ok(default);
-    };
-    let n: u32 = s
-        .parse()
-        .map_err(|_| bad(key, format!("{s:?} is not a whole number")))?;
-    if n < min || n > max {
-        return Err(bad(key, format!("{n} is outside {min}..={max}")));
-    }
-    Ok(n)
-}
-
-fn url(key: &'static str, v: Option<String>) -> Result<Option<Url>, ConfigError> {
-    non_empty(v)
-        .map(|s| {
-            Url::parse(&s)
-                .ok()
-                .filter(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
-                .ok_or_else(|| bad(key, format!("{s:?} is not an http(s) URL")))
-        })
-        .transpose()
-}
-
-/// Parses `10.0.0.0/8` or a bare address (as a /32 or /128).
-pub fn parse_cidr(s: &str) -> Option<IpNet> {
-    s.parse::<IpNet>()
-        .ok()
-        .or_else(|| s.parse::<std::net::IpAddr>().ok().map(IpNet::from))
 }
 
 #[cfg(test)]
