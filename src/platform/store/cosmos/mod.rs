@@ -34,6 +34,7 @@
 //!   `_attachments` and our `_castielExpiresAt` are removed from bodies.
 
 mod client;
+mod documents;
 mod errors;
 mod paging;
 mod sql;
@@ -43,7 +44,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use azure_data_cosmos::clients::{ContainerClient, DatabaseClient};
 use azure_data_cosmos::models::{ContainerProperties, TimeToLive};
-use azure_data_cosmos::options::{ItemWriteOptions, Precondition};
+use azure_data_cosmos::options::ItemWriteOptions;
 use azure_data_cosmos::{CosmosClient, FeedScope};
 use futures::StreamExt as _;
 use serde_json::Value;
@@ -57,21 +58,8 @@ use super::query::{Query, Scope};
 use super::{Container, Document, ETag, Page, Store, StoreError, StoreResult, address_of, ttl_of};
 use crate::clock::Clock;
 
-/// The helper field holding a document's expiry (epoch milliseconds).
-pub(crate) const EXPIRES_FIELD: &str = "_castielExpiresAt";
-
-/// The expiry written for documents that never expire (year 9999).
-const NEVER_MS: i64 = 253_402_300_799_000;
-
-/// Properties Cosmos (or this store) adds to every stored document.
-const SYSTEM_FIELDS: [&str; 6] = [
-    "_rid",
-    "_self",
-    "_etag",
-    "_ts",
-    "_attachments",
-    EXPIRES_FIELD,
-];
+pub(crate) use documents::EXPIRES_FIELD;
+use documents::{NEVER_MS, Raw, document, from_stored, if_match, unquote};
 
 /// How many times a write re-reads after losing a race it started itself
 /// (unconditional replace/delete, re-creating over an expired document).
@@ -95,56 +83,6 @@ impl std::fmt::Debug for CosmosStore {
             .field("database", &self.database)
             .finish_non_exhaustive()
     }
-}
-
-/// A read document before it is turned into a [`Document`].
-struct Raw {
-    etag: ETag,
-    body: Value,
-    expires_ms: i64,
-}
-
-fn unquote(etag: &str) -> ETag {
-    ETag::new(etag.trim_matches('"'))
-}
-
-fn if_match(etag: &ETag) -> ItemWriteOptions {
-    ItemWriteOptions::default()
-        .with_precondition(Precondition::if_match(format!("\"{}\"", etag.as_str())))
-}
-
-/// Splits a stored body into the port's view (system fields removed).
-fn from_stored(mut body: Value) -> StoreResult<Raw> {
-    let obj = body
-        .as_object_mut()
-        .ok_or_else(|| StoreError::Invalid("stored document is not a JSON object".into()))?;
-    let etag = obj
-        .get("_etag")
-        .and_then(Value::as_str)
-        .map(unquote)
-        .unwrap_or_else(|| ETag::new(""));
-    let expires_ms = obj
-        .get(EXPIRES_FIELD)
-        .and_then(Value::as_i64)
-        .unwrap_or(NEVER_MS);
-    for f in SYSTEM_FIELDS {
-        obj.remove(f);
-    }
-    Ok(Raw {
-        etag,
-        body,
-        expires_ms,
-    })
-}
-
-fn document(container: Container, raw: Raw) -> StoreResult<Document> {
-    let (id, partition_key) = address_of(container, &raw.body)?;
-    Ok(Document {
-        id,
-        partition_key,
-        etag: raw.etag,
-        body: raw.body,
-    })
 }
 
 fn map(e: &azure_data_cosmos::CosmosError) -> StoreError {
