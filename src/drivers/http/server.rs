@@ -123,21 +123,31 @@ pub async fn run(
 struct IdleStream {
     inner: TcpStream,
     idle: Duration,
+    /// The period that applies now: `first` until a byte moves, then `idle`.
+    period: Duration,
+    /// When a byte last moved (or the connection began).
+    last: Instant,
     deadline: Pin<Box<Sleep>>,
 }
 
 impl IdleStream {
     fn new(inner: TcpStream, first: Duration, idle: Duration) -> Self {
+        let now = Instant::now();
         Self {
             inner,
             idle,
-            deadline: Box::pin(tokio::time::sleep(first)),
+            period: first,
+            last: now,
+            deadline: Box::pin(tokio::time::sleep_until(now + first)),
         }
     }
 
-    /// Some bytes moved: the idle period starts again.
+    /// Some bytes moved: the idle period starts again. Only noted here (a
+    /// clock read); the timer is moved when an operation has to wait, not
+    /// on every read and write of a busy connection.
     fn active(&mut self) {
-        self.deadline.as_mut().reset(Instant::now() + self.idle);
+        self.last = Instant::now();
+        self.period = self.idle;
     }
 
     /// What a write did: bytes written restart the idle period; a write
@@ -161,6 +171,10 @@ impl IdleStream {
 
     /// The operation waits: fails if the idle period has run out.
     fn check(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
+        let due = self.last + self.period;
+        if self.deadline.deadline() != due {
+            self.deadline.as_mut().reset(due);
+        }
         ready!(self.deadline.as_mut().poll(cx));
         Poll::Ready(io::Error::new(
             io::ErrorKind::TimedOut,
