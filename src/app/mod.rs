@@ -10,6 +10,7 @@ use std::sync::Arc;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::features::catalog::Catalog;
+use crate::features::connections::Connections;
 use crate::features::integrations::Integrations;
 use crate::features::webhooks::Webhooks;
 use crate::features::webhooks::model::Delivery;
@@ -52,6 +53,8 @@ pub struct App {
     pub integrations: Arc<Integrations>,
     /// The webhooks feature.
     pub webhooks: Arc<Webhooks>,
+    /// The connections feature (credentials, OAuth, token refresh).
+    pub connections: Arc<Connections>,
 }
 
 impl std::fmt::Debug for App {

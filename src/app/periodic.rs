@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::App;
+use crate::features::connections::refresh;
 use crate::features::webhooks::delivery;
 use crate::jobs::{IntoOutcome, JobError, JobOutcome, Summary};
 
@@ -74,7 +75,31 @@ pub const TABLE: &[Periodic] = &[
         at_start: false,
         run: |app, _| Box::pin(async move { purge(&app).await }),
     },
+    Periodic {
+        name: "token-refresh",
+        every: Duration::from_secs(600),
+        schedule: "0 */10 * * * *",
+        at_start: true,
+        run: |app, _| Box::pin(async move { refresh_tokens(&app).await }),
+    },
 ];
+
+/// Refreshes OAuth tokens expiring within 15 minutes (single flight per
+/// connection across processes: see [`refresh`]).
+async fn refresh_tokens(app: &App) -> Result<JobOutcome, JobError> {
+    let r = refresh::refresh_due(&app.connections).await?;
+    if r.due > 0 {
+        tracing::info!(
+            due = r.due,
+            refreshed = r.refreshed,
+            skipped = r.skipped,
+            failed = r.failed,
+            expired = r.expired,
+            "token refresh"
+        );
+    }
+    Ok(Summary(r).into_outcome())
+}
 
 /// Republishes unconfirmed events, in order per tenant, and re-drives
 /// local handlers that failed (the outbox guarantee: `docs/architecture.md`).

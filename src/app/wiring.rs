@@ -10,6 +10,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, QueueConfig, SecretsConfig, StoreConfig};
 use crate::features::catalog::Catalog;
 use crate::features::catalog::service as catalog;
+use crate::features::connections::{Connections, OauthSettings, service as connections};
 use crate::features::integrations::Integrations;
 use crate::features::webhooks::{AttemptQueue, Webhooks};
 use crate::platform::auth::{self, TokenKeys};
@@ -167,9 +168,24 @@ pub async fn build_with(
         store: store.clone(),
         clock: clock.clone(),
         events: events.clone(),
-        outbound,
+        outbound: outbound.clone(),
         catalog: catalog.clone(),
         webhooks: webhooks.clone(),
+        dependents: Default::default(),
+    });
+    integrations.add_dependent(Arc::new(connections::Cleanup {
+        store: store.clone(),
+        secrets: secrets.clone(),
+    }));
+    let connections = Arc::new(Connections {
+        store: store.clone(),
+        clock: clock.clone(),
+        events: events.clone(),
+        secrets: secrets.clone(),
+        outbound,
+        catalog: catalog.clone(),
+        integrations: integrations.clone(),
+        oauth: oauth_settings(&config)?,
     });
     let seeded = catalog::seed(&catalog)
         .await
@@ -189,6 +205,23 @@ pub async fn build_with(
         catalog,
         integrations,
         webhooks,
+        connections,
     };
     Ok(app.into())
+}
+
+/// OAuth settings: the redirect base defaults to this machine's `serve`
+/// port, which is right for a laptop and nothing else (the README says to
+/// set `OAUTH_REDIRECT_BASE_URL` in a deployment).
+fn oauth_settings(config: &Config) -> anyhow::Result<OauthSettings> {
+    let redirect_base_url = match &config.oauth_redirect_base_url {
+        Some(u) => u.clone(),
+        None => url::Url::parse(&format!("http://localhost:{}", config.port))
+            .context("the default OAuth redirect base URL")?,
+    };
+    Ok(OauthSettings {
+        clients: config.oauth_clients.clone(),
+        redirect_base_url,
+        allowed_return_origins: config.oauth_allowed_return_origins.clone(),
+    })
 }

@@ -21,8 +21,8 @@ pub use parse::parse_cidr;
 use parse::{list, non_empty, number, url};
 
 pub use sections::{
-    HttpLimits, JwtConfig, LogFormat, QueueConfig, SecretsConfig, ShardsConfig, StoreConfig,
-    SyncLimits, WebhookSettings,
+    HttpLimits, JwtConfig, LogFormat, OauthClient, OauthClients, QueueConfig, SecretsConfig,
+    ShardsConfig, StoreConfig, SyncLimits, WebhookSettings,
 };
 
 /// Every key this service reads, with its default (`None`: unset).
@@ -64,6 +64,14 @@ pub const KEYS: &[(&str, Option<&str>)] = &[
     ("OUTBOUND_ALLOWED_CIDRS", Some("")),
     ("OAUTH_REDIRECT_BASE_URL", None),
     ("OAUTH_ALLOWED_RETURN_ORIGINS", Some("")),
+    ("SALESFORCE_CLIENT_ID", None),
+    ("SALESFORCE_CLIENT_SECRET", None),
+    ("SALESFORCE_AUTHORIZATION_URL", None),
+    ("SALESFORCE_TOKEN_URL", None),
+    ("HUBSPOT_CLIENT_ID", None),
+    ("HUBSPOT_CLIENT_SECRET", None),
+    ("HUBSPOT_AUTHORIZATION_URL", None),
+    ("HUBSPOT_TOKEN_URL", None),
     ("LOG_FORMAT", Some("text")),
     ("RUST_LOG", Some("info")),
 ];
@@ -107,6 +115,14 @@ struct Raw {
     outbound_allowed_cidrs: Option<String>,
     oauth_redirect_base_url: Option<String>,
     oauth_allowed_return_origins: Option<String>,
+    salesforce_client_id: Option<String>,
+    salesforce_client_secret: Option<String>,
+    salesforce_authorization_url: Option<String>,
+    salesforce_token_url: Option<String>,
+    hubspot_client_id: Option<String>,
+    hubspot_client_secret: Option<String>,
+    hubspot_authorization_url: Option<String>,
+    hubspot_token_url: Option<String>,
     log_format: Option<String>,
     rust_log: Option<String>,
 }
@@ -167,6 +183,8 @@ pub struct Config {
     pub oauth_redirect_base_url: Option<Url>,
     /// Origins that OAuth `returnUrl`s may point to.
     pub oauth_allowed_return_origins: Vec<Url>,
+    /// OAuth clients of the built-in providers, by catalog id.
+    pub oauth_clients: OauthClients,
     /// Log format.
     pub log_format: LogFormat,
     /// Log filter (`RUST_LOG` syntax).
@@ -424,6 +442,33 @@ impl Config {
                     })
                 })
                 .collect::<Result<_, _>>()?,
+            oauth_clients: OauthClients::from_settings([
+                (
+                    "salesforce",
+                    OauthClient {
+                        client_id: non_empty(r.salesforce_client_id),
+                        client_secret: non_empty(r.salesforce_client_secret)
+                            .map(SecretString::from),
+                        authorization_url: url(
+                            "SALESFORCE_AUTHORIZATION_URL",
+                            r.salesforce_authorization_url,
+                        )?,
+                        token_url: url("SALESFORCE_TOKEN_URL", r.salesforce_token_url)?,
+                    },
+                ),
+                (
+                    "hubspot",
+                    OauthClient {
+                        client_id: non_empty(r.hubspot_client_id),
+                        client_secret: non_empty(r.hubspot_client_secret).map(SecretString::from),
+                        authorization_url: url(
+                            "HUBSPOT_AUTHORIZATION_URL",
+                            r.hubspot_authorization_url,
+                        )?,
+                        token_url: url("HUBSPOT_TOKEN_URL", r.hubspot_token_url)?,
+                    },
+                ),
+            ]),
             log_format,
             log_filter: non_empty(r.rust_log).unwrap_or_else(|| "info".into()),
         })
@@ -436,58 +481,4 @@ impl Config {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn defaults_are_embedded() {
-        let c = Config::from_pairs(&[]).expect("defaults");
-        assert_eq!(c.port, 3026);
-        assert!(matches!(c.store, StoreConfig::Embedded));
-        assert_eq!(c.sync.max_records, 1000);
-        assert_eq!(c.webhooks.disable_after_hours, 120);
-    }
-
-    #[test]
-    fn bad_values_name_their_setting() {
-        for (k, v) in [
-            ("PORT", "0"),
-            ("PORT", "http"),
-            ("STORE", "mongo"),
-            ("STORE", "cosmos"),
-            ("OUTBOUND_ALLOWED_CIDRS", "10.0.0.0/99"),
-            ("JWT_SECRET", "short"),
-            ("RABBITMQ_URL", "http://x"),
-            ("LOG_FORMAT", "xml"),
-        ] {
-            let err = Config::from_pairs(&[(k, v)]).expect_err(k);
-            let expected = if v == "cosmos" { "COSMOS_ENDPOINT" } else { k };
-            assert_eq!(err.key, expected, "{k}={v}");
-        }
-    }
-
-    #[test]
-    fn environment_overrides_file_and_defaults() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let file = dir.path().join("c.toml");
-        std::fs::write(&file, "port = \"4000\"\nworkers = \"2\"\n").expect("write");
-        let vars = [
-            ("PORT", "4100"),
-            ("DATA_DIR", "/tmp/x"),
-            ("port", "1"),
-            ("HOME", "/"),
-        ]
-        .map(|(k, v)| (k.to_owned(), v.to_owned()));
-        let c = Config::load_with(Some(&file), vars).expect("config");
-        assert_eq!(c.port, 4100);
-        assert_eq!(c.workers, 2);
-        assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
-    }
-
-    #[test]
-    fn cidrs_accept_bare_addresses() {
-        let c = Config::from_pairs(&[("OUTBOUND_ALLOWED_CIDRS", "127.0.0.1, 10.0.0.0/8,::1")])
-            .expect("cidrs");
-        assert_eq!(c.outbound_allowed_cidrs.len(), 3);
-    }
-}
+mod tests;

@@ -133,3 +133,36 @@ pub struct HttpLimits {
     /// Connections served at once (`HTTP_MAX_CONNECTIONS`).
     pub max_connections: u32,
 }
+
+/// The OAuth client a provider's authorization-code flow uses (SPEC §5.4):
+/// `<PROVIDER>_CLIENT_ID`, `_CLIENT_SECRET`, and optional overrides of the
+/// catalog entry's authorization and token URLs (tests point them at a
+/// local server). The secret is never logged.
+#[derive(Debug, Clone, Default)]
+pub struct OauthClient {
+    /// Client id; without it the provider's OAuth flow is not offered.
+    pub client_id: Option<String>,
+    /// Client secret (public clients with PKCE may have none).
+    pub client_secret: Option<SecretString>,
+    /// Overrides the catalog entry's `oauth.authorizationUrl`.
+    pub authorization_url: Option<Url>,
+    /// Overrides the catalog entry's `oauth.tokenUrl`.
+    pub token_url: Option<Url>,
+}
+
+/// The configured OAuth clients, by catalog provider id.
+#[derive(Debug, Clone, Default)]
+pub struct OauthClients(std::collections::BTreeMap<&'static str, OauthClient>);
+
+impl OauthClients {
+    /// The clients of the given providers (those without a client id too,
+    /// so URL overrides apply to connections made otherwise).
+    pub fn from_settings(clients: impl IntoIterator<Item = (&'static str, OauthClient)>) -> Self {
+        Self(clients.into_iter().collect())
+    }
+
+    /// The client configured for a provider, if any setting names it.
+    pub fn get(&self, provider_id: &str) -> Option<&OauthClient> {
+        self.0.get(provider_id)
+    }
+}

@@ -2,5 +2,6 @@
 //! background work, with a context holding exactly the ports it uses.
 
 pub mod catalog;
+pub mod connections;
 pub mod integrations;
 pub mod webhooks;

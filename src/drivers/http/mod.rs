@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod catalog;
+pub mod connections;
 pub mod error;
 pub mod extract;
 pub mod health;
@@ -71,6 +72,7 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(health::router())
         .merge(catalog::router())
         .merge(integrations::router())
+        .merge(connections::router())
         .merge(webhooks::router())
 }
 

@@ -376,7 +376,7 @@ pub async fn replace(
 
 /// Replaces an integration read at `before` and raises `integration.updated`
 /// in the same unit of work (see [`crate::platform::events::outbox`]).
-async fn save_with_event(
+pub(super) async fn save_with_event(
     app: &Integrations,
     ctx: &Ctx,
     next: Integration,
@@ -411,6 +411,11 @@ pub async fn delete(
         crate::features::webhooks::service::delete_for_integration(&app.webhooks, ctx, id).await
     {
         tracing::warn!(integration.id = %id, error = %e, "deleting the integration's webhooks failed");
+    }
+    for dependent in app.dependents() {
+        if let Err(e) = dependent.integration_deleted(ctx, id).await {
+            tracing::warn!(integration.id = %id, error = %e, "deleting what belonged to the integration failed");
+        }
     }
     Ok(())
 }

@@ -92,6 +92,10 @@ pub mod types {
     pub const INTEGRATION_UPDATED: &str = "integration.updated";
     /// An integration was deleted.
     pub const INTEGRATION_DELETED: &str = "integration.deleted";
+    /// A connection's access token was refreshed.
+    pub const TOKEN_REFRESHED: &str = "integration.token.refreshed";
+    /// A connection's token could not be refreshed (it is now expired).
+    pub const TOKEN_REFRESH_FAILED: &str = "integration.token.refresh_failed";
 
     /// Every event type this service publishes (SPEC §7), including those
     /// of features still to come: a subscription may name any of them.
@@ -106,8 +110,8 @@ pub mod types {
         "integration.sync.completed",
         "integration.sync.failed",
         "integration.conflict.detected",
-        "integration.token.refreshed",
-        "integration.token.refresh_failed",
+        TOKEN_REFRESHED,
+        TOKEN_REFRESH_FAILED,
     ];
 }
 
