@@ -30,6 +30,7 @@ const FEATURE_DEPS: &[(&str, &str)] = &[
     ("integrations", "catalog"),
     ("integrations", "webhooks"),
     ("connections", "integrations"),
+    ("connections", "catalog"),
     ("sync", "connections"),
     ("sync", "integrations"),
     ("sync", "catalog"),
