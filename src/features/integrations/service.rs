@@ -347,9 +347,6 @@ pub async fn replace(
     if_match: Option<&ETag>,
 ) -> Result<Integration> {
     let current = get(app, ctx, id).await?;
-    if if_match.is_some_and(|m| m.as_str() != current.etag) {
-        return Err(Error::PreconditionFailed);
-    }
     let mut v = Violations::default();
     check_editable(app, &mut v, &current.provider_id, input.editable()).await;
     // A refused status is reported together with every other bad field.
@@ -359,7 +356,11 @@ pub async fn replace(
             v.add(&x.pointer, &x.detail);
         }
     }
+    // A bad body is a 400 whatever its If-Match: the body is checked first.
     v.into_result()?;
+    if if_match.is_some_and(|m| m.as_str() != current.etag) {
+        return Err(Error::PreconditionFailed);
+    }
     let (status, before) = next?;
     let mut next = current.clone();
     next.name = input.name.trim().to_owned();

@@ -309,7 +309,6 @@ pub async fn replace(
     if_match: Option<&ETag>,
 ) -> Result<Webhook> {
     let current = get(app, ctx, id).await?;
-    check_etag(&current, if_match)?;
     let mut v = Violations::default();
     let url = check_fields(
         app,
@@ -324,7 +323,9 @@ pub async fn replace(
         },
     )
     .await;
+    // A bad body is a 400 whatever its If-Match: the body is checked first.
     v.into_result()?;
+    check_etag(&current, if_match)?;
     let mut next = current.clone();
     next.url = url.unwrap_or_default();
     next.events = input.events;
