@@ -267,15 +267,18 @@ async fn client_credentials_are_proven_at_the_token_endpoint() {
     assert!(a.body["secretRefs"]["accessToken"].is_string());
     assert!(a.body["secretRefs"]["clientSecret"].is_string());
     assert!(!a.text.contains(CLIENT_SECRET));
-    assert_eq!(f.server.token_requests("client_credentials", Some(200)), 1);
-    assert_eq!(f.server.token_requests("client_credentials", Some(401)), 1);
+    f.server
+        .expect_token_requests("client_credentials", Some(200), 1);
+    f.server
+        .expect_token_requests("client_credentials", Some(401), 1);
     // Refresh now asks for a new token with the stored client secret.
     let cid = a.body["id"].as_str().expect("id");
     let r = f
         .post(&format!("{}/{cid}/refresh", path(&id)), json!({}))
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-    assert_eq!(f.server.token_requests("client_credentials", Some(200)), 2);
+    f.server
+        .expect_token_requests("client_credentials", Some(200), 2);
     // Static credentials have nothing to refresh.
     let custom = f.integration("custom_rest").await;
     let k = f

@@ -56,11 +56,7 @@ async fn two_apps_on_one_store_refresh_each_expiring_token_once() {
     );
     let (a, b) = (a.expect("refresh a"), b.expect("refresh b"));
     assert_eq!(a.refreshed + b.refreshed, 5, "{a:?} {b:?}");
-    assert_eq!(
-        f.server.token_requests("refresh_token", None),
-        5,
-        "each token once"
-    );
+    f.server.expect_token_requests("refresh_token", None, 5);
     for id in &ids {
         let c = &f.connections(id).await[0];
         assert_eq!(c["status"], "active");
@@ -89,7 +85,7 @@ async fn two_apps_on_one_store_refresh_each_expiring_token_once() {
         .await
         .expect("again");
     assert_eq!(again.due, 0);
-    assert_eq!(f.server.token_requests("refresh_token", None), 5);
+    f.server.expect_token_requests("refresh_token", None, 5);
 }
 
 #[tokio::test]
@@ -115,7 +111,8 @@ async fn a_refresh_answer_without_a_refresh_token_keeps_the_old_one() {
             c["secretRefs"]["accessToken"]
         );
     }
-    assert_eq!(f.server.token_requests("refresh_token", Some(200)), 2);
+    f.server
+        .expect_token_requests("refresh_token", Some(200), 2);
 }
 
 fn free_port() -> u16 {
@@ -214,7 +211,7 @@ async fn two_serve_processes_on_one_data_dir_refresh_each_token_once() {
     }
     // The first process's start-up refresh already ran (nothing was due then).
     stop(first);
-    assert_eq!(server.token_requests("refresh_token", None), 0);
+    server.expect_token_requests("refresh_token", None, 0);
     server.command("expires-in 3600");
     // Two processes start at once on the same data directory: both run
     // token refresh at start.
@@ -231,12 +228,8 @@ async fn two_serve_processes_on_one_data_dir_refresh_each_token_once() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     stop(a);
     stop(b);
-    assert_eq!(server.token_requests("refresh_token", Some(200)), N);
-    assert_eq!(
-        server.token_requests("refresh_token", None),
-        N,
-        "each token refreshed exactly once"
-    );
+    server.expect_token_requests("refresh_token", Some(200), N);
+    server.expect_token_requests("refresh_token", None, N);
     let logs: String = [pa, pb]
         .iter()
         .map(|p| {

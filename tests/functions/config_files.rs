@@ -108,8 +108,7 @@ fn pending_functions_are_valid_but_never_shipped() {
             "sync-conflicts",
             "sync-run",
             "sync-scheduler",
-            "sync-tasks",
-            "token-refresh"
+            "sync-tasks"
         ]
     );
     for f in &pending {

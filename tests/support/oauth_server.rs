@@ -131,17 +131,23 @@ impl OauthServer {
             .count()
     }
 
-    /// Waits until the server has printed `n` token requests of a grant
-    /// with `status` (it may print a refusal after it answered).
-    pub fn wait_token_requests(&self, grant: &str, status: u16, n: usize) {
-        self.wait_for(|lines| {
-            (lines
+    /// Asserts that the server saw exactly `n` token requests of a grant
+    /// answered with `status` (`None`: any). Its log line can reach this
+    /// process after the answer did, so it first waits for `n` of them.
+    pub fn expect_token_requests(&self, grant: &str, status: Option<u16>, n: usize) {
+        let count = |lines: &[Value]| {
+            lines
                 .iter()
-                .filter(|v| v["token"] == grant && v["status"] == status)
+                .filter(|v| v["token"] == grant)
+                .filter(|v| status.is_none_or(|s| v["status"] == s))
                 .count()
-                >= n)
-                .then_some(())
-        });
+        };
+        self.wait_for(|lines| (count(lines) >= n).then_some(()));
+        assert_eq!(
+            self.token_requests(grant, status),
+            n,
+            "{grant} token requests ({status:?})"
+        );
     }
 
     /// The authorization endpoint.
