@@ -1,7 +1,11 @@
 //! The secret-store port: credentials and webhook secrets live only here;
 //! documents keep [`SecretRef`]s. Every secret belongs to one owner (tenant +
 //! kind + id) and is only readable by that owner.
+//!
+//! Adapters: [`local`] (AES-256-GCM in the document store) and [`keyvault`]
+//! (Azure Key Vault).
 
+pub mod keyvault;
 pub mod local;
 
 use async_trait::async_trait;
