@@ -2,9 +2,11 @@
 //! documents keep [`SecretRef`]s. Every secret belongs to one owner (tenant +
 //! kind + id) and is only readable by that owner.
 //!
-//! Adapters: [`local`] (AES-256-GCM in the document store) and [`keyvault`]
-//! (Azure Key Vault).
+//! Adapters: [`local`] (AES-256-GCM in the document store), [`keyvault`]
+//! (Azure Key Vault) and [`castiel`] (Castiel's secret-management service).
+//! `tests/secrets_contract` runs one contract suite on all three.
 
+pub mod castiel;
 pub mod keyvault;
 pub mod local;
 
