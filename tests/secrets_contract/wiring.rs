@@ -65,3 +65,24 @@ async fn the_app_starts_on_key_vault_without_calling_it() {
     assert_eq!(app.secrets.name(), "keyvault");
     assert!(format!("{:?}", app.secrets).contains("castiel-prod.vault.azure.net"));
 }
+
+#[tokio::test]
+async fn a_key_vault_url_without_tls_fails_at_start_naming_the_setting() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data_dir = dir.path().to_string_lossy().into_owned();
+    let config = Config::from_pairs(&[
+        ("DATA_DIR", &data_dir),
+        ("JWT_SECRET", JWT_SECRET),
+        ("SECRETS", "keyvault"),
+        ("KEYVAULT_URL", "http://castiel-prod.vault.azure.net/"),
+    ])
+    .expect("config");
+    let e = wiring::build_with(config, store(&dir), Arc::new(SystemClock))
+        .await
+        .expect_err("refused");
+    let text = format!("{e:#}");
+    assert!(
+        text.contains("KEYVAULT_URL") && text.contains("https"),
+        "{text}"
+    );
+}

@@ -109,6 +109,12 @@ impl KeyVaultSecretStore {
         credential: Arc<dyn TokenCredential>,
         http: Arc<dyn HttpClient>,
     ) -> Result<Self, SecretError> {
+        // The SDK sends tokens over TLS only; say so at start, not per call.
+        if url.scheme() != "https" {
+            return Err(SecretError::Unavailable(format!(
+                "key vault: {url} is not an https URL"
+            )));
+        }
         let options = SecretClientOptions {
             client_options: ClientOptions {
                 // The SDK's default retries for a minute; a request waiting
@@ -235,8 +241,8 @@ fn part_name(name: &str, index: usize) -> String {
     format!("{name}-p{index}")
 }
 
-/// The secret name a reference names, if it is one this store wrote for a
-/// secret of `tenant`. Anything else names nothing.
+/// The secret name a reference names, if it has the shape of one this store
+/// writes for the owner's tenant. Anything else names nothing.
 fn name_of<'r>(r: &'r SecretRef, owner: &SecretOwner) -> Option<&'r str> {
     let name = r.0.strip_prefix(PREFIX)?;
     let mut pieces = name.strip_prefix("c-")?.split('-');
