@@ -1,6 +1,8 @@
 // The Function App identity's rights: Cosmos data plane (sqlRoleAssignments,
 // not Microsoft.Authorization: reference §6.25), Service Bus send/receive,
-// Key Vault secrets read, host storage (blobs, queues, tables).
+// Key Vault secrets officer (read, set and delete: the app's SECRETS=keyvault
+// store writes tenants' credentials; no purge needed), host storage (blobs,
+// queues, tables).
 
 @description('Object id of the Function App system-assigned identity.')
 param principalId string
@@ -14,7 +16,7 @@ var roles = {
   cosmosDataContributor: '00000000-0000-0000-0000-000000000002'
   serviceBusDataSender: '69a216fc-b8fb-44d8-bc22-1f3c2cd27a39'
   serviceBusDataReceiver: '4f6d3b9b-027b-4f4c-9142-0e5a2a2247e0'
-  keyVaultSecretsUser: '4633458b-17de-408a-b874-0445c86b69e6'
+  keyVaultSecretsOfficer: 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7'
   storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
   storageQueueDataContributor: '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
   storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
@@ -59,11 +61,11 @@ resource serviceBusRoles 'Microsoft.Authorization/roleAssignments@2022-04-01' = 
   }
 }]
 
-resource keyVaultSecretsUser 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+resource keyVaultSecretsOfficer 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   scope: vault
-  name: guid(vault.id, principalId, roles.keyVaultSecretsUser)
+  name: guid(vault.id, principalId, roles.keyVaultSecretsOfficer)
   properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultSecretsUser)
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultSecretsOfficer)
     principalId: principalId
     principalType: 'ServicePrincipal'
   }

@@ -20,6 +20,8 @@ use crate::platform::queue::embedded::EmbeddedQueue;
 use crate::platform::queue::servicebus::ServiceBusQueue;
 use crate::platform::queue::{HandOver, JobQueue};
 use crate::platform::secrets::SecretStore;
+use crate::platform::secrets::castiel::CastielSecretStore;
+use crate::platform::secrets::keyvault::KeyVaultSecretStore;
 use crate::platform::secrets::local::{self, LocalSecretStore};
 use crate::platform::store::Store;
 use crate::platform::store::cosmos::{self, CosmosStore};
@@ -86,11 +88,13 @@ pub async fn open_queue(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Resul
     }
 }
 
-/// Opens the configured secret store.
+/// Opens the configured secret store. `tokens` signs the service tokens of
+/// calls to Castiel's secret-management (the JWT secret Castiel shares).
 pub fn open_secrets(
     config: &Config,
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
+    tokens: &TokenKeys,
 ) -> anyhow::Result<Arc<dyn SecretStore>> {
     match &config.secrets {
         SecretsConfig::Local { key } => {
@@ -106,12 +110,14 @@ pub fn open_secrets(
                 .context("the secrets key is not the base64 encoding of 32 bytes (SECRETS_KEY or DATA_DIR/secrets.key)")?;
             Ok(Arc::new(LocalSecretStore::new(&key, store, clock)))
         }
-        SecretsConfig::Castiel { .. } => {
-            anyhow::bail!("SECRETS=castiel is not available in this build yet; use SECRETS=local")
-        }
-        SecretsConfig::KeyVault { .. } => {
-            anyhow::bail!("SECRETS=keyvault is not available in this build yet; use SECRETS=local")
-        }
+        SecretsConfig::Castiel { url } => Ok(Arc::new(
+            CastielSecretStore::new(url.clone(), tokens.clone())
+                .context("configuring SECRETS=castiel (SECRET_MANAGEMENT_URL)")?,
+        )),
+        SecretsConfig::KeyVault { url } => Ok(Arc::new(
+            KeyVaultSecretStore::connect(url)
+                .context("configuring SECRETS=keyvault (KEYVAULT_URL)")?,
+        )),
     }
 }
 
@@ -143,7 +149,7 @@ pub async fn build_with(
         OutboundPolicy::new(config.outbound_allowed_cidrs.clone()),
         std::time::Duration::from_secs(u64::from(config.webhooks.timeout_seconds)),
     ));
-    let secrets = open_secrets(&config, store.clone(), clock.clone())?;
+    let secrets = open_secrets(&config, store.clone(), clock.clone(), &tokens)?;
     let (queue, local_queue) = open_queue(&config, clock.clone()).await?;
     let attempts = AttemptQueue {
         jobs: queue.clone(),

@@ -201,6 +201,30 @@ impl TokenKeys {
         if let Some(u) = user {
             claims["sub"] = json!(u);
         }
+        self.sign(claims)
+    }
+
+    /// Mints a service token for a call to another Castiel service on a
+    /// tenant's behalf: `tenantId`, `sub`/`serviceId`/`serviceName` = the
+    /// calling service, `type: "access"` (Castiel's shared middleware wants
+    /// it), `iss`/`aud` as configured, valid for `ttl_seconds` (keep it short:
+    /// it is minted per call).
+    pub fn mint_service(&self, tenant: TenantId, service: &str, ttl_seconds: i64) -> String {
+        let now = chrono::Utc::now().timestamp();
+        let claims = json!({
+            "tenantId": tenant.to_string(),
+            "sub": service,
+            "serviceId": service,
+            "serviceName": service,
+            "type": "access",
+            "iat": now,
+            "exp": now + ttl_seconds,
+        });
+        self.sign(claims)
+    }
+
+    /// Adds the configured `iss`/`aud` to claims and signs them.
+    fn sign(&self, mut claims: Value) -> String {
         if let Some(iss) = &self.issuer {
             claims["iss"] = json!(iss);
         }

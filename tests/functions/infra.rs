@@ -266,7 +266,8 @@ fn the_function_app_is_a_custom_handler_with_identity_roles_and_key_vault_settin
         "'00000000-0000-0000-0000-000000000002'",
         "'69a216fc-b8fb-44d8-bc22-1f3c2cd27a39'",
         "'4f6d3b9b-027b-4f4c-9142-0e5a2a2247e0'",
-        "'4633458b-17de-408a-b874-0445c86b69e6'",
+        // Key Vault Secrets Officer: SECRETS=keyvault sets and deletes secrets.
+        "'b86a8fe4-44ce-4948-aee5-eccb2c155cd7'",
     ] {
         assert!(roles.contains(needle), "roles.bicep lacks {needle:?}");
     }

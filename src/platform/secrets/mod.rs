@@ -1,7 +1,13 @@
 //! The secret-store port: credentials and webhook secrets live only here;
 //! documents keep [`SecretRef`]s. Every secret belongs to one owner (tenant +
 //! kind + id) and is only readable by that owner.
+//!
+//! Adapters: [`local`] (AES-256-GCM in the document store), [`keyvault`]
+//! (Azure Key Vault) and [`castiel`] (Castiel's secret-management service).
+//! `tests/secrets_contract` runs one contract suite on all three.
 
+pub mod castiel;
+pub mod keyvault;
 pub mod local;
 
 use async_trait::async_trait;
@@ -26,6 +32,11 @@ pub struct SecretOwner {
 #[serde(transparent)]
 pub struct SecretRef(pub String);
 
+/// The largest value (UTF-8 bytes) every store holds. The remote stores
+/// refuse a longer one with [`SecretError::TooLarge`] before sending
+/// anything; credentials and webhook secrets are far smaller.
+pub const MAX_VALUE_BYTES: usize = 64 * 1024;
+
 /// A secret-store failure (never contains a secret).
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
@@ -35,26 +46,40 @@ pub enum SecretError {
     /// The secret exists but belongs to another owner.
     #[error("secret belongs to another owner")]
     Forbidden,
-    /// The stored secret cannot be decrypted (wrong key or tampered).
+    /// The stored secret cannot be decrypted (wrong key or tampered), or a
+    /// remote store holds it in a shape this service did not write.
     #[error("secret cannot be decrypted")]
     Corrupt,
-    /// The backend is down.
+    /// The value is longer than the store holds ([`MAX_VALUE_BYTES`]).
+    #[error("secret value too large (at most {max} bytes)")]
+    TooLarge {
+        /// The most the store holds, in bytes.
+        max: usize,
+    },
+    /// The backend is down, or refused the service's own credentials. The
+    /// text names the operation and status, never a value.
     #[error("secret store unavailable: {0}")]
     Unavailable(String),
 }
 
 /// Where secrets are kept.
+///
+/// `Debug` is required so the app can be printed; an implementation's
+/// `Debug` shows where it keeps secrets, never a value or a credential.
 #[async_trait]
-pub trait SecretStore: Send + Sync + 'static {
+pub trait SecretStore: std::fmt::Debug + Send + Sync + 'static {
     /// Stores a new secret for an owner and returns its reference.
     async fn put(
         &self,
         owner: &SecretOwner,
         value: &SecretString,
     ) -> Result<SecretRef, SecretError>;
-    /// Reads a secret; only its owner may.
+    /// Reads a secret; only its owner may: another owner in the same tenant
+    /// gets [`SecretError::Forbidden`], another tenant (or a reference that
+    /// names nothing) [`SecretError::NotFound`].
     async fn get(&self, owner: &SecretOwner, r: &SecretRef) -> Result<SecretString, SecretError>;
-    /// Deletes a secret (an absent one is fine).
+    /// Deletes a secret (an absent one, or one of another tenant, is fine;
+    /// another owner in the same tenant gets [`SecretError::Forbidden`]).
     async fn delete(&self, owner: &SecretOwner, r: &SecretRef) -> Result<(), SecretError>;
     /// Checks the backend.
     async fn health(&self) -> Result<(), SecretError>;
