@@ -206,6 +206,9 @@ pub(super) async fn check(app: &Connections, input: &NewConnection) -> Result<Ch
             "is required for this connection type",
         ),
         (Some(_), false) => v.add("/serviceAccountJson", "is not used by this connection type"),
+        (Some(text), true) if text.expose_secret().len() > 16 * 1024 => {
+            v.add("/serviceAccountJson", "must be at most 16 KiB");
+        }
         (Some(text), true) => match tokens::parse_service_account(text) {
             Ok(k) => key = Some(k),
             Err(detail) => v.add("/serviceAccountJson", detail),
