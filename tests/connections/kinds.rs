@@ -224,6 +224,10 @@ async fn each_type_is_validated_with_pointers() {
             vec!["/serviceAccountJson"],
         ),
         (
+            json!({"type": "service_account", "scopes": ["s"], "serviceAccountJson": "x".repeat(20_000)}),
+            vec!["/serviceAccountJson"],
+        ),
+        (
             json!({"type": "service_account", "serviceAccountJson": {"type": "user"}, "scopes": []}),
             vec!["/scopes", "/serviceAccountJson"],
         ),
