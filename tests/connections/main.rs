@@ -67,6 +67,11 @@ pub struct Fixture {
 
 impl Fixture {
     pub async fn new() -> Self {
+        Self::with_clock(Arc::new(castiel_integrations::clock::SystemClock)).await
+    }
+
+    /// A fixture whose app runs on `clock`.
+    pub async fn with_clock(clock: Arc<dyn castiel_integrations::clock::Clock>) -> Self {
         logs();
         let server = OauthServer::start();
         let settings = server.settings();
@@ -74,7 +79,7 @@ impl Fixture {
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
-        let app = TestApp::with(&pairs).await;
+        let app = TestApp::custom(&pairs, clock, |s| s).await;
         let tenant = Uuid::new_v4();
         let token = app.token(tenant);
         let events = app.record_events();

@@ -115,6 +115,55 @@ async fn a_refresh_answer_without_a_refresh_token_keeps_the_old_one() {
         .expect_token_requests("refresh_token", Some(200), 2);
 }
 
+#[tokio::test]
+async fn three_failed_refreshes_in_a_row_end_the_connection() {
+    let clock = std::sync::Arc::new(castiel_integrations::clock::ManualClock::new(
+        chrono::Utc::now(),
+    ));
+    let mut f = Fixture::with_clock(clock.clone()).await;
+    let id = f.integration("salesforce").await;
+    f.connect(&id).await;
+    // The provider goes away; the token (one hour) comes within 15 minutes of expiry.
+    f.server.stop();
+    clock.advance(chrono::Duration::minutes(46));
+    let connections = &f.app.state.connections;
+    for (n, wait) in [(1, 0), (2, 2), (3, 3)] {
+        clock.advance(chrono::Duration::minutes(wait));
+        let r = refresh::refresh_due(connections).await.expect("run");
+        assert_eq!(
+            (r.due, r.failed, r.expired),
+            (1, 1, usize::from(n == 3)),
+            "run {n}: {r:?}"
+        );
+        let c = &f.connections(&id).await[0];
+        assert_eq!(c["refresh"]["failures"], n);
+        assert_eq!(c["refresh"]["lastError"], "temporarily_unavailable");
+        if n < 3 {
+            assert_eq!(c["status"], "active", "one failure is not the end");
+            // Backing off: the next run leaves it alone.
+            let skipped = refresh::refresh_due(connections).await.expect("run");
+            assert_eq!(skipped.skipped, 1, "{skipped:?}");
+        } else {
+            assert_eq!(c["status"], "expired");
+        }
+    }
+    let i = f.integration_doc(&id).await;
+    assert_eq!(
+        (i["status"].as_str(), i["connectionStatus"].as_str()),
+        (Some("error"), Some("expired"))
+    );
+    let failed: Vec<_> = f
+        .events
+        .events()
+        .into_iter()
+        .filter(|e| e.event_type == "integration.token.refresh_failed")
+        .collect();
+    assert_eq!(failed.len(), 1, "one event, when it ended");
+    assert_eq!(failed[0].data["error"], "temporarily_unavailable");
+    // An expired connection is no longer due.
+    assert_eq!(refresh::refresh_due(connections).await.expect("run").due, 0);
+}
+
 fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     l.local_addr().expect("addr").port()

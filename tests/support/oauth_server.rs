@@ -210,6 +210,15 @@ impl OauthServer {
     }
 }
 
+impl OauthServer {
+    /// Stops the server: its endpoints refuse connections from now on.
+    pub fn stop(&mut self) {
+        drop(self.stdin.take());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for OauthServer {
     fn drop(&mut self) {
         drop(self.stdin.take());
