@@ -3,14 +3,14 @@
 //! Node.js) and a local service-account token endpoint that checks the
 //! RS256 assertion with the key's public half.
 //!
-//! One test binary of its own: it captures every log line (trace level) of
-//! the whole binary, so the secret scan sees what any test logged.
 //! `TEST_STORE=embedded|cosmos` picks the store, as for the API suite.
 
 #[path = "../support/cosmos_emulator.rs"]
 mod cosmos_emulator;
 #[path = "../api/helpers.rs"]
 mod helpers;
+#[path = "../support/logs.rs"]
+mod logs;
 #[path = "../support/oauth_server.rs"]
 mod oauth_server;
 
@@ -20,41 +20,13 @@ mod refresh;
 mod scan;
 mod service_account;
 
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 
 use axum::http::StatusCode;
 use helpers::{Answer, Recorder, TestApp};
 use oauth_server::OauthServer;
 use serde_json::{Value, json};
 use uuid::Uuid;
-
-/// Everything logged by this test binary.
-pub fn logs() -> &'static Arc<Mutex<Vec<u8>>> {
-    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let buf = Arc::new(Mutex::new(Vec::new()));
-        let writer = buf.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_env_filter("trace")
-            .with_ansi(false)
-            .with_writer(move || LogWriter(writer.clone()))
-            .finish();
-        let _ = tracing::subscriber::set_global_default(subscriber);
-        buf
-    })
-}
-
-struct LogWriter(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for LogWriter {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("lock").extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 /// An app wired to the OAuth server, one tenant, and what it raised.
 pub struct Fixture {
@@ -72,7 +44,6 @@ impl Fixture {
 
     /// A fixture whose app runs on `clock`.
     pub async fn with_clock(clock: Arc<dyn castiel_integrations::clock::Clock>) -> Self {
-        logs();
         let server = OauthServer::start();
         let settings = server.settings();
         let pairs: Vec<(&str, &str)> = settings
@@ -167,6 +138,27 @@ impl Fixture {
             .await;
         assert_eq!(a.status, StatusCode::OK, "{}", a.text);
         a.body
+    }
+
+    /// Changes the stored OAuth attempt of a started authorization, as time
+    /// or a tamperer would.
+    pub async fn edit_state(&self, started: &Value, change: impl FnOnce(&mut Value)) {
+        let state = started["state"].as_str().expect("state");
+        let (tenant, key) = state.split_once('.').expect("state");
+        let tenant = Uuid::parse_str(tenant).expect("tenant").to_string();
+        let store = &self.app.state.store;
+        let container = castiel_integrations::platform::store::Container::OauthStates;
+        let doc = store
+            .read(container, &tenant, key)
+            .await
+            .expect("read")
+            .expect("state stored");
+        let mut body = doc.body.clone();
+        change(&mut body);
+        store
+            .replace(container, body, Some(&doc.etag))
+            .await
+            .expect("replace");
     }
 
     /// Event types raised so far.

@@ -3,7 +3,6 @@
 
 use axum::http::StatusCode;
 use castiel_integrations::domain::time::exact_text;
-use castiel_integrations::platform::store::Container;
 use serde_json::json;
 
 use crate::oauth_server::INSTANCE_URL;
@@ -124,26 +123,11 @@ async fn a_wrong_pkce_verifier_is_refused_by_the_server_and_nothing_is_stored() 
     let id = f.integration("salesforce").await;
     let started = f.start(&id).await;
     // Swap the stored verifier: the server must refuse the exchange.
-    let state = started["state"].as_str().expect("state");
-    let (tenant, key) = state.split_once('.').expect("state");
-    let tenant = uuid::Uuid::parse_str(tenant).expect("tenant").to_string();
-    let store = &f.app.state.store;
-    let doc = store
-        .read(Container::OauthStates, &tenant, key)
-        .await
-        .expect("read")
-        .expect("state stored");
-    assert!(
-        doc.body["codeVerifier"]
-            .as_str()
-            .is_some_and(|v| v.len() >= 43)
-    );
-    let mut body = doc.body.clone();
-    body["codeVerifier"] = json!("x".repeat(43));
-    store
-        .replace(Container::OauthStates, body, Some(&doc.etag))
-        .await
-        .expect("replace");
+    f.edit_state(&started, |body| {
+        assert!(body["codeVerifier"].as_str().is_some_and(|v| v.len() >= 43));
+        body["codeVerifier"] = json!("x".repeat(43));
+    })
+    .await;
     let query = f
         .server
         .authorize(started["authorizationUrl"].as_str().expect("url"))
@@ -193,23 +177,12 @@ async fn replayed_expired_and_foreign_states_redirect_with_an_error() {
     // Expired: a state past its ten minutes (not yet removed by the TTL).
     let other = f.integration("salesforce").await;
     let started = f.start(&other).await;
-    let state = started["state"].as_str().expect("state");
-    let (tenant, key) = state.split_once('.').expect("state");
-    let tenant = uuid::Uuid::parse_str(tenant).expect("tenant").to_string();
-    let store = &f.app.state.store;
-    let doc = store
-        .read(Container::OauthStates, &tenant, key)
-        .await
-        .expect("read")
-        .expect("stored");
-    let mut body = doc.body.clone();
-    body["expiresAt"] = json!(exact_text(
-        &(chrono::Utc::now() - chrono::Duration::seconds(1))
-    ));
-    store
-        .replace(Container::OauthStates, body, Some(&doc.etag))
-        .await
-        .expect("replace");
+    f.edit_state(&started, |body| {
+        body["expiresAt"] = json!(exact_text(
+            &(chrono::Utc::now() - chrono::Duration::seconds(1))
+        ));
+    })
+    .await;
     let query = f
         .server
         .authorize(started["authorizationUrl"].as_str().expect("url"))

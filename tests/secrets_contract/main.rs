@@ -14,6 +14,7 @@ mod castiel;
 mod contract;
 mod keyvault;
 mod local;
+#[path = "../support/logs.rs"]
 mod logs;
 mod wiring;
 
