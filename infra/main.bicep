@@ -66,6 +66,23 @@ param jwtSecret string = ''
 @secure()
 param rabbitMqUrl string = ''
 
+@description('OAUTH_ALLOWED_RETURN_ORIGINS: comma-separated origins of the apps that start OAuth flows (e.g. https://app.castiel.example).')
+param oauthAllowedReturnOrigins string = ''
+
+@description('SALESFORCE_CLIENT_ID (the connected app\'s consumer key); empty: Salesforce OAuth is not offered.')
+param salesforceClientId string = ''
+
+@description('SALESFORCE_CLIENT_SECRET, stored in Key Vault; empty: set the `salesforce-client-secret` secret yourself.')
+@secure()
+param salesforceClientSecret string = ''
+
+@description('HUBSPOT_CLIENT_ID; empty: HubSpot OAuth is not offered.')
+param hubspotClientId string = ''
+
+@description('HUBSPOT_CLIENT_SECRET, stored in Key Vault; empty: set the `hubspot-client-secret` secret yourself.')
+@secure()
+param hubspotClientSecret string = ''
+
 var suffix = uniqueString(resourceGroup().id)
 var compact = toLower(replace(prefix, '-', ''))
 var functionAppName = '${prefix}-func-${suffix}'
@@ -100,6 +117,8 @@ module keyVault 'modules/keyvault.bicep' = {
     location: location
     jwtSecret: jwtSecret
     rabbitMqUrl: rabbitMqUrl
+    salesforceClientSecret: salesforceClientSecret
+    hubspotClientSecret: hubspotClientSecret
   }
 }
 
@@ -186,6 +205,12 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'JWT_ISSUER', value: jwtIssuer }
         { name: 'JWT_AUDIENCE', value: jwtAudience }
         { name: 'RABBITMQ_URL', value: '@Microsoft.KeyVault(${keyVaultRef};SecretName=rabbitmq-url)' }
+        { name: 'OAUTH_REDIRECT_BASE_URL', value: 'https://${functionAppName}.azurewebsites.net' }
+        { name: 'OAUTH_ALLOWED_RETURN_ORIGINS', value: oauthAllowedReturnOrigins }
+        { name: 'SALESFORCE_CLIENT_ID', value: salesforceClientId }
+        { name: 'SALESFORCE_CLIENT_SECRET', value: '@Microsoft.KeyVault(${keyVaultRef};SecretName=salesforce-client-secret)' }
+        { name: 'HUBSPOT_CLIENT_ID', value: hubspotClientId }
+        { name: 'HUBSPOT_CLIENT_SECRET', value: '@Microsoft.KeyVault(${keyVaultRef};SecretName=hubspot-client-secret)' }
         { name: 'DATA_DIR', value: '/tmp/castiel' }
         { name: 'LOG_FORMAT', value: 'json' }
         { name: 'RUST_LOG', value: 'info' }

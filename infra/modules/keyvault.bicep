@@ -19,6 +19,14 @@ param rabbitMqUrl string = ''
 @secure()
 param secretsKey string = ''
 
+@description('SALESFORCE_CLIENT_SECRET (the connected app\'s consumer secret); empty leaves it to be set later.')
+@secure()
+param salesforceClientSecret string = ''
+
+@description('HUBSPOT_CLIENT_SECRET; empty leaves it to be set later.')
+@secure()
+param hubspotClientSecret string = ''
+
 resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
   name: vaultName
   location: location
@@ -57,6 +65,22 @@ resource secretsKeyValue 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (!e
   name: 'secrets-key'
   properties: {
     value: secretsKey
+  }
+}
+
+resource salesforceClientSecretValue 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (!empty(salesforceClientSecret)) {
+  parent: vault
+  name: 'salesforce-client-secret'
+  properties: {
+    value: salesforceClientSecret
+  }
+}
+
+resource hubspotClientSecretValue 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (!empty(hubspotClientSecret)) {
+  parent: vault
+  name: 'hubspot-client-secret'
+  properties: {
+    value: hubspotClientSecret
   }
 }
 
