@@ -593,13 +593,48 @@ impl Host {
     /// as working directory, the port and worker id in the environment,
     /// plus the app settings given; then waits for readiness.
     pub async fn start_binary(settings: &[(&str, &str)]) -> Self {
+        let data = tempfile::tempdir().expect("data dir");
+        let data_dir = data.path().to_owned();
+        let mut host = Self::spawn(|cmd, port, root| {
+            for (k, _) in castiel_integrations::config::KEYS {
+                cmd.env_remove(k);
+            }
+            let worker = uuid::Uuid::new_v4().to_string();
+            cmd.env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
+                .env("FUNCTIONS_HTTPWORKER_PORT", port.to_string())
+                .env("FUNCTIONS_CUSTOMHANDLER_WORKER_ID", &worker)
+                .env("FUNCTIONS_HTTPWORKER_ID", &worker)
+                .env("FUNCTIONS_APP_ROOT_PATH", root)
+                .env("FUNCTIONS_WORKER_RUNTIME", "custom")
+                .env("DATA_DIR", &data_dir)
+                .env("RUST_LOG", "info");
+            for (k, v) in settings {
+                cmd.env(k, v);
+            }
+        })
+        .await;
+        host._dirs.push(data);
+        host
+    }
+
+    /// Starts the real binary like [`Host::start_binary`], but with exactly
+    /// `env` and the port (`FUNCTIONS_CUSTOMHANDLER_PORT`) in its
+    /// environment: nothing is inherited from the test's.
+    pub async fn start_binary_with_exactly(env: &[(String, String)]) -> Self {
+        Self::spawn(|cmd, port, _| {
+            cmd.env_clear()
+                .envs(env.iter().map(|(k, v)| (k, v)))
+                .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string());
+        })
+        .await
+    }
+
+    async fn spawn(configure: impl FnOnce(&mut tokio::process::Command, u16, &Path)) -> Self {
         let functions = discover(&repo().join("functions"));
         let root = tempfile::tempdir().expect("app root");
         std::fs::copy(repo().join("host.json"), root.path().join("host.json"))
             .expect("copy host.json");
-        let data = tempfile::tempdir().expect("data dir");
         let port = free_port();
-        let worker = uuid::Uuid::new_v4().to_string();
         let description = &host_json()["customHandler"]["description"];
         let args: Vec<String> = description["arguments"]
             .as_array()
@@ -609,20 +644,7 @@ impl Host {
             .collect();
         let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_castiel-integrations"));
         cmd.args(&args).current_dir(root.path()).kill_on_drop(true);
-        for (k, _) in castiel_integrations::config::KEYS {
-            cmd.env_remove(k);
-        }
-        cmd.env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
-            .env("FUNCTIONS_HTTPWORKER_PORT", port.to_string())
-            .env("FUNCTIONS_CUSTOMHANDLER_WORKER_ID", &worker)
-            .env("FUNCTIONS_HTTPWORKER_ID", &worker)
-            .env("FUNCTIONS_APP_ROOT_PATH", root.path())
-            .env("FUNCTIONS_WORKER_RUNTIME", "custom")
-            .env("DATA_DIR", data.path())
-            .env("RUST_LOG", "info");
-        for (k, v) in settings {
-            cmd.env(k, v);
-        }
+        configure(&mut cmd, port, root.path());
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         let started = Instant::now();
         let mut child = cmd.spawn().expect("spawn the handler");
@@ -630,7 +652,7 @@ impl Host {
         pump(child.stdout.take().expect("stdout"), host.stdout.clone());
         pump(child.stderr.take().expect("stderr"), host.stderr.clone());
         host.child = Some(child);
-        host._dirs = vec![root, data];
+        host._dirs = vec![root];
         host.ready_after = host.wait_ready(started).await;
         host
     }

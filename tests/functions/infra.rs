@@ -123,6 +123,144 @@ pub fn bicep_var(file: &str, name: &str) -> Value {
     panic!("{file}: no `var {name}`");
 }
 
+/// The `siteConfig.appSettings` of the Function App (`Microsoft.Web/sites`)
+/// in main.bicep, read from the syntax tree: each setting's name and value.
+///
+/// A value is evaluated as the deployment would: strings as written (escapes
+/// and `${...}` interpolations included) and `var`s of main.bicep by their
+/// definition; any other expression (a parameter, a module output, a
+/// function call) is passed to `lookup` by its source text, which gives the
+/// value a deployment would produce. An expression `lookup` has no value for
+/// is a panic naming the setting, so a new setting cannot go unvalued.
+pub fn app_settings(lookup: &mut dyn FnMut(&str) -> Option<String>) -> Vec<(String, String)> {
+    let src = std::fs::read_to_string(repo().join("infra/main.bicep")).expect("read main.bicep");
+    let tree = parse(&src);
+    let root = tree.root_node();
+    let vars: std::collections::HashMap<&str, Node<'_>> = named_children(root)
+        .into_iter()
+        .filter(|d| d.kind() == "variable_declaration")
+        .filter_map(|d| {
+            let kids = named_children(d);
+            Some((text(*kids.first()?, &src), *kids.last()?))
+        })
+        .collect();
+    app_setting_nodes(root, &src)
+        .into_iter()
+        .map(|(name, value)| {
+            let v = evaluate(value, &src, &vars, lookup, &name);
+            (name, v)
+        })
+        .collect()
+}
+
+/// The names of the Function App's app settings in main.bicep.
+pub fn app_setting_names() -> Vec<String> {
+    let src = std::fs::read_to_string(repo().join("infra/main.bicep")).expect("read main.bicep");
+    let tree = parse(&src);
+    app_setting_nodes(tree.root_node(), &src)
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect()
+}
+
+fn app_setting_nodes<'t>(root: Node<'t>, src: &str) -> Vec<(String, Node<'t>)> {
+    fn find<'t>(n: Node<'t>, src: &str, key: &str, out: &mut Vec<Node<'t>>) {
+        if n.kind() == "object_property"
+            && named_children(n)
+                .first()
+                .is_some_and(|k| text(*k, src) == key)
+        {
+            out.push(n);
+        }
+        for c in named_children(n) {
+            find(c, src, key, out);
+        }
+    }
+    let sites: Vec<Node<'t>> = named_children(root)
+        .into_iter()
+        .filter(|d| d.kind() == "resource_declaration")
+        .filter(|d| {
+            named_children(*d)
+                .iter()
+                .any(|c| c.kind() == "string" && text(*c, src).starts_with("'Microsoft.Web/sites@"))
+        })
+        .collect();
+    assert_eq!(
+        sites.len(),
+        1,
+        "main.bicep declares one Microsoft.Web/sites"
+    );
+    let mut props = Vec::new();
+    find(sites[0], src, "appSettings", &mut props);
+    assert_eq!(props.len(), 1, "the Function App has one appSettings");
+    let array = *named_children(props[0]).last().expect("appSettings value");
+    assert_eq!(array.kind(), "array", "appSettings is an array");
+    named_children(array)
+        .into_iter()
+        .map(|entry| {
+            assert_eq!(entry.kind(), "object", "{}", text(entry, src));
+            let field = |key: &str| {
+                named_children(entry)
+                    .into_iter()
+                    .filter(|p| p.kind() == "object_property")
+                    .find(|p| {
+                        named_children(*p)
+                            .first()
+                            .is_some_and(|k| text(*k, src) == key)
+                    })
+                    .and_then(|p| named_children(p).last().copied())
+                    .unwrap_or_else(|| panic!("app setting without {key}: {}", text(entry, src)))
+            };
+            let name = match literal(field("name"), src) {
+                Value::String(s) if !s.starts_with('\'') => s,
+                other => panic!("app setting names are plain strings: {other}"),
+            };
+            (name, field("value"))
+        })
+        .collect()
+}
+
+fn evaluate(
+    n: Node<'_>,
+    src: &str,
+    vars: &std::collections::HashMap<&str, Node<'_>>,
+    lookup: &mut dyn FnMut(&str) -> Option<String>,
+    setting: &str,
+) -> String {
+    if n.kind() == "string" {
+        let mut out = String::new();
+        for part in named_children(n) {
+            match part.kind() {
+                "string_content" => out.push_str(text(part, src)),
+                "interpolation" => {
+                    let inner = *named_children(part).first().expect("expression");
+                    out.push_str(&evaluate(inner, src, vars, lookup, setting));
+                }
+                "escape_sequence" => out.push(match text(part, src) {
+                    "\\n" => '\n',
+                    "\\r" => '\r',
+                    "\\t" => '\t',
+                    e => e.chars().nth(1).expect("escaped character"),
+                }),
+                other => panic!("{setting}: unexpected {other} in a string"),
+            }
+        }
+        return out;
+    }
+    let expr = text(n, src);
+    if let Some(v) = lookup(expr) {
+        return v;
+    }
+    if n.kind() == "identifier"
+        && let Some(def) = vars.get(expr)
+    {
+        return evaluate(*def, src, vars, lookup, setting);
+    }
+    panic!(
+        "app setting {setting}: the test has no deployment value for `{expr}` (add it to its table)"
+    )
+}
+
 #[test]
 fn every_bicep_file_parses_without_syntax_errors() {
     let files = bicep_files();
@@ -272,25 +410,5 @@ fn the_function_app_is_a_custom_handler_with_identity_roles_and_key_vault_settin
         assert!(roles.contains(needle), "roles.bicep lacks {needle:?}");
     }
     assert!(read("modules/keyvault.bicep").contains("enableRbacAuthorization: true"));
-    // Every app setting the service reads is a known configuration key or a host setting.
-    let settings = main
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("{ name: '"))
-        .filter_map(|l| l.split('\'').next())
-        .collect::<Vec<_>>();
-    let keys: Vec<&str> = castiel_integrations::config::KEYS
-        .iter()
-        .map(|(k, _)| *k)
-        .collect();
-    for s in settings {
-        let host_setting = s.starts_with("FUNCTIONS_")
-            || s.starts_with("WEBSITE_")
-            || s.starts_with("AzureWebJobs")
-            || s.contains("Connection")
-            || s.starts_with("APPLICATIONINSIGHTS");
-        assert!(
-            host_setting || keys.contains(&s),
-            "app setting {s} is not a configuration key"
-        );
-    }
+    // Which app settings are configuration keys: bicep_settings.rs.
 }

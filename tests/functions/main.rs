@@ -4,9 +4,20 @@
 //!
 //! The emulator follows `reference/functions-protocol.md`; see `host.rs`.
 
+mod bicep_settings;
 mod binary;
 mod config_files;
 mod host;
 mod infra;
 mod jobs;
 mod package;
+
+#[path = "../support/cosmos_emulator.rs"]
+mod cosmos_emulator;
+#[path = "../support/cosmos_gateway.rs"]
+mod cosmos_gateway;
+#[path = "../support/managed_identity.rs"]
+mod managed_identity;
+#[allow(dead_code, reason = "the doubles use only part of it")]
+#[path = "../support/tls.rs"]
+mod tls;

@@ -41,23 +41,33 @@ pub async fn account(
         .with_throttling_enabled(throttling);
     let emulator = Arc::new(InMemoryEmulatorHttpClient::new(config));
     let emulator_store = emulator.store();
+    let client = key_client(&emulator, GATEWAY, retries).await;
+    (client, emulator_store)
+}
+
+/// A client (key auth, plain JSON) on an emulator, called in process: its
+/// requests go straight to the emulator, addressed to `gateway`.
+pub async fn key_client(
+    emulator: &Arc<InMemoryEmulatorHttpClient>,
+    gateway: &str,
+    retries: ThrottlingRetryOptions,
+) -> CosmosClient {
     let runtime = CosmosRuntimeBuilder::from(emulator.runtime_builder())
         .build()
         .await
         .expect("emulator runtime");
     let account = AccountReference::with_authentication_key(
-        GATEWAY.parse::<AccountEndpoint>().expect("endpoint"),
+        gateway.parse::<AccountEndpoint>().expect("endpoint"),
         Secret::new("dGVzdGtleQ=="),
     );
-    let client = cosmos::build(
+    cosmos::build(
         CosmosClient::builder().with_runtime(runtime),
         account,
         true,
         retries,
     )
     .await
-    .expect("emulator client");
-    (client, emulator_store)
+    .expect("emulator client")
 }
 
 /// A provisioned Cosmos store on a fresh in-memory account.
