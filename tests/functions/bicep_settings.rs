@@ -53,7 +53,16 @@ const DEADLINE: Duration = Duration::from_secs(60);
 fn deployment_values(cosmos: &Url) -> BTreeMap<&'static str, String> {
     BTreeMap::from([
         // Parameters.
+        ("prefix", "castiel".to_owned()),
         ("jwtIssuer", ISSUER.to_owned()),
+        (
+            "oauthAllowedReturnOrigins",
+            "https://app.castiel.test".to_owned(),
+        ),
+        ("salesforceClientId", "sf-consumer-key-test".to_owned()),
+        // HubSpot's OAuth not offered: the default.
+        ("hubspotClientId", String::new()),
+        ("uniqueString(resourceGroup().id)", "t3st".to_owned()),
         ("jwtAudience", AUDIENCE.to_owned()),
         // The default: no shard-manager, shards stay in the store.
         ("shardManagerUrl", String::new()),
@@ -99,6 +108,11 @@ fn vault_secrets() -> BTreeMap<&'static str, String> {
     BTreeMap::from([
         ("jwt-secret", JWT_SECRET.to_owned()),
         ("rabbitmq-url", rabbitmq),
+        (
+            "salesforce-client-secret",
+            "sf-consumer-secret-test".to_owned(),
+        ),
+        ("hubspot-client-secret", "hs-client-secret-test".to_owned()),
     ])
 }
 
@@ -347,6 +361,44 @@ async fn the_handler_starts_with_exactly_the_bicep_app_settings() {
         )
         .await;
     assert_eq!(refused.status, 401, "JWT_ISSUER applies: {refused:?}");
+
+    // The OAuth settings: Salesforce's client, the deployment's own host as
+    // the redirect target, the allowed return origin.
+    let json = [
+        ("Authorization", auth.as_str()),
+        ("Content-Type", "application/json"),
+    ];
+    let created = host
+        .http(
+            "POST",
+            "/api/v1/integrations",
+            &json,
+            Some(&serde_json::json!({"providerId": "salesforce", "name": "Sales EU"})),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{created:?}");
+    let id = created.body["id"].as_str().expect("id");
+    let oauth = host
+        .http(
+            "POST",
+            &format!("/api/v1/integrations/{id}/oauth/start"),
+            &json,
+            Some(&serde_json::json!({"returnUrl": "https://app.castiel.test/settings"})),
+        )
+        .await;
+    assert_eq!(oauth.status, 200, "{oauth:?}");
+    let authorize = Url::parse(oauth.body["authorizationUrl"].as_str().expect("url")).expect("url");
+    let param = |k: &str| {
+        authorize
+            .query_pairs()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.into_owned())
+    };
+    assert_eq!(param("client_id").as_deref(), Some("sf-consumer-key-test"));
+    assert_eq!(
+        param("redirect_uri").as_deref(),
+        Some("https://castiel-func-t3st.azurewebsites.net/api/v1/integrations/oauth/callback")
+    );
 
     // Logs of the start: JSON lines on stdout (LOG_FORMAT), none an error,
     // nothing on stderr (the host logs that as errors).
