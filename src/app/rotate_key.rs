@@ -11,8 +11,8 @@ use secrecy::{ExposeSecret as _, SecretString};
 use super::wiring;
 use crate::clock::SystemClock;
 use crate::config::{Config, SecretsConfig};
-use crate::platform::secrets::local::Kek;
 use crate::platform::secrets::local::rotate::{self, RotateOptions, RotationReport};
+use crate::platform::secrets::local::{Kek, KeySource};
 
 /// Rotates the local secret store's keys on the configured store: a new
 /// primary (`to`, else generated; with `SECRETS_KEY`, its first key), every
@@ -35,6 +35,15 @@ pub async fn rotate_key(
         .map(|k| k.context("--to is not the base64 encoding of 32 bytes"))
         .transpose()?;
     let source = wiring::local_key_source(config)?;
+    if let KeySource::File(file) = &source
+        && file.load()?.is_none()
+    {
+        // Say so before opening (and so creating) anything in DATA_DIR.
+        anyhow::bail!(
+            "{} has no secrets keyring (secrets.keys or secrets.key): nothing to rotate",
+            config.data_dir.display()
+        );
+    }
     let store = wiring::open_store(config, Arc::new(SystemClock)).await?;
     let options = RotateOptions {
         settle,

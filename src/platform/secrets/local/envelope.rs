@@ -242,21 +242,19 @@ impl Stored {
     }
 }
 
-/// The legacy form of a value (test support for the migration path: what
-/// earlier versions wrote).
-#[doc(hidden)]
-pub fn seal_legacy(kek: &Kek, at: &Address<'_>, value: &[u8]) -> Result<Value, Undecryptable> {
-    let (nonce, ciphertext) = encrypt(kek.cipher(), value, &at.value_aad())?;
-    Ok(json!({
-        "keyId": kek.id().as_str(),
-        "nonce": STANDARD.encode(nonce),
-        "ciphertext": STANDARD.encode(ciphertext),
-    }))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What earlier versions wrote: the value under the KEK itself.
+    fn seal_legacy(kek: &Kek, at: &Address<'_>, value: &[u8]) -> Result<Value, Undecryptable> {
+        let (nonce, ciphertext) = encrypt(kek.cipher(), value, &at.value_aad())?;
+        Ok(json!({
+            "keyId": kek.id().as_str(),
+            "nonce": STANDARD.encode(nonce),
+            "ciphertext": STANDARD.encode(ciphertext),
+        }))
+    }
 
     const AT: Address<'static> = Address {
         tenant: "t",

@@ -200,33 +200,34 @@ impl LocalSecretStore {
 
     /// The second half of `put`'s guard against a concurrent rotation (see
     /// [`rotate`], "Writes racing the rotation"): if the keyring's primary
-    /// changed while the secret was written with `kek`, wrap its data key
-    /// again with the new primary, conditioned on the ETag just written. A
-    /// failure deletes the secret and fails the put, so no caller ever holds
-    /// a reference to a secret left under a key being retired.
+    /// changed while the secret was written (or the keyring
+    /// cannot be read to tell), wrap its data key again with the current
+    /// primary, conditioned on the ETag just written. A failure deletes the
+    /// secret and fails the put, so no caller ever holds a reference to a
+    /// secret left under a key being retired.
     async fn follow_rotation(
         &self,
-        kek: &Kek,
         dek: &Dek,
         at: &Address<'_>,
         mut body: Value,
         written: Document,
     ) -> Result<(), SecretError> {
-        let Ok(ring) = self.keys.fresh() else {
-            // Unreadable now: the rotation's scans find this secret instead.
-            return Ok(());
-        };
-        if ring.primary().id() == kek.id() {
-            return Ok(());
-        }
         let mut etag = written.etag;
         for _ in 0..REWRAP_ATTEMPTS {
-            let primary = self.keys.fresh().unwrap_or(ring.clone()).primary().clone();
-            let wrapped = envelope::wrap(&primary, dek, at).map_err(corrupt)?;
-            envelope::apply(
-                &mut body,
-                json!({"format": ENVELOPE_FORMAT, "keyId": primary.id().as_str(), "wrappedKey": wrapped}),
-            );
+            let Ok(ring) = self.keys.fresh() else { break };
+            let primary = ring.primary();
+            if body["keyId"] == primary.id().as_str() {
+                return Ok(());
+            }
+            let Ok(wrapped) = envelope::wrap(primary, dek, at) else {
+                break;
+            };
+            let fields = json!({
+                "format": ENVELOPE_FORMAT,
+                "keyId": primary.id().as_str(),
+                "wrappedKey": wrapped,
+            });
+            envelope::apply(&mut body, fields);
             match self
                 .store
                 .replace(Container::Secrets, body.clone(), Some(&etag))
@@ -299,7 +300,7 @@ impl SecretStore for LocalSecretStore {
             .create(Container::Secrets, doc.clone())
             .await
             .map_err(unavailable)?;
-        self.follow_rotation(&kek, &dek, &at, doc, written).await?;
+        self.follow_rotation(&dek, &at, doc, written).await?;
         Ok(SecretRef(format!("{PREFIX}{id}")))
     }
 
