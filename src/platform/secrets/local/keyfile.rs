@@ -46,7 +46,7 @@ pub struct KeyFile {
 }
 
 #[derive(Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 struct FileForm {
     format: u32,
     primary: String,
@@ -54,7 +54,6 @@ struct FileForm {
 }
 
 #[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct FileKey {
     id: String,
     key: String,
@@ -102,6 +101,11 @@ impl KeyFile {
         })
     }
 
+    /// Whether the keyring file exists and is not the version `seen`.
+    pub fn changed_since(&self, seen: Option<Fingerprint>) -> bool {
+        self.fingerprint().is_some_and(|now| Some(now) != seen)
+    }
+
     /// Opens the keyring for a store: the keyring file, else the legacy key
     /// file, else a new keyring file with one generated key. Returns the
     /// fingerprint of the file read (`None` for the legacy file).
@@ -128,13 +132,13 @@ impl KeyFile {
     /// none.
     pub fn load(&self) -> Result<Option<(Keyring, Option<Fingerprint>)>, KeyringError> {
         if let Some(before) = self.fingerprint() {
-            match std::fs::read_to_string(&self.path) {
+            match read_private(&self.path) {
                 Ok(text) => return Ok(Some((self.parse(&text)?, Some(before)))),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(self.io("reading", &self.path, e)),
             }
         }
-        match std::fs::read_to_string(&self.legacy) {
+        match read_private(&self.legacy) {
             Ok(text) if text.trim().is_empty() => Ok(None),
             Ok(text) => {
                 let kek = Kek::decode(&text).ok_or_else(|| {
@@ -163,7 +167,7 @@ impl KeyFile {
         if Some(now) == seen {
             return Ok(None);
         }
-        match std::fs::read_to_string(&self.path) {
+        match read_private(&self.path) {
             Ok(text) => Ok(Some((self.parse(&text)?, now))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(self.io("reading", &self.path, e)),
@@ -252,6 +256,11 @@ impl KeyFile {
             source,
         }
     }
+}
+
+/// A file holding key material, wiped from memory when dropped.
+fn read_private(path: &Path) -> std::io::Result<Zeroizing<String>> {
+    std::fs::read_to_string(path).map(Zeroizing::new)
 }
 
 fn to_text(keyring: &Keyring) -> Result<Zeroizing<String>, KeyringError> {

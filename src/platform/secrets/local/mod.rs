@@ -88,13 +88,17 @@ impl Keys {
         let Some(file) = &self.file else {
             return Ok(self.held());
         };
+        let seen = || {
+            self.current
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .seen
+        };
+        if !file.changed_since(seen()) {
+            return Ok(self.held());
+        }
         let _one = self.reload.lock().unwrap_or_else(PoisonError::into_inner);
-        let seen = self
-            .current
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .seen;
-        match file.reload_if_changed(seen) {
+        match file.reload_if_changed(seen()) {
             Ok(None) => Ok(self.held()),
             Ok(Some((ring, now))) => {
                 tracing::info!(
