@@ -323,21 +323,22 @@ async fn a_secrets_key_list_rotates_without_a_keyring_file() {
     }
 }
 
-#[tokio::test]
-async fn the_wiring_reads_secrets_key_lists_and_names_a_bad_one() {
+#[test]
+fn the_wiring_reads_secrets_key_lists_and_names_a_bad_one() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data_dir = dir.path().to_string_lossy().into_owned();
-    let store = sqlite(dir.path());
     let good = format!("{},{}", generate_key(), generate_key());
     let config =
         Config::from_pairs(&[("DATA_DIR", &data_dir), ("SECRETS_KEY", &good)]).expect("config");
-    wiring::open_secrets(&config, store.clone(), Arc::new(SystemClock)).expect("a list");
-    assert!(!dir.path().join("secrets.keys").exists());
+    match wiring::local_key_source(&config).expect("a list") {
+        KeySource::Fixed(ring) => assert_eq!(ring.ids().len(), 2),
+        KeySource::File(_) => panic!("SECRETS_KEY wins over DATA_DIR"),
+    }
     let leaked = generate_key();
     let bad = format!("{leaked},not-a-key");
     let config =
         Config::from_pairs(&[("DATA_DIR", &data_dir), ("SECRETS_KEY", &bad)]).expect("config");
-    let Err(err) = wiring::open_secrets(&config, store, Arc::new(SystemClock)) else {
+    let Err(err) = wiring::local_key_source(&config) else {
         panic!("a bad list is refused");
     };
     let err = format!("{err:#}");
