@@ -18,6 +18,7 @@ use castiel_integrations::drivers::{http, serve};
 use castiel_integrations::platform::auth;
 use castiel_integrations::{app, telemetry};
 use clap::{Parser, Subcommand};
+use secrecy::{ExposeSecret as _, SecretString};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -58,6 +59,24 @@ enum Command {
     Provision,
     /// Run as the Azure Functions custom handler (port from FUNCTIONS_CUSTOMHANDLER_PORT).
     Handler,
+    /// Move every local secret onto a new primary key and retire the old
+    /// ones (SECRETS=local; safe while the service runs).
+    RotateKey {
+        /// The new primary key (base64 of 32 bytes) instead of a generated
+        /// one; `-` reads it from standard input (an argument is visible to
+        /// other users of the machine).
+        #[arg(long, value_name = "KEY|-", value_parser = secret_arg)]
+        to: Option<SecretString>,
+        /// Seconds to wait after retiring the old keys before the final
+        /// verification scan (longer than any write of a secret takes).
+        #[arg(long, default_value_t = 5)]
+        settle_seconds: u64,
+    },
+}
+
+/// Keeps a key given on the command line out of `Debug` output.
+fn secret_arg(s: &str) -> Result<SecretString, std::convert::Infallible> {
+    Ok(SecretString::from(s.to_owned()))
 }
 
 #[tokio::main]
@@ -108,9 +127,28 @@ async fn main() -> anyhow::Result<()> {
             let state = app::wiring::build(config).await?;
             serve::serve(state, listener).await?;
         }
+        Command::RotateKey { to, settle_seconds } => {
+            telemetry::init(config.log_format, &config.log_filter);
+            let to = match to {
+                Some(k) if k.expose_secret() == "-" => Some(read_key_from_stdin()?),
+                other => other,
+            };
+            let settle = std::time::Duration::from_secs(settle_seconds);
+            let report = app::rotate_key::rotate_key(&config, to.as_ref(), settle).await?;
+            println!("{report}");
+        }
         Command::Handler => handler_main(file).await?,
     }
     Ok(())
+}
+
+/// The first line of standard input (`rotate-key --to -`).
+fn read_key_from_stdin() -> anyhow::Result<SecretString> {
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .context("reading the key from standard input")?;
+    Ok(SecretString::from(line.trim().to_owned()))
 }
 
 /// `handler`: binds the host's port before anything slow (reference §5), then

@@ -2,6 +2,7 @@
 
 pub mod jobs;
 pub mod periodic;
+pub mod rotate_key;
 pub mod wiring;
 
 use std::ops::Deref;

@@ -97,18 +97,11 @@ pub fn open_secrets(
     tokens: &TokenKeys,
 ) -> anyhow::Result<Arc<dyn SecretStore>> {
     match &config.secrets {
-        SecretsConfig::Local { key } => {
-            let encoded = match key {
-                Some(k) => secrecy::ExposeSecret::expose_secret(k).to_owned(),
-                None => crate::platform::files::read_or_create_secret(
-                    &config.data_dir.join("secrets.key"),
-                    local::generate_key,
-                )
-                .context("reading or creating DATA_DIR/secrets.key")?,
-            };
-            let key = local::decode_key(&encoded)
-                .context("the secrets key is not the base64 encoding of 32 bytes (SECRETS_KEY or DATA_DIR/secrets.key)")?;
-            Ok(Arc::new(LocalSecretStore::new(&key, store, clock)))
+        SecretsConfig::Local { .. } => {
+            let source = local_key_source(config)?;
+            let secrets = LocalSecretStore::open(source, store, clock)
+                .context("opening the local secrets keyring")?;
+            Ok(Arc::new(secrets))
         }
         SecretsConfig::Castiel { url } => Ok(Arc::new(
             CastielSecretStore::new(url.clone(), tokens.clone())
@@ -118,6 +111,23 @@ pub fn open_secrets(
             KeyVaultSecretStore::connect(url)
                 .context("configuring SECRETS=keyvault (KEYVAULT_URL)")?,
         )),
+    }
+}
+
+/// Where the local secret store's keys come from: the `SECRETS_KEY` list
+/// (first key primary, fixed while the process runs), else the keyring file
+/// of `DATA_DIR`, which `rotate-key` changes under running processes.
+pub fn local_key_source(config: &Config) -> anyhow::Result<local::KeySource> {
+    match &config.secrets {
+        SecretsConfig::Local { key: Some(list) } => {
+            let ring = local::Keyring::parse_list(secrecy::ExposeSecret::expose_secret(list))
+                .context("SECRETS_KEY must be a base64 32-byte key, or a comma-separated list of them (primary first)")?;
+            Ok(local::KeySource::Fixed(ring))
+        }
+        SecretsConfig::Local { key: None } => Ok(local::KeySource::File(local::KeyFile::in_dir(
+            &config.data_dir,
+        ))),
+        _ => anyhow::bail!("SECRETS is not local: the local keyring is not used"),
     }
 }
 

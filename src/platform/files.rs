@@ -1,7 +1,8 @@
-//! Small file helpers for generated local secrets.
+//! Small file helpers for generated local secrets: private (mode 0600) files
+//! written whole, so that a reader never sees half of one.
 
 use std::io::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Reads a secret file, or creates it (mode 0600, atomically) with `make()`.
 pub fn read_or_create_secret(
@@ -14,33 +15,74 @@ pub fn read_or_create_secret(
             return Ok(existing);
         }
     }
-    if let Some(dir) = path.parent() {
+    let value = make();
+    if create_private(path, value.as_bytes())? {
+        Ok(value)
+    } else {
+        // Another process won the race: keep whichever landed first.
+        Ok(std::fs::read_to_string(path)?.trim().to_owned())
+    }
+}
+
+/// Creates `path` with `contents` (mode 0600) unless it exists; `false` when
+/// it did (another process may have created it first). The file appears
+/// complete or not at all.
+pub fn create_private(path: &Path, contents: &[u8]) -> std::io::Result<bool> {
+    let tmp = write_private_tmp(path, contents)?;
+    // A hard link, unlike a rename, never replaces an existing file.
+    let linked = match std::fs::hard_link(&tmp, path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(e),
+    };
+    std::fs::remove_file(&tmp)?;
+    linked
+}
+
+/// Replaces `path` with `contents` (mode 0600) by renaming a complete new
+/// file over it, so that readers see the old or the new file, never a mix;
+/// the directory is synced so the rename survives a crash.
+pub fn replace_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    let tmp = write_private_tmp(path, contents)?;
+    if let Err(e) = std::fs::rename(&tmp, path) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    sync_dir(path)
+}
+
+/// Writes `contents` to a new private temporary file beside `path`.
+fn write_private_tmp(path: &Path, contents: &[u8]) -> std::io::Result<PathBuf> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
-    let value = make();
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let nonce: u32 = rand::random();
+    let tmp = path.with_extension(format!("tmp{}-{nonce:08x}", std::process::id()));
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
     {
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt as _;
-            opts.mode(0o600);
-        }
-        let mut f = opts.open(&tmp)?;
-        f.write_all(value.as_bytes())?;
-        f.sync_all()?;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        opts.mode(0o600);
     }
-    // Another process may have won the race: keep whichever landed first.
-    match std::fs::hard_link(&tmp, path) {
-        Ok(()) => {
-            std::fs::remove_file(&tmp)?;
-            Ok(value)
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            std::fs::remove_file(&tmp)?;
-            Ok(std::fs::read_to_string(path)?.trim().to_owned())
-        }
-        Err(e) => Err(e),
+    let mut f = opts.open(&tmp)?;
+    let written = f.write_all(contents).and_then(|()| f.sync_all());
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
     }
+    Ok(tmp)
+}
+
+#[cfg(unix)]
+fn sync_dir(path: &Path) -> std::io::Result<()> {
+    match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(dir) => std::fs::File::open(dir)?.sync_all(),
+        None => Ok(()),
+    }
+}
+
+#[cfg(not(unix))]
+fn sync_dir(_path: &Path) -> std::io::Result<()> {
+    Ok(())
 }
