@@ -334,3 +334,22 @@ pub async fn down_is_unavailable(d: Down) {
     unavailable("health", within(d.secrets.health()).await.err());
     assert!(!captured.text().contains(&value), "a value in the logs");
 }
+
+pub async fn values_over_the_limit_are_refused(b: Backend) {
+    let o = owner(Uuid::new_v4(), "connection", "c1");
+    let e = b
+        .secrets
+        .put(&o, &secret(&"x".repeat(MAX_VALUE_BYTES + 1)))
+        .await
+        .expect_err("too large");
+    assert!(
+        matches!(
+            e,
+            SecretError::TooLarge {
+                max: MAX_VALUE_BYTES
+            }
+        ),
+        "{e}"
+    );
+    no_problems(&b);
+}

@@ -33,7 +33,8 @@ macro_rules! contract_tests {
             contract_tests!(@each $make; round_trip, only_the_owner_reads,
                 owners_are_isolated_across_tenants_and_kinds, odd_references_name_nothing,
                 odd_owner_ids_round_trip, unicode_and_64k_values_round_trip,
-                concurrent_puts_are_independent, nothing_secret_in_errors_debug_or_logs);
+                concurrent_puts_are_independent, nothing_secret_in_errors_debug_or_logs,
+                values_over_the_limit_are_refused);
 
             #[tokio::test]
             async fn down_is_unavailable() {

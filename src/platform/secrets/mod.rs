@@ -32,9 +32,9 @@ pub struct SecretOwner {
 #[serde(transparent)]
 pub struct SecretRef(pub String);
 
-/// The largest value (UTF-8 bytes) every store holds. The remote stores
-/// refuse a longer one with [`SecretError::TooLarge`] before sending
-/// anything; credentials and webhook secrets are far smaller.
+/// The largest value (UTF-8 bytes) every store holds. Every store refuses
+/// a longer one with [`SecretError::TooLarge`] (the remote ones before
+/// sending anything); credentials and webhook secrets are far smaller.
 pub const MAX_VALUE_BYTES: usize = 64 * 1024;
 
 /// A secret-store failure (never contains a secret).
