@@ -161,6 +161,18 @@ impl Fixture {
             .expect("replace");
     }
 
+    /// The events of one type raised so far.
+    pub fn events_of(
+        &self,
+        event_type: &str,
+    ) -> Vec<castiel_integrations::platform::events::Event> {
+        self.events
+            .events()
+            .into_iter()
+            .filter(|e| e.event_type == event_type)
+            .collect()
+    }
+
     /// Event types raised so far.
     pub fn event_types(&self) -> Vec<String> {
         self.events

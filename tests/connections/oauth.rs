@@ -101,12 +101,7 @@ async fn the_full_flow_connects_refreshes_and_a_revoked_token_expires() {
             .expect("error")
             .contains("invalid_grant")
     );
-    let failed: Vec<_> = f
-        .events
-        .events()
-        .into_iter()
-        .filter(|e| e.event_type == "integration.token.refresh_failed")
-        .collect();
+    let failed = f.events_of("integration.token.refresh_failed");
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0].data["connectionId"], c["id"]);
     assert_eq!(failed[0].data["integrationId"], json!(id));
@@ -257,21 +252,18 @@ async fn access_denied_redirects_and_a_foreign_return_url_is_refused() {
     f.server
         .expect_token_requests("authorization_code", None, 0);
     // Providers without OAuth, or without a configured client, say so.
-    let custom = f.integration("custom_rest").await;
-    let a = f
-        .post(
-            &format!("/api/v1/integrations/{custom}/oauth/start"),
-            json!({"returnUrl": "https://app.castiel.test/"}),
-        )
-        .await;
-    assert_eq!(a.status, StatusCode::CONFLICT, "{}", a.text);
-    let hubspot = f.integration("hubspot").await;
-    let a = f
-        .post(
-            &format!("/api/v1/integrations/{hubspot}/oauth/start"),
-            json!({"returnUrl": "https://app.castiel.test/"}),
-        )
-        .await;
-    assert_eq!(a.status, StatusCode::CONFLICT, "{}", a.text);
-    assert!(a.text.contains("HUBSPOT_CLIENT_ID"), "{}", a.text);
+    for (provider, says) in [
+        ("custom_rest", "does not use OAuth"),
+        ("hubspot", "HUBSPOT_CLIENT_ID"),
+    ] {
+        let i = f.integration(provider).await;
+        let a = f
+            .post(
+                &format!("/api/v1/integrations/{i}/oauth/start"),
+                json!({"returnUrl": "https://app.castiel.test/"}),
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::CONFLICT, "{}", a.text);
+        assert!(a.text.contains(says), "{}", a.text);
+    }
 }

@@ -152,12 +152,7 @@ async fn three_failed_refreshes_in_a_row_end_the_connection() {
         (i["status"].as_str(), i["connectionStatus"].as_str()),
         (Some("error"), Some("expired"))
     );
-    let failed: Vec<_> = f
-        .events
-        .events()
-        .into_iter()
-        .filter(|e| e.event_type == "integration.token.refresh_failed")
-        .collect();
+    let failed = f.events_of("integration.token.refresh_failed");
     assert_eq!(failed.len(), 1, "one event, when it ended");
     assert_eq!(failed[0].data["error"], "temporarily_unavailable");
     // An expired connection is no longer due.

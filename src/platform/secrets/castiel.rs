@@ -40,7 +40,7 @@ use serde::Deserialize;
 use serde_json::json;
 use url::Url;
 
-use super::{MAX_VALUE_BYTES, SecretError, SecretOwner, SecretRef, SecretStore};
+use super::{SecretError, SecretOwner, SecretRef, SecretStore};
 use crate::platform::auth::TokenKeys;
 
 const PREFIX: &str = "castiel:";
@@ -253,11 +253,7 @@ impl SecretStore for CastielSecretStore {
         owner: &SecretOwner,
         value: &SecretString,
     ) -> Result<SecretRef, SecretError> {
-        if value.expose_secret().len() > MAX_VALUE_BYTES {
-            return Err(SecretError::TooLarge {
-                max: MAX_VALUE_BYTES,
-            });
-        }
+        super::check_size(value.expose_secret())?;
         let tenant = owner.tenant_id.to_string();
         let body = json!({
             "name": format!("integrations-{}-{}", owner.kind, uuid::Uuid::new_v4().simple()),

@@ -333,11 +333,7 @@ impl SecretStore for KeyVaultSecretStore {
         value: &SecretString,
     ) -> Result<SecretRef, SecretError> {
         let value = value.expose_secret();
-        if value.len() > MAX_VALUE_BYTES {
-            return Err(SecretError::TooLarge {
-                max: MAX_VALUE_BYTES,
-            });
-        }
+        super::check_size(value)?;
         let name = secret_name(owner, Uuid::new_v4());
         let pieces = split(value, PART_BYTES);
         let mut written = Vec::new();

@@ -37,6 +37,16 @@ pub struct SecretRef(pub String);
 /// sending anything); credentials and webhook secrets are far smaller.
 pub const MAX_VALUE_BYTES: usize = 64 * 1024;
 
+/// Refuses a value longer than [`MAX_VALUE_BYTES`] (every store's first step of `put`).
+pub fn check_size(value: &str) -> Result<(), SecretError> {
+    if value.len() > MAX_VALUE_BYTES {
+        return Err(SecretError::TooLarge {
+            max: MAX_VALUE_BYTES,
+        });
+    }
+    Ok(())
+}
+
 /// A secret-store failure (never contains a secret).
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {

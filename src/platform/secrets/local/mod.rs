@@ -22,7 +22,7 @@ use self::envelope::{Address, Dek, ENVELOPE_FORMAT, Stored};
 use self::keyfile::Fingerprint;
 pub use self::keyfile::KeyFile;
 pub use self::keyring::{Kek, KeyId, Keyring, KeyringError, decode_key, generate_key};
-use super::{MAX_VALUE_BYTES, SecretError, SecretOwner, SecretRef, SecretStore};
+use super::{SecretError, SecretOwner, SecretRef, SecretStore};
 use crate::clock::Clock;
 use crate::platform::store::{Container, Document, Store, StoreError};
 
@@ -278,11 +278,7 @@ impl SecretStore for LocalSecretStore {
         owner: &SecretOwner,
         value: &SecretString,
     ) -> Result<SecretRef, SecretError> {
-        if value.expose_secret().len() > MAX_VALUE_BYTES {
-            return Err(SecretError::TooLarge {
-                max: MAX_VALUE_BYTES,
-            });
-        }
+        super::check_size(value.expose_secret())?;
         let id = uuid::Uuid::new_v4().to_string();
         let tenant = owner.tenant_id.to_string();
         let at = Address {
