@@ -134,7 +134,11 @@ pub fn router(state: AppState) -> Router {
                     } else {
                         tracing::debug!(status, duration_ms = ms, "request finished");
                     }
-                }),
+                })
+                // The line above already reports a 5xx once (and its cause
+                // was logged where it happened); the default would add an
+                // ERROR line per 503 of `/ready` while a dependency is down.
+                .on_failure(()),
         )
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .layer(SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION]))
