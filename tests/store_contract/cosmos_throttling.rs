@@ -27,9 +27,12 @@ const TOO_MANY_REQUESTS: u16 = 429;
 /// Cosmos's sub-status for "the partition's RU budget is spent".
 const RU_BUDGET_SPENT: u16 = 3200;
 
-/// The statuses (and sub-statuses) of each operation's requests, in order.
+/// One request's answer: HTTP status and Cosmos sub-status.
+type Status = (u16, Option<u16>);
+
+/// The statuses of each operation's requests, in order.
 #[derive(Default)]
-struct Answers(Mutex<Vec<Vec<(u16, Option<u16>)>>>);
+struct Answers(Mutex<Vec<Vec<Status>>>);
 
 impl DiagnosticsHandler for Answers {
     fn handle(&self, diagnostics: &DiagnosticsContext, _cx: &Context<'_>) {
@@ -55,7 +58,7 @@ impl Answers {
     }
 
     /// Every operation recorded since the last `clear`.
-    fn operations(&self) -> Vec<Vec<(u16, Option<u16>)>> {
+    fn operations(&self) -> Vec<Vec<Status>> {
         self.0.lock().expect("lock").clone()
     }
 
