@@ -125,7 +125,7 @@ async fn http_api_through_forwarding() {
         "no function route: the host answers 404 itself"
     );
 
-    // Logs go to stdout (Information), not stderr (Error) (§1.2, §6.20).
+    // Logs go to stdout (Information), not stderr (Error) (`docs/functions-protocol.md` §3.4).
     let stderr = host.stderr.lock().expect("lock").clone();
     assert!(
         stderr.iter().all(|l| !l.contains("INFO")),

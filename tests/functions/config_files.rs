@@ -38,7 +38,7 @@ fn function_folders_are_valid_for_the_host() {
     for f in &functions {
         let t = f.trigger();
         if t["type"] == "httpTrigger" {
-            // Exactly httpTrigger + http out, or the host would not forward it (§1.6, §6.9).
+            // Exactly httpTrigger + http out, or the host would not forward it (`docs/functions-protocol.md` §4.1).
             assert!(
                 f.is_forwarded(),
                 "{}: an HTTP function must be exactly httpTrigger + http out",
@@ -71,7 +71,7 @@ fn function_folders_are_valid_for_the_host() {
             assert_eq!(
                 schedule.split_whitespace().count(),
                 6,
-                "{}: 6-field NCRONTAB (§6.23)",
+                "{}: 6-field NCRONTAB (functions-protocol §9)",
                 f.name
             );
             assert_eq!(
@@ -246,7 +246,7 @@ fn http_routes_cover_every_api_path_and_keep_the_api_prefix() {
     let host = host_json();
     assert_eq!(
         host["extensions"]["http"]["routePrefix"], "api",
-        "forwarded paths keep /api (§6.10)"
+        "forwarded paths keep /api (functions-protocol §4.1)"
     );
     let forwarded: Vec<FunctionDef> = discover(&repo().join("functions"))
         .into_iter()
@@ -315,7 +315,7 @@ fn host_json_configures_the_custom_handler() {
     assert_eq!(
         d["defaultExecutablePath"],
         env!("CARGO_PKG_NAME"),
-        "the binary, at the package root (§6.18)"
+        "the binary, at the package root (functions-protocol §2.3)"
     );
     assert_eq!(d["arguments"], serde_json::json!(["handler"]));
     assert_eq!(h["customHandler"]["enableForwardingHttpRequest"], true);
@@ -327,7 +327,7 @@ fn host_json_configures_the_custom_handler() {
     let sb = &h["extensions"]["serviceBus"];
     assert_eq!(
         sb["autoCompleteMessages"], true,
-        "custom handlers cannot settle messages (§6.21)"
+        "custom handlers cannot settle messages (functions-protocol §7.2)"
     );
     assert!(sb["maxConcurrentCalls"].as_u64().is_some());
     assert!(h["extensions"]["rabbitMQ"].is_object());

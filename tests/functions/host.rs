@@ -1,13 +1,14 @@
 //! An Azure Functions host emulator, written from
-//! `reference/functions-protocol.md` (no real host can run here, §3.1).
+//! `docs/functions-protocol.md` (no real host can run here, §10); the
+//! section numbers below are that page's.
 //! Section numbers in comments refer to that document.
 //!
-//! It discovers functions from `function.json` folders (§2.1, §3.2.1),
-//! starts the worker as the host does (§1.2, §3.2.2), polls `GET /` every
-//! 25 ms (§1.3), forwards HTTP requests of pure HTTP functions on their
-//! `/api/...` path (§1.6 b), sends timer / Service Bus / RabbitMQ invocations
-//! built with the host's value conversion (§1.4, §1.7) as chunked POSTs, and
-//! reads replies with the host's rules (§1.5), panicking on replies a real
+//! It discovers functions from `function.json` folders (§2.1),
+//! starts the worker as the host does (§3.1), polls `GET /` every
+//! 25 ms (§3.3), forwards HTTP requests of pure HTTP functions on their
+//! `/api/...` path (§4.1), sends timer / Service Bus / RabbitMQ invocations
+//! built with the host's value conversion (§5, §8) as chunked POSTs, and
+//! reads replies with the host's rules (§6), panicking on replies a real
 //! host would choke on (empty 2xx, wrong content type, unknown output keys,
 //! base64-looking strings on a Service Bus output).
 
@@ -22,7 +23,7 @@ use serde_json::{Map, Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
-/// The version the emulated host announces (§1.4).
+/// The version the emulated host announces (§5.1).
 pub const HOST_VERSION: &str = "4.1045.200.25556";
 /// A request the handler does not answer within this is a hang.
 pub const HANG: Duration = Duration::from_secs(60);
@@ -50,7 +51,7 @@ impl FunctionDef {
             .find(|b| b["direction"] == "out" && b["name"] == name)
     }
 
-    /// `IsHttpInAndOutFunction` (§1.6): exactly one httpTrigger in, one http out.
+    /// `IsHttpInAndOutFunction` (§4.1): exactly one httpTrigger in, one http out.
     pub fn is_forwarded(&self) -> bool {
         let ins: Vec<_> = self
             .bindings
@@ -143,7 +144,7 @@ pub fn host_json() -> Value {
         .expect("json")
 }
 
-/// A free port as `WorkerUtilities.GetUnusedTcpPort()` picks it (§1.2).
+/// A free port as `WorkerUtilities.GetUnusedTcpPort()` picks it (§3.1).
 pub fn free_port() -> u16 {
     let l = std::net::TcpListener::bind(("127.0.0.1", 0)).expect("bind");
     l.local_addr().expect("addr").port()
@@ -188,7 +189,7 @@ fn decode_chunked(mut b: &[u8]) -> Vec<u8> {
 
 /// Sends one HTTP/1.1 request over a fresh IPv4 connection, the body in
 /// chunked encoding with no Content-Length, as the host's `ObjectContent`
-/// does (§1.4). `chunks` splits the body to exercise reassembly.
+/// does (§5.1). `chunks` splits the body to exercise reassembly.
 pub async fn raw_chunked(
     port: u16,
     method: &str,
@@ -265,7 +266,7 @@ fn parse_response(raw: &[u8]) -> RawAnswer {
     }
 }
 
-/// How the host reads an invocation reply (§1.5).
+/// How the host reads an invocation reply (§6).
 #[derive(Debug)]
 pub enum Outcome {
     Success {
@@ -292,7 +293,7 @@ pub fn host_reads(def: &FunctionDef, ans: &RawAnswer) -> Outcome {
     }
     assert!(
         !ans.body.is_empty(),
-        "{}: empty 2xx body: the host would wait until functionTimeout (§1.5)",
+        "{}: empty 2xx body: the host would wait until functionTimeout (§6.3)",
         def.name
     );
     let ct = ans
@@ -301,7 +302,7 @@ pub fn host_reads(def: &FunctionDef, ans: &RawAnswer) -> Outcome {
         .to_ascii_lowercase();
     assert!(
         ct.starts_with("application/json") || ct.starts_with("text/json"),
-        "{}: 2xx with content type {ct:?}: UnsupportedMediaTypeException (§1.5)",
+        "{}: 2xx with content type {ct:?}: UnsupportedMediaTypeException (§6.2)",
         def.name
     );
     let v: Value = serde_json::from_slice(&ans.body)
@@ -324,10 +325,10 @@ pub fn host_reads(def: &FunctionDef, ans: &RawAnswer) -> Outcome {
         .map(|l| l.as_str().unwrap_or_default().to_owned())
         .collect();
     for (key, value) in &outputs {
-        // Case-sensitive, unknown keys silently ignored by the host (§6.7): a bug for us.
+        // Case-sensitive, unknown keys silently ignored by the host (§6.4): a bug for us.
         let binding = def.output(key).unwrap_or_else(|| {
             panic!(
-                "{}: Outputs.{key} matches no output binding (§6.7)",
+                "{}: Outputs.{key} matches no output binding (§6.4)",
                 def.name
             )
         });
@@ -346,7 +347,7 @@ pub fn host_reads(def: &FunctionDef, ans: &RawAnswer) -> Outcome {
     Outcome::Success { outputs, logs }
 }
 
-/// How a Service Bus output binding turns a value into message bodies (§1.5):
+/// How a Service Bus output binding turns a value into message bodies (§6.5):
 /// arrays → one message per element, objects → indented JSON text.
 pub fn service_bus_bodies(v: &Value) -> Vec<String> {
     match v {
@@ -356,13 +357,13 @@ pub fn service_bus_bodies(v: &Value) -> Vec<String> {
     }
 }
 
-/// `GetHttpScriptInvocationContextValue` for scalars (§1.4): a .NET string
+/// `GetHttpScriptInvocationContextValue` for scalars (§5.3): a .NET string
 /// or number passed through `JsonConvert.SerializeObject`.
 pub fn enc(v: impl serde::Serialize) -> Value {
     Value::String(serde_json::to_string(&v).expect("json"))
 }
 
-/// A `DateTime` (Utc kind): ISO, no offset, whole seconds (§1.4).
+/// A `DateTime` (Utc kind): ISO, no offset, whole seconds (§5.4).
 pub fn datetime(t: DateTime<Utc>) -> Value {
     Value::String(t.format("%Y-%m-%dT%H:%M:%S").to_string())
 }
@@ -372,7 +373,7 @@ pub fn datetime_offset(t: DateTime<Utc>) -> Value {
     Value::String(t.format("%Y-%m-%dT%H:%M:%S+00:00").to_string())
 }
 
-/// `Utility.ApplyBindingData` (§1.4): a JSON-object trigger body's top-level
+/// `Utility.ApplyBindingData` (§5.5): a JSON-object trigger body's top-level
 /// non-array properties overwrite same-named metadata, case-insensitively
 /// (objects as objects, the rest via `(string)token`).
 pub fn leak_body_into(meta: &mut Map<String, Value>, body: &str) {
@@ -400,12 +401,12 @@ fn finish_metadata(mut meta: Map<String, Value>, function: &str) -> Value {
         "sys".into(),
         json!({"MethodName": function, "UtcNow": Utc::now().to_rfc3339_opts(SecondsFormat::Nanos, true), "RandGuid": uuid::Uuid::new_v4().to_string()}),
     );
-    // Null values are omitted; keys ending in "trigger" are dropped (§1.4).
+    // Null values are omitted; keys ending in "trigger" are dropped (§5.2).
     meta.retain(|k, v| !v.is_null() && !k.to_ascii_lowercase().ends_with("trigger"));
     Value::Object(meta)
 }
 
-/// A timer invocation body (§1.7.1).
+/// A timer invocation body (§8.1).
 pub fn timer_envelope(def: &FunctionDef, past_due: bool, with_status: bool) -> Value {
     let now = Utc::now();
     let status = if with_status {
@@ -452,7 +453,7 @@ impl QueueMessage {
     }
 }
 
-/// A Service Bus invocation body (§1.7.2), for a given delivery count.
+/// A Service Bus invocation body (§8.2), for a given delivery count.
 pub fn service_bus_envelope(def: &FunctionDef, m: &QueueMessage, delivery_count: u32) -> Value {
     let mut data = Map::new();
     data.insert(
@@ -495,7 +496,7 @@ pub fn service_bus_envelope(def: &FunctionDef, m: &QueueMessage, delivery_count:
     json!({"Data": data, "Metadata": finish_metadata(meta, &def.name)})
 }
 
-/// A RabbitMQ invocation body (§1.7.5, [derived]); `requeue_count` is the
+/// A RabbitMQ invocation body (§8.3, [derived]); `requeue_count` is the
 /// extension's `x-ms-rabbitmq-requeuecount` header (absent on first delivery).
 pub fn rabbitmq_envelope(def: &FunctionDef, m: &QueueMessage, requeue_count: Option<u32>) -> Value {
     let mut data = Map::new();
@@ -522,7 +523,7 @@ pub fn rabbitmq_envelope(def: &FunctionDef, m: &QueueMessage, requeue_count: Opt
     json!({"Data": data, "Metadata": finish_metadata(meta, &def.name)})
 }
 
-/// What happened to a message on the emulated Service Bus queue (§1.8, §3.2.8).
+/// What happened to a message on the emulated Service Bus queue (§7.2, §10).
 #[derive(Debug, Default)]
 pub struct QueueTrace {
     /// (DeliveryCount, succeeded) per delivery.
@@ -580,7 +581,7 @@ impl Host {
             child: None,
             task: None,
             client: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none()) // forwarding: redirects are not followed (§1.6 b)
+                .redirect(reqwest::redirect::Policy::none()) // forwarding: redirects are not followed (§4.1)
                 .timeout(HANG)
                 .build()
                 .expect("client"),
@@ -588,7 +589,7 @@ impl Host {
         }
     }
 
-    /// Starts the real binary as the host does (§1.2): the executable and
+    /// Starts the real binary as the host does (§3.1): the executable and
     /// arguments of host.json's `customHandler.description`, the script root
     /// as working directory, the port and worker id in the environment,
     /// plus the app settings given; then waits for readiness.
@@ -683,7 +684,7 @@ impl Host {
         host
     }
 
-    /// §1.3: `GET /` every 25 ms for up to 30 s; any HTTP response is ready,
+    /// §3.3: `GET /` every 25 ms for up to 30 s; any HTTP response is ready,
     /// a refused connection means keep waiting.
     async fn wait_ready(&mut self, started: Instant) -> Duration {
         let deadline = started + Duration::from_secs(30);
@@ -712,7 +713,7 @@ impl Host {
             }
             assert!(
                 Instant::now() < deadline,
-                "Initializing HttpWorker timed out. (§1.3)"
+                "Initializing HttpWorker timed out. (§3.3)"
             );
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
@@ -744,7 +745,7 @@ impl Host {
             .unwrap_or_else(|| panic!("no function {name}"))
     }
 
-    /// The host's own headers on invocations (§1.4).
+    /// The host's own headers on invocations (§4.1, §5.1).
     fn invocation_headers() -> Vec<(String, String)> {
         vec![
             (
@@ -790,7 +791,7 @@ impl Host {
         host_reads(self.function(name), &ans)
     }
 
-    /// Fires a timer function (§1.7.1).
+    /// Fires a timer function (§8.1).
     pub async fn fire_timer(&self, name: &str, past_due: bool) -> Outcome {
         let env = timer_envelope(self.function(name), past_due, !past_due);
         self.invoke(name, &env).await
@@ -833,7 +834,7 @@ impl Host {
     }
 
     /// Forwards an HTTP request as the host does for pure HTTP functions
-    /// (§1.6 b): only if a forwarded function's route matches (else the host
+    /// (§4.1): only if a forwarded function's route matches (else the host
     /// answers 404 itself), on the original `/api/...` path, query rebuilt
     /// with repeated keys comma-joined, headers copied plus the host's, body
     /// only when it has a Content-Length.
@@ -940,7 +941,7 @@ impl HttpAnswer {
 }
 
 /// ASP.NET route template matching for the subset our function.json files
-/// use (§2.2): literal segments (case-insensitive), `{name}`,
+/// use (§2.4): literal segments (case-insensitive), `{name}`,
 /// `{name:regex(^(a|b)$)}` and a final catch-all `{*name}` (which also
 /// matches nothing).
 pub fn route_matches(template: &str, path: &str) -> bool {

@@ -1,5 +1,6 @@
 //! infra/*.bicep: a syntax check with the tree-sitter Bicep grammar (no
-//! Bicep compiler is installable here, reference §4.3), and the declared
+//! Bicep compiler is installable here: it is downloaded at install time from
+//! hosts this build cannot reach), and the declared
 //! containers and queues compared with the code they must match.
 
 use std::path::{Path, PathBuf};

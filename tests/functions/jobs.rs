@@ -276,7 +276,7 @@ async fn permanent_failures_and_undecodable_bodies_are_parked_at_once() {
 #[tokio::test]
 async fn a_body_that_shadows_delivery_count_is_never_parked_by_count() {
     let f = start().await;
-    // The body's `deliveryCount` overwrites Metadata.DeliveryCount (§1.4, §6.3):
+    // The body's `deliveryCount` overwrites Metadata.DeliveryCount (`docs/functions-protocol.md` §5.5):
     // the handler must not trust it, so only the broker's own limit applies.
     let msg =
         QueueMessage::new(json!({"id": "p4", "failUntil": 99, "deliveryCount": 50}).to_string());

@@ -2,7 +2,7 @@
 //! driving the real `handler` binary and the trigger adapters, and checks of
 //! function.json, host.json, local.settings.json, infra/ and the package.
 //!
-//! The emulator follows `reference/functions-protocol.md`; see `host.rs`.
+//! The emulator follows `docs/functions-protocol.md`; see `host.rs`.
 
 mod bicep_settings;
 mod binary;

@@ -1,5 +1,5 @@
-//! scripts/package: the zip's layout is what the host expects (§2.1,
-//! §6.17-19). The packaging runs on a stand-in binary, so the layout check
+//! scripts/package: the zip's layout is what the host expects (`docs/functions-protocol.md`
+//! §2.1, §2.3). The packaging runs on a stand-in binary, so the layout check
 //! never needs a release build.
 
 use std::process::Command;
@@ -80,7 +80,11 @@ fn the_package_is_flat_with_an_executable_binary() {
         .iter()
         .find(|e| e.name == exe)
         .unwrap_or_else(|| panic!("{exe} at the root: {names:?}"));
-    assert_eq!(bin.mode & 0o777, 0o755, "exec bit set (§6.19)");
+    assert_eq!(
+        bin.mode & 0o777,
+        0o755,
+        "exec bit set (functions-protocol §2.3)"
+    );
     assert_eq!(bin.mode & 0o170_000, 0o100_000, "a regular file");
     assert!(names.contains(&"host.json"));
 

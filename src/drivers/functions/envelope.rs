@@ -1,7 +1,7 @@
 //! The custom-handler invocation envelope: `{"Data":{..},"Metadata":{..}}` in,
 //! `{"Outputs":{..},"Logs":[..],"ReturnValue":..}` out.
 //!
-//! Decoding follows `reference/functions-protocol.md` §1.4 (the host's value
+//! Decoding follows `docs/functions-protocol.md` §5 (the host's value
 //! conversion): scalars and trigger bodies arrive as JSON strings holding
 //! JSON (`"DeliveryCount":"1"`, `"MessageId":"\"m-123\""`), top-level
 //! `DateTime`s have no offset and whole seconds, keys are case-insensitive on
@@ -39,7 +39,7 @@ pub struct Invocation {
 }
 
 /// `Value::String` holding JSON → that JSON; anything else unchanged
-/// (reference §1.4, "Robust decoding in Rust").
+/// (`docs/functions-protocol.md` §5.3).
 pub fn host_unwrap(v: &Value) -> Value {
     match v {
         Value::String(s) => serde_json::from_str(s).unwrap_or_else(|_| v.clone()),
@@ -171,7 +171,7 @@ pub fn scalar_bool(v: &Value) -> Option<bool> {
 }
 
 /// Parses the host's timestamps: RFC 3339 with offset, ISO without offset
-/// (UTC, reference §6.2), or .NET's invariant `MM/dd/yyyy HH:mm:ss`.
+/// (UTC, `docs/functions-protocol.md` §5.4), or .NET's invariant `MM/dd/yyyy HH:mm:ss`.
 pub fn parse_time(s: &str) -> Option<DateTime<Utc>> {
     let s = s.trim();
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
@@ -187,7 +187,7 @@ pub fn parse_time(s: &str) -> Option<DateTime<Utc>> {
     .map(|n| n.and_utc())
 }
 
-/// The handler's answer to a successful invocation (reference §1.5): always
+/// The handler's answer to a successful invocation (`docs/functions-protocol.md` §6.1): always
 /// a JSON object, never empty.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct InvocationReply {

@@ -1,14 +1,14 @@
 //! `handler`: the Azure Functions custom handler (SPEC §2,
-//! `reference/functions-protocol.md` §1).
+//! `docs/functions-protocol.md` §3–§6).
 //!
 //! The port is bound first and `GET /` answers `{}` at once, while the
-//! [`App`](crate::app::App) is built in the background (reference §1.3,
-//! §5: the host polls `/` every 25 ms and any answer means ready). Then:
+//! [`App`](crate::app::App) is built in the background (`docs/functions-protocol.md`
+//! §3.3: the host polls `/` every 25 ms and any answer means ready). Then:
 //!
 //! - `POST /<function-name>` of a registered function is an invocation: the
 //!   body is decoded by the trigger adapters and the job runs (waiting for
 //!   the App if it is still being built);
-//! - every other request is a forwarded HTTP request (`/api/...`, §1.6 b)
+//! - every other request is a forwarded HTTP request (`/api/...`, §4.1)
 //!   and goes to the same router as `serve`; before the App is ready it
 //!   gets 503 with `Retry-After`, never a hang.
 //!
@@ -36,11 +36,11 @@ use crate::drivers::http;
 use crate::drivers::serve::shutdown_signal;
 
 /// The environment variables the host passes the port in (the second is the
-/// legacy alias, reference §1.2).
+/// legacy alias, `docs/functions-protocol.md` §3.1).
 pub const PORT_VARS: [&str; 2] = ["FUNCTIONS_CUSTOMHANDLER_PORT", "FUNCTIONS_HTTPWORKER_PORT"];
 
 /// Largest invocation body read (Service Bus Premium messages reach 100 MB,
-/// and the host's double encoding adds escapes; reference §6.15).
+/// and the host's double encoding adds escapes; `docs/functions-protocol.md` §5.1).
 pub const INVOCATION_BODY_LIMIT: usize = 256 * 1024 * 1024;
 
 /// How long an invocation waits for the App to be built before failing
@@ -64,7 +64,7 @@ pub fn port_from_env() -> anyhow::Result<u16> {
         .with_context(|| format!("{name}={value:?} is not a port number"))
 }
 
-/// Binds `127.0.0.1:<port>` over IPv4, as the host connects (reference §6.13).
+/// Binds `127.0.0.1:<port>` over IPv4, as the host connects (`docs/functions-protocol.md` §3.2).
 pub async fn bind(port: u16) -> anyhow::Result<TcpListener> {
     TcpListener::bind((Ipv4Addr::LOCALHOST, port))
         .await
@@ -182,7 +182,7 @@ fn function_name(path: &str) -> Option<&str> {
 
 async fn dispatch(State(h): State<Handler>, req: Request) -> Response {
     // Forwarded HTTP paths always start with /api/ (routePrefix), so a
-    // single-segment POST is an invocation (reference §6.10).
+    // single-segment POST is an invocation (`docs/functions-protocol.md` §4.3).
     if req.method() == Method::POST
         && let Some(name) = function_name(req.uri().path())
     {
@@ -214,7 +214,7 @@ async fn unknown_function(req: Request) -> Response {
 
 /// Removes the Functions key (`code`) from a forwarded request's query: it
 /// is the host's, was checked by the host, and must neither reach the API's
-/// strict query parsing nor any log (reference §6.31).
+/// strict query parsing nor any log (`docs/functions-protocol.md` §4.1).
 fn strip_function_key(req: &mut Request) {
     let Some(query) = req.uri().query() else {
         return;

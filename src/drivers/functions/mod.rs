@@ -2,7 +2,7 @@
 //! Bus, RabbitMQ) into typed inputs for the same job functions `serve` runs,
 //! and the registry mapping function names to those jobs.
 //!
-//! The wire format is `reference/functions-protocol.md` §1.4–§1.8; each
+//! The wire format is `docs/functions-protocol.md` §4–§8; each
 //! adapter cites the section it implements.
 
 pub mod envelope;

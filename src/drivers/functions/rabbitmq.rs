@@ -1,4 +1,4 @@
-//! RabbitMQ trigger adapter (reference §1.7.5; metadata shapes [derived]).
+//! RabbitMQ trigger adapter (`docs/functions-protocol.md` §8.3, §7.4; metadata shapes [derived]).
 //!
 //! `Data.<binding>` is the double-encoded UTF-8 body; `Metadata` has
 //! `DeliveryTag`, `Redelivered`, `Exchange`, `RoutingKey` and a

@@ -9,7 +9,7 @@
 //!     })
 //! ```
 //!
-//! Failure policy (`docs/functions-protocol.md`; [`crate::jobs::RetryPolicy`]):
+//! Failure policy (`docs/functions-protocol.md` §7; [`crate::jobs::RetryPolicy`]):
 //! a timer job's failure fails the
 //! invocation (the next occurrence runs on schedule). A queue job's
 //! transient failure fails the invocation, so the broker redelivers; a

@@ -1,10 +1,10 @@
-//! Service Bus queue trigger adapter (reference §1.7.2, extension 5.x).
+//! Service Bus queue trigger adapter (`docs/functions-protocol.md` §8.2, extension 5.x).
 //!
 //! `Data.<binding>` is the message body converted to a .NET string and then
 //! serialized again, so a JSON body arrives as a JSON string holding a JSON
 //! string literal. Scalar metadata arrive as strings (`"DeliveryCount":"1"`),
 //! `*Utc` times without offset, and the body's own top-level fields are
-//! copied over same-named metadata (§1.4, §6.3): a metadata key that the
+//! copied over same-named metadata (§5.3, §5.5): a metadata key that the
 //! body also has is not trusted and reads as unknown.
 
 use std::collections::BTreeSet;
@@ -139,7 +139,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    /// Reference §1.7.2, verbatim.
+    /// The payload shape of `docs/functions-protocol.md` §8.2.
     const FIXTURE: &str = r#"{"Data":{"msg":"\"{\\\"type\\\":\\\"shard.updated\\\",\\\"tenantId\\\":\\\"acme\\\",\\\"shardId\\\":\\\"eu-1\\\",\\\"version\\\":7}\""},"Metadata":{"MessageReceiver":{},"MessageSession":{},"MessageActions":{},"SessionActions":{},"ReceiveActions":{},"Client":{"FullyQualifiedNamespace":"myns.servicebus.windows.net","IsClosed":false,"TransportType":0,"Identifier":"..."},"DeliveryCount":"1","LockToken":"\"c8a5d0a4-4d3e-4e7e-9a2b-0b6a7f2a9e11\"","ExpiresAtUtc":"2025-05-15T12:00:00","ExpiresAt":"2025-05-15T12:00:00+00:00","EnqueuedTimeUtc":"2025-05-01T12:00:00","EnqueuedTime":"2025-05-01T12:00:00+00:00","MessageId":"\"m-123\"","SequenceNumber":"42","ApplicationProperties":{"tenant":"acme"},"UserProperties":{"tenant":"acme"},"type":"\"shard.updated\"","tenantId":"\"acme\"","shardId":"\"eu-1\"","version":"\"7\"","sys":{"MethodName":"ShardUpdated","UtcNow":"2025-05-01T12:00:01.1234567Z","RandGuid":"..."}}}"#;
 
     #[test]

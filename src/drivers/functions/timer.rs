@@ -1,4 +1,4 @@
-//! Timer trigger adapter (reference §1.7.1, §2.3): `Data.<binding>` is the
+//! Timer trigger adapter (`docs/functions-protocol.md` §8.1, §9): `Data.<binding>` is the
 //! host's `TimerInfo` — `{"Schedule":{..},"ScheduleStatus":{..}|null,"IsPastDue":bool}`.
 
 use chrono::{DateTime, Utc};

@@ -1,6 +1,9 @@
-//! The delivery engine against a real receiver.
+//! The delivery engine against a real receiver (the secret scan in
+//! `secret_scan.rs`).
 
-use std::sync::{Arc, Mutex, OnceLock};
+mod secret_scan;
+
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -26,33 +29,6 @@ fn recorder(h: &Hooks) -> Arc<Recorder> {
     let r = Arc::new(Recorder::default());
     h.state.events.subscribe(r.clone());
     r
-}
-
-/// Everything logged by this test binary.
-fn logs() -> &'static Arc<Mutex<Vec<u8>>> {
-    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let buf = Arc::new(Mutex::new(Vec::new()));
-        let writer = buf.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_env_filter("trace")
-            .with_writer(move || LogWriter(writer.clone()))
-            .finish();
-        let _ = tracing::subscriber::set_global_default(subscriber);
-        buf
-    })
-}
-
-struct LogWriter(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for LogWriter {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("lock").extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 fn id(v: &Value) -> String {
@@ -434,70 +410,6 @@ async fn re_driven_events_make_one_delivery() {
     h.state.events.emit(vec![e]).await;
     h.run_jobs().await;
     assert_eq!(rx.count(), 1);
-}
-
-#[tokio::test]
-async fn no_secret_in_any_answer_log_or_event() {
-    let logs = logs();
-    let h = Hooks::new().await;
-    let events = recorder(&h);
-    let rx = Receiver::start().await;
-    rx.script([Reply::status(500)]);
-    let secret = "whsec_QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo0NTY3ODk=";
-    let created = h
-        .post(
-            "/api/v1/webhooks",
-            json!({"url": rx.url("/hook"), "events": ["*"], "secret": secret}),
-        )
-        .await;
-    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
-    assert_eq!(created.body["secret"], secret, "shown once, on create");
-    let wid = id(&created.body);
-    let rotated = h
-        .post_empty(&format!("/api/v1/webhooks/{wid}/rotate-secret"))
-        .await;
-    let secret2 = rotated.body["secret"].as_str().expect("secret").to_owned();
-    h.integration("A").await;
-    h.run_jobs().await;
-    h.advance(10).await;
-    let test = h.post_empty(&format!("/api/v1/webhooks/{wid}/test")).await;
-    assert_eq!(test.status, StatusCode::ACCEPTED);
-    h.run_jobs().await;
-    let mut seen = String::new();
-    for path in [
-        format!("/api/v1/webhooks/{wid}"),
-        "/api/v1/webhooks".to_owned(),
-        format!("/api/v1/webhooks/{wid}/deliveries"),
-    ] {
-        let a = h.get(&path).await;
-        assert_eq!(a.status, StatusCode::OK);
-        seen.push_str(&a.text);
-    }
-    for d in h.deliveries(&wid).await {
-        seen.push_str(
-            &h.delivery(&wid, d["id"].as_str().expect("id"))
-                .await
-                .to_string(),
-        );
-    }
-    let put = h
-        .put(
-            &format!("/api/v1/webhooks/{wid}"),
-            json!({"url": rx.url("/hook"), "events": ["*"]}),
-        )
-        .await;
-    seen.push_str(&put.text);
-    for e in events.0.lock().expect("lock").iter() {
-        seen.push_str(&serde_json::to_string(e).expect("json"));
-    }
-    seen.push_str(&String::from_utf8_lossy(&logs.lock().expect("lock")));
-    assert!(events.0.lock().expect("lock").len() >= 3);
-    for s in [secret, &secret2] {
-        let b64 = s.trim_start_matches("whsec_");
-        assert!(!seen.contains(b64), "a secret leaked");
-    }
-    assert!(!seen.contains("whsec_"), "no secret-looking value anywhere");
-    assert!(!created.text.is_empty());
 }
 
 #[tokio::test]
