@@ -450,11 +450,16 @@ impl Events {
             outbox.backlog.write().await.extend(failed);
         }
         if !confirmed.is_empty() {
-            // Nobody waits for the clean-up: the change and its events are
-            // done. If the process dies first, the relay probes the entries
-            // and publishes them again under the same event ids.
-            let store = Arc::clone(&outbox.store);
-            tokio::spawn(async move { store.discard(Container::Outbox, confirmed).await });
+            // Gone before the change's call returns, so that once it has
+            // returned every entry of its events is either deleted or
+            // `ready`. The stored entry is still the `staged` intent with
+            // `handled: false`: left behind, a relay run would hold the
+            // tenant's later events behind it and, once it is older than
+            // `STAGE_GRACE`, probe it and publish the event and run the local
+            // handlers again. The embedded store folds the deletes into its
+            // next commit and returns at once; Cosmos deletes them here (a
+            // failure is logged, and the relay deals with the entry).
+            outbox.store.discard(Container::Outbox, confirmed).await;
         }
     }
 
