@@ -8,6 +8,7 @@ mod contract;
 #[path = "../support/cosmos_emulator.rs"]
 mod cosmos_emulator;
 mod cosmos_throttling;
+mod encoding;
 
 use std::sync::Arc;
 
@@ -28,14 +29,18 @@ macro_rules! contract_tests {
                 cross_partition_scan, concurrent_replace_one_wins,
                 bodies_round_trip, provision_and_health, write_all_applies_in_order,
                 text_bodies_are_documents, deferred_writes_land_before_later_ones);
+            contract_tests!(@in encoding, $make; awkward_values_round_trip);
         }
     };
     (@each $make:expr; $($name:ident),*) => {
+        contract_tests!(@in contract, $make; $($name),*);
+    };
+    (@in $file:ident, $make:expr; $($name:ident),*) => {
         $(
             #[tokio::test]
             async fn $name() {
                 let store: Arc<dyn Store> = $make.await;
-                crate::contract::$name(store).await;
+                crate::$file::$name(store).await;
             }
         )*
     };
@@ -82,7 +87,13 @@ async fn embedded_on(clock: Arc<dyn Clock>) -> Arc<dyn Store> {
 }
 
 contract_tests!(embedded_store, embedded());
+// Cosmos in the SDK's default encoding (binary JSON, as production), and in
+// plain JSON (what `cosmos::connect` uses for a local emulator endpoint).
 contract_tests!(cosmos_store, cosmos_emulator::store(Arc::new(SystemClock)));
+contract_tests!(
+    cosmos_store_json,
+    cosmos_emulator::store_json(Arc::new(SystemClock))
+);
 // SQLite commits a unit of work in one transaction; Cosmos DB applies its
 // writes one by one (its batches stay within one partition).
 store_behaviour_tests!(
@@ -93,5 +104,10 @@ store_behaviour_tests!(
 store_behaviour_tests!(
     cosmos_behaviour,
     cosmos_emulator::store,
+    MidwayFailure::EarlierWritesVisible
+);
+store_behaviour_tests!(
+    cosmos_json_behaviour,
+    cosmos_emulator::store_json,
     MidwayFailure::EarlierWritesVisible
 );
