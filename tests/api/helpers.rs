@@ -14,7 +14,6 @@ use castiel_integrations::clock::{Clock, SystemClock};
 use castiel_integrations::config::Config;
 use castiel_integrations::domain::tenancy::TenantId;
 use castiel_integrations::platform::store::Store;
-use castiel_integrations::platform::store::embedded::{EmbeddedStore, SqliteDb};
 use serde_json::Value;
 use tower::ServiceExt as _;
 use uuid::Uuid;
@@ -26,22 +25,7 @@ pub use answer::Answer;
 /// The secret every test token is signed with.
 pub const JWT_SECRET: &str = "test-secret-test-secret-test-secret-0123";
 
-/// Which store backend the suite runs on.
-pub fn backend() -> String {
-    std::env::var("TEST_STORE").unwrap_or_else(|_| "embedded".into())
-}
-
-/// Opens a fresh store of the selected backend.
-pub async fn test_store(dir: &std::path::Path, clock: Arc<dyn Clock>) -> Arc<dyn Store> {
-    match backend().as_str() {
-        "embedded" => {
-            let db = SqliteDb::open(&dir.join("test.db")).expect("open sqlite");
-            Arc::new(EmbeddedStore::new(db, clock))
-        }
-        "cosmos" => crate::cosmos_emulator::store(clock).await,
-        other => panic!("TEST_STORE={other} is not a known backend"),
-    }
-}
+pub use crate::stores::test_store;
 
 /// A running application and its router.
 pub struct TestApp {

@@ -18,6 +18,8 @@ mod integrations;
 mod pagination;
 mod slowloris;
 mod smoke;
+#[path = "../support/stores.rs"]
+mod stores;
 mod tenancy;
 mod two_writers;
 mod validation;

@@ -13,6 +13,8 @@ mod helpers;
 mod logs;
 #[path = "../support/oauth_server.rs"]
 mod oauth_server;
+#[path = "../support/stores.rs"]
+mod stores;
 
 mod kinds;
 mod oauth;

@@ -6,9 +6,12 @@
 mod cosmos_emulator;
 #[path = "../api/helpers.rs"]
 mod helpers;
+#[path = "../support/stores.rs"]
+mod stores;
 
 mod broker;
 mod consumer;
 mod crash;
 mod outbox;
 mod publish;
+mod watched;

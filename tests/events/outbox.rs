@@ -16,7 +16,6 @@ use castiel_integrations::clock::{Clock, SystemClock};
 use castiel_integrations::config::Config;
 use castiel_integrations::domain::tenancy::TenantId;
 use castiel_integrations::platform::events::{Event, EventHandler};
-use castiel_integrations::platform::store::embedded::{EmbeddedStore, SqliteDb};
 use castiel_integrations::platform::store::{Container, Query, Store};
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
@@ -24,6 +23,8 @@ use uuid::Uuid;
 
 use crate::broker::{Tap, dead_url, unique, url, wait_bus};
 use crate::helpers::JWT_SECRET;
+use crate::stores::{Backend, backend};
+use crate::watched::Watched;
 
 async fn app_on(store: Arc<dyn Store>, dir: &std::path::Path, extra: &[(&str, &str)]) -> AppState {
     let data_dir = dir.to_string_lossy().into_owned();
@@ -94,10 +95,8 @@ impl EventHandler for Recorder {
 async fn events_accumulate_while_the_broker_is_down_and_the_relay_delivers_them_in_order() {
     let dir = tempfile::tempdir().expect("tempdir");
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let store: Arc<dyn Store> = Arc::new(EmbeddedStore::new(
-        SqliteDb::open(&dir.path().join("events.db")).expect("db"),
-        clock,
-    ));
+    // Both apps below (broker down, then up) share this store of TEST_STORE.
+    let store = crate::helpers::test_store(dir.path(), clock).await;
     let exchange = unique("test_outbox");
     let down = app_on(
         store.clone(),
@@ -266,15 +265,31 @@ async fn deliveries(store: &dyn Store, tenant: Uuid) -> usize {
         .len()
 }
 
-/// The webhook fan-out writes its deliveries in the change's transaction:
-/// on the in-process bus an event only the fan-out wants needs no outbox
-/// entry at all (its pending delivery is the durable record). A local
-/// handler that cannot stage its work brings the entry back, for the relay.
+/// What the outbox holds for an event the webhook fan-out wants, per store.
+///
+/// - embedded (transactions across containers): the fan-out writes its
+///   delivery in the change's transaction, so on the in-process bus the
+///   event is owed to nobody else and gets no outbox entry at all (its
+///   pending delivery is the durable record).
+/// - cosmos (no such transaction): the entry is written first, as the intent
+///   of the change; once the change happened, the fan-out wrote its
+///   delivery and the bus took the event, the entry is deleted before the
+///   call returns.
+///
+/// On both, a local handler that cannot stage its work and fails leaves a
+/// `ready`, published entry behind, which the relay re-drives.
 #[tokio::test]
 async fn deliveries_commit_with_their_change_and_need_no_outbox_entry() {
     use castiel_integrations::domain::tenancy::Ctx;
     use castiel_integrations::features::webhooks::service::{self, NewWebhook};
-    let app = crate::helpers::TestApp::new().await;
+    let watched = std::sync::OnceLock::new();
+    let app = crate::helpers::TestApp::custom(&[], Arc::new(SystemClock), |inner| {
+        let w = Watched::new(inner);
+        let _ = watched.set(w.clone());
+        w
+    })
+    .await;
+    let watched = watched.get().expect("wrapped");
     let store = app.state.store.as_ref();
     let tenant = Uuid::new_v4();
     let token = app.token(tenant);
@@ -287,18 +302,28 @@ async fn deliveries_commit_with_their_change_and_need_no_outbox_entry() {
         .await
         .expect("webhook");
 
+    let written = watched.outbox_created().len();
     app.create_integration(&token, "one").await;
     assert_eq!(
         deliveries(store, tenant).await,
         1,
         "the delivery was written"
     );
-    if store.transactional() {
-        assert_eq!(
-            outbox_events(store, tenant).await,
-            0,
-            "committed with its delivery, the event is owed to nobody else"
-        );
+    assert_eq!(
+        outbox_events(store, tenant).await,
+        0,
+        "nothing is owed once the change's call returned"
+    );
+    let entries_written = watched.outbox_created().len() - written;
+    match backend() {
+        Backend::Embedded => assert_eq!(
+            entries_written, 0,
+            "embedded: committed with its delivery, the event needed no entry at all"
+        ),
+        Backend::Cosmos => assert_eq!(
+            entries_written, 1,
+            "cosmos: the event's intent was written before the change (and deleted after it)"
+        ),
     }
 
     let recorder = Arc::new(Recorder {
@@ -308,13 +333,30 @@ async fn deliveries_commit_with_their_change_and_need_no_outbox_entry() {
     app.state.events.subscribe(recorder.clone());
     app.create_integration(&token, "two").await;
     assert_eq!(deliveries(store, tenant).await, 2);
+    let owed = store
+        .query(
+            Container::Outbox,
+            &Query::partition(tenant.to_string())
+                .eq("kind", "event")
+                .limit(10),
+        )
+        .await
+        .expect("query")
+        .items;
     assert_eq!(
-        outbox_events(store, tenant).await,
+        owed.len(),
         1,
         "a handler that did not stage its work (and failed) is owed the event"
     );
+    let entry = &owed[0].body;
+    assert_eq!(entry["state"], "ready", "{entry}");
+    assert_eq!(entry["handled"], false, "{entry}");
+    assert_eq!(entry["published"], true, "the bus took it: {entry}");
     let r = app.state.events.relay().await.expect("relay");
     assert_eq!(r.handled, 1);
+    assert_eq!(r.published, 0, "published already, not again");
+    assert_eq!(recorder.seen.lock().expect("lock").len(), 1);
+    assert_eq!(outbox_events(store, tenant).await, 0, "owed to nobody now");
     assert_eq!(
         deliveries(store, tenant).await,
         2,

@@ -1,5 +1,6 @@
 //! The webhook test harness: the real app on a manual clock (jobs run by
 //! `run_due`, so retries need no real waiting) and a real local receiver.
+//! The app's store is the one `TEST_STORE` selects (`support/stores.rs`).
 
 #![allow(dead_code, reason = "not every test uses every helper")]
 
@@ -19,7 +20,6 @@ use castiel_integrations::config::Config;
 use castiel_integrations::domain::tenancy::TenantId;
 use castiel_integrations::drivers::serve::workers::run_due;
 use castiel_integrations::platform::store::Store;
-use castiel_integrations::platform::store::embedded::{EmbeddedStore, SqliteDb};
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
 use uuid::Uuid;
@@ -179,8 +179,9 @@ impl Hooks {
         let config = Config::from_pairs(&pairs).expect("config");
         let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
         let dyn_clock: Arc<dyn Clock> = clock.clone();
-        let db = SqliteDb::open(&dir.path().join("store.db")).expect("sqlite");
-        let store: Arc<dyn Store> = Arc::new(EmbeddedStore::new(db, dyn_clock.clone()));
+        // The store of TEST_STORE; the job queue stays the embedded one in
+        // DATA_DIR (Service Bus has its own tests: servicebus.rs).
+        let store: Arc<dyn Store> = crate::stores::test_store(dir.path(), dyn_clock.clone()).await;
         let state = app::wiring::build_with(config, store, dyn_clock)
             .await
             .expect("build");

@@ -4,8 +4,12 @@
 //! test of the real binary.
 
 mod api;
+#[path = "../support/cosmos_emulator.rs"]
+mod cosmos_emulator;
 mod crash;
 mod delivery;
 mod harness;
 mod queue;
 mod servicebus;
+#[path = "../support/stores.rs"]
+mod stores;
