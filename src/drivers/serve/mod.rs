@@ -19,13 +19,23 @@ use crate::drivers::http;
 
 /// Serves the API on a bound listener until Ctrl-C or SIGTERM.
 pub async fn serve(state: AppState, listener: TcpListener) -> std::io::Result<()> {
+    serve_until(state, listener, shutdown_signal()).await
+}
+
+/// [`serve`] until `shutdown` resolves (tests run `serve` in their own
+/// process this way, without taking over its signals).
+pub async fn serve_until(
+    state: AppState,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "castiel-integrations listening");
     let consumer = background::start(&state);
     let workers = workers::start(&state);
     let loops = PeriodicLoops::start(&state, periodic::TABLE);
     let limits = state.config.http;
-    let served = http::server::run(listener, http::router(state), limits, shutdown_signal()).await;
+    let served = http::server::run(listener, http::router(state), limits, shutdown).await;
     loops.stop().await;
     if let Some(w) = workers {
         w.stop().await;
