@@ -1,7 +1,13 @@
-//! `serve` killed with SIGKILL during a burst of changes: after a restart,
-//! every acknowledged change's event reaches the broker (duplicates only with
-//! the same event id). Runs the real binary on a random port with its own
-//! DATA_DIR.
+//! `serve` crashed during a burst of changes: after a restart, every
+//! acknowledged change's event reaches the broker (duplicates only with the
+//! same event id).
+//!
+//! How it crashes depends on `TEST_STORE`:
+//! - embedded: the real binary on a random port with its own `DATA_DIR`,
+//!   killed with SIGKILL ([`sigkill_serve`], below);
+//! - cosmos: the emulator lives in the test process, so `serve` runs there
+//!   too and crashes in-process, with a stalled broker so that a backlog is
+//!   left for the relay (`crash_in_process.rs`).
 
 use std::collections::{HashMap, HashSet};
 use std::process::Stdio;
@@ -17,6 +23,7 @@ use uuid::Uuid;
 
 use crate::broker::{Tap, unique, url};
 use crate::helpers::JWT_SECRET;
+use crate::stores::Backend;
 
 struct Serve {
     port: u16,
@@ -68,7 +75,15 @@ fn free_port() -> u16 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn after_sigkill_every_acknowledged_change_reaches_the_broker() {
+async fn after_a_crash_every_acknowledged_change_reaches_the_broker() {
+    match crate::stores::backend() {
+        Backend::Embedded => sigkill_serve().await,
+        Backend::Cosmos => crate::crash_in_process::in_process_crash_with_a_stalled_broker().await,
+    }
+}
+
+/// The embedded store's crash: SIGKILL of the real binary.
+async fn sigkill_serve() {
     let dir = tempfile::tempdir().expect("tempdir");
     let serve = Serve {
         port: free_port(),

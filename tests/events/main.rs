@@ -12,6 +12,11 @@ mod stores;
 mod broker;
 mod consumer;
 mod crash;
+mod crash_in_process;
 mod outbox;
+#[path = "../support/process.rs"]
+mod process;
+#[path = "../support/proxy.rs"]
+mod proxy;
 mod publish;
 mod watched;

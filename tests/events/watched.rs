@@ -1,7 +1,11 @@
 //! A store wrapper that records which outbox entries were ever written, so
 //! a test can tell "no entry was needed" from "an entry was written and
-//! deleted again" (both leave an empty outbox).
+//! deleted again" (both leave an empty outbox); and that can hold the
+//! writes of integrations forever, just before or just after they reach
+//! the store, so that a crash test chooses where a change stands when its
+//! process dies.
 
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -15,6 +19,12 @@ use serde_json::Value;
 pub struct Watched {
     inner: Arc<dyn Store>,
     outbox_created: Mutex<Vec<String>>,
+    /// Writes of integrations are held from now on.
+    holding: AtomicBool,
+    /// How many more are held after reaching the store (the rest before).
+    after_budget: AtomicUsize,
+    held_before: AtomicUsize,
+    held_after: AtomicUsize,
 }
 
 impl Watched {
@@ -22,7 +32,28 @@ impl Watched {
         Arc::new(Self {
             inner,
             outbox_created: Mutex::default(),
+            holding: AtomicBool::new(false),
+            after_budget: AtomicUsize::new(0),
+            held_before: AtomicUsize::new(0),
+            held_after: AtomicUsize::new(0),
         })
+    }
+
+    /// From now on, holds every write of an integration forever: the next
+    /// `after` once they are in the store (the change happened, its caller
+    /// never hears of it), every later one before it reaches the store (the
+    /// change never happens).
+    pub fn hold(&self, after: usize) {
+        self.after_budget.store(after, Ordering::SeqCst);
+        self.holding.store(true, Ordering::SeqCst);
+    }
+
+    /// Writes held so far: (before the store, after it).
+    pub fn held(&self) -> (usize, usize) {
+        (
+            self.held_before.load(Ordering::SeqCst),
+            self.held_after.load(Ordering::SeqCst),
+        )
     }
 
     /// Ids of the outbox documents created so far, in order.
@@ -78,13 +109,31 @@ impl Store for Watched {
         self.inner.transactional()
     }
     async fn write_all(&self, writes: Vec<Write>) -> StoreResult<Vec<Option<Document>>> {
+        let mut integration = false;
         for w in &writes {
             if let Write::Create { container, body } = w {
                 let address = body.address(*container).ok();
                 self.note(*container, address.as_ref().map(|(id, _)| id.as_str()));
+                integration |= *container == Container::Integrations;
             }
         }
-        self.inner.write_all(writes).await
+        if !(integration && self.holding.load(Ordering::SeqCst)) {
+            return self.inner.write_all(writes).await;
+        }
+        let after = self
+            .after_budget
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if !after {
+            self.held_before.fetch_add(1, Ordering::SeqCst);
+            std::future::pending::<()>().await;
+        }
+        let out = self.inner.write_all(writes).await;
+        if out.is_ok() {
+            self.held_after.fetch_add(1, Ordering::SeqCst);
+            std::future::pending::<()>().await;
+        }
+        out
     }
     async fn query(&self, c: Container, q: &Query) -> StoreResult<Page> {
         self.inner.query(c, q).await

@@ -67,6 +67,27 @@ impl Place {
     }
 }
 
+/// Every document a query selects, following its pages.
+pub async fn all_documents(
+    store: &dyn Store,
+    container: castiel_integrations::platform::store::Container,
+    query: castiel_integrations::platform::store::Query,
+) -> Vec<castiel_integrations::platform::store::Document> {
+    let mut out = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .query(container, &query.clone().after(after))
+            .await
+            .expect("query");
+        out.extend(page.items);
+        match page.continuation {
+            Some(c) => after = Some(c),
+            None => return out,
+        }
+    }
+}
+
 /// Opens a fresh store of the selected backend.
 pub async fn test_store(dir: &Path, clock: Arc<dyn Clock>) -> Arc<dyn Store> {
     Place::new(dir).open(clock).await
