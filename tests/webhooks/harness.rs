@@ -167,6 +167,14 @@ pub struct Hooks {
 
 impl Hooks {
     pub async fn with(extra: &[(&str, &str)]) -> Self {
+        Self::wrapped(extra, |s| s).await
+    }
+
+    /// [`Hooks::with`], the store wrapped by `wrap` (fault injection).
+    pub async fn wrapped(
+        extra: &[(&str, &str)],
+        wrap: impl FnOnce(Arc<dyn Store>) -> Arc<dyn Store>,
+    ) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let data_dir = dir.path().to_string_lossy().into_owned();
         let mut pairs: Vec<(&str, &str)> = vec![
@@ -181,7 +189,7 @@ impl Hooks {
         let dyn_clock: Arc<dyn Clock> = clock.clone();
         // The store of TEST_STORE; the job queue stays the embedded one in
         // DATA_DIR (Service Bus has its own tests: servicebus.rs).
-        let store: Arc<dyn Store> = crate::stores::test_store(dir.path(), dyn_clock.clone()).await;
+        let store = wrap(crate::stores::test_store(dir.path(), dyn_clock.clone()).await);
         let state = app::wiring::build_with(config, store, dyn_clock)
             .await
             .expect("build");

@@ -99,19 +99,31 @@ pub async fn refresh_now(
 }
 
 /// The periodic work: refreshes every active token expiring soon.
+///
+/// A refreshed token expires later, so it leaves what this reads while it
+/// reads: each page is a fresh query for ids after the last one read
+/// (keyset), not a continuation of the first, which may count positions in
+/// the original result and skip as many connections as were refreshed (as
+/// the Cosmos SDK's emulator does; see `webhooks::delivery::redrive`).
 pub async fn refresh_due(app: &Connections) -> Result<RefreshReport> {
     let mut report = RefreshReport::default();
     let horizon = exact_text(&(app.clock.now() + Duration::minutes(REFRESH_AHEAD_MINUTES)));
-    let mut after: Option<String> = None;
-    for _ in 0..MAX_PAGES {
+    let due_after = |last: Option<&str>| {
         let q = Query::cross_partition()
             .eq("status", "active")
             .filter(Filter::new("oauth.expiresAt", Op::IsDefined, json!(null)))
             .filter(Filter::new("oauth.expiresAt", Op::Lte, horizon.as_str()))
             .order_by("id", false)
-            .limit(PAGE_SIZE)
-            .after(after.take());
+            .limit(PAGE_SIZE);
+        match last {
+            Some(id) => q.filter(Filter::new("id", Op::Gt, id)),
+            None => q,
+        }
+    };
+    let mut q = due_after(None);
+    for _ in 0..MAX_PAGES {
         let (page, next): (Vec<Connection>, _) = app.store.page(&q).await?;
+        let last = page.last().map(|c| c.id.to_string());
         for c in page {
             report.due += 1;
             match refresh_one(app, c).await {
@@ -127,9 +139,11 @@ pub async fn refresh_due(app: &Connections) -> Result<RefreshReport> {
                 }
             }
         }
-        match next {
-            Some(n) => after = Some(n),
-            None => break,
+        let Some(token) = next else { break };
+        match last {
+            Some(id) => q = due_after(Some(&id)),
+            // An empty page that did not reach the end: continue it.
+            None => q.continuation = Some(token),
         }
     }
     Ok(report)

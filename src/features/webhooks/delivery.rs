@@ -411,15 +411,31 @@ async fn update_webhook_health(app: &Webhooks, webhook: &Webhook, sent: &Sent, n
 /// process that died. Enqueueing is deduplicated and stale jobs are no-ops,
 /// so this is always safe. Reads every such delivery, page by page; returns
 /// how many were re-enqueued.
+///
+/// The jobs it enqueues run while it reads, taking deliveries out of what
+/// it reads (no longer pending). So each page is a fresh query for ids
+/// after the last one read (keyset), not a continuation of the first: a
+/// continuation may count positions in the original result, and on the
+/// Cosmos SDK's emulator a page after completed deliveries skipped as many
+/// others (1500 of 1867 re-driven after a crash; the rest waited for the
+/// next run, a minute later).
 pub async fn redrive(app: &Webhooks, before: DateTime<Utc>) -> anyhow::Result<usize> {
     use crate::platform::store::{Filter, Op, Query};
     let now = app.clock.now();
     // As `nextAttemptAt` is stored: at a fixed width, so text order is time order.
     let before = crate::domain::time::exact_text(&before);
-    let mut q = Query::cross_partition()
-        .eq("status", "pending")
-        .filter(Filter::new("nextAttemptAt", Op::Lt, before))
-        .limit(500);
+    let overdue_after = |last: Option<&str>| {
+        let q = Query::cross_partition()
+            .eq("status", "pending")
+            .filter(Filter::new("nextAttemptAt", Op::Lt, before.as_str()))
+            .order_by("id", false)
+            .limit(500);
+        match last {
+            Some(id) => q.filter(Filter::new("id", Op::Gt, id)),
+            None => q,
+        }
+    };
+    let mut q = overdue_after(None);
     let mut count = 0;
     loop {
         let (overdue, next) = app.store.page::<Delivery>(&q).await?;
@@ -427,9 +443,11 @@ pub async fn redrive(app: &Webhooks, before: DateTime<Utc>) -> anyhow::Result<us
             enqueue(app.queue.jobs.as_ref(), d, now).await?;
         }
         count += overdue.len();
-        match next {
-            Some(token) => q.continuation = Some(token),
-            None => break,
+        let Some(token) = next else { break };
+        match overdue.last() {
+            Some(d) => q = overdue_after(Some(&d.id.to_string())),
+            // An empty page that did not reach the end: continue it.
+            None => q.continuation = Some(token),
         }
     }
     if count > 0 {
