@@ -1,6 +1,12 @@
-//! Crash safety: `serve` is SIGKILLed while thousands of deliveries are
-//! pending, restarted on the same data dir, and every accepted delivery
-//! reaches the receiver at least once; duplicates carry the same webhook-id.
+//! Crash safety: `serve` crashes while thousands of deliveries are pending,
+//! restarts on the same data, and every accepted delivery reaches the
+//! receiver at least once; duplicates carry the same webhook-id.
+//!
+//! How it crashes depends on `TEST_STORE`:
+//! - embedded: the real binary on its own `DATA_DIR`, killed with SIGKILL
+//!   ([`sigkill_serve`], below);
+//! - cosmos: the emulator lives in the test process, so `serve` runs there
+//!   too and crashes in-process (`crash_in_process.rs`).
 
 use std::collections::{HashMap, HashSet};
 use std::process::{Child, Command, Stdio};
@@ -14,8 +20,9 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::harness::{JWT_SECRET, Receiver};
+use crate::stores::Backend;
 
-const EVENTS: usize = 2000;
+pub const EVENTS: usize = 2000;
 
 fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -54,7 +61,17 @@ async fn wait_ready(http: &reqwest::Client, base: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigkill_loses_no_accepted_delivery() {
+async fn a_crash_loses_no_accepted_delivery() {
+    match crate::stores::backend() {
+        Backend::Embedded => sigkill_serve().await,
+        Backend::Cosmos => {
+            crate::crash_in_process::in_process_crash_with_deliveries_pending().await
+        }
+    }
+}
+
+/// The embedded store's crash: SIGKILL of the real binary.
+async fn sigkill_serve() {
     let dir = tempfile::tempdir().expect("tempdir");
     let rx = Receiver::start().await;
     rx.set_default_delay(Duration::from_millis(25));
