@@ -1,7 +1,9 @@
 //! Trigger adapters and the poison policy, through the emulated host and
 //! the library's handler serving a registry of test jobs (the production
 //! jobs are wired by their own branches; the adapters and the dispatch are
-//! the same code).
+//! the same code). The handler runs in the test process, so its app is
+//! built on the store of `TEST_STORE` (the tests that start the real
+//! `handler` binary, `binary.rs`, run on its embedded store).
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -9,11 +11,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use castiel_integrations::app;
+use castiel_integrations::clock::{Clock, SystemClock};
 use castiel_integrations::config::Config;
 use castiel_integrations::drivers::functions::registry::{PARK_BINDING, SERVICE_BUS_MAX_RECEIVES};
 use castiel_integrations::drivers::functions::{
     JobError, JobOutcome, Received, Registry, TimerInput,
 };
+use castiel_integrations::platform::store::Container;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -106,7 +110,21 @@ fn registry(seen: &Arc<Seen>) -> Registry {
         .timer("test-timer", move |app, t| {
             let seen = s1.clone();
             async move {
-                app.store.health().await?;
+                // A round trip through the store of the app the host built
+                // (the store of TEST_STORE).
+                let tick = uuid::Uuid::new_v4().to_string();
+                let probe =
+                    json!({"id": "timer-probe", "tenantId": "functions-test", "tick": tick});
+                app.store.upsert(Container::Integrations, probe).await?;
+                let stored = app
+                    .store
+                    .read(Container::Integrations, "functions-test", "timer-probe")
+                    .await?;
+                if stored.is_none_or(|d| d.body["tick"] != tick.as_str()) {
+                    return Err(JobError::reject(anyhow::anyhow!(
+                        "the probe did not round-trip"
+                    )));
+                }
                 seen.timers.lock().expect("lock").push(t);
                 Ok::<_, JobError>(JobOutcome::done().log("timer ran"))
             }
@@ -135,7 +153,9 @@ fn build_app(
         Box::pin(async move {
             let data = dir.to_string_lossy().into_owned();
             let config = Config::from_pairs(&[("DATA_DIR", &data), ("JWT_SECRET", SECRET)])?;
-            app::wiring::build(config).await
+            let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+            let store = crate::stores::test_store(&dir, clock.clone()).await;
+            app::wiring::build_with(config, store, clock).await
         })
     }
 }

@@ -18,6 +18,8 @@ mod cosmos_emulator;
 mod cosmos_gateway;
 #[path = "../support/managed_identity.rs"]
 mod managed_identity;
+#[path = "../support/stores.rs"]
+mod stores;
 #[allow(dead_code, reason = "the doubles use only part of it")]
 #[path = "../support/tls.rs"]
 mod tls;

@@ -10,7 +10,6 @@ use castiel_integrations::platform::secrets::castiel::CastielSecretStore;
 use castiel_integrations::platform::secrets::keyvault::KeyVaultSecretStore;
 use castiel_integrations::platform::secrets::local::LocalSecretStore;
 use castiel_integrations::platform::secrets::{SecretOwner, SecretRef, SecretStore};
-use castiel_integrations::platform::store::embedded::{EmbeddedStore, SqliteDb};
 use castiel_integrations::platform::store::{
     Container, Document, ETag, Page, Query, Store, StoreError, StoreResult,
 };
@@ -36,10 +35,12 @@ pub struct Down {
     pub sample_ref: fn(&SecretOwner) -> SecretRef,
 }
 
-pub fn local_with_key(key: [u8; 32]) -> (Arc<LocalSecretStore>, Arc<dyn Store>, tempfile::TempDir) {
+/// The local secret store on a fresh document store of `TEST_STORE`.
+pub async fn local_with_key(
+    key: [u8; 32],
+) -> (Arc<LocalSecretStore>, Arc<dyn Store>, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let db = SqliteDb::open(&dir.path().join("s.db")).expect("sqlite");
-    let store: Arc<dyn Store> = Arc::new(EmbeddedStore::new(db, Arc::new(SystemClock)));
+    let store = crate::stores::test_store(dir.path(), Arc::new(SystemClock)).await;
     let secrets = Arc::new(LocalSecretStore::new(
         &key,
         store.clone(),
@@ -49,7 +50,7 @@ pub fn local_with_key(key: [u8; 32]) -> (Arc<LocalSecretStore>, Arc<dyn Store>, 
 }
 
 pub async fn local() -> Backend {
-    let (secrets, _store, dir) = local_with_key(rand::random());
+    let (secrets, _store, dir) = local_with_key(rand::random()).await;
     Backend {
         secrets,
         problems: Box::new(Vec::new),

@@ -10,7 +10,7 @@ use crate::backends::{local_with_key, owner};
 
 #[tokio::test]
 async fn ciphertext_is_bound_to_its_owner_and_key() {
-    let (secrets, store, _dir) = local_with_key([2; 32]);
+    let (secrets, store, _dir) = local_with_key([2; 32]).await;
     let tenant = Uuid::new_v4();
     let a = owner(tenant, "webhook", "a");
     let r = secrets
@@ -38,7 +38,7 @@ async fn ciphertext_is_bound_to_its_owner_and_key() {
         Err(SecretError::Corrupt)
     ));
     // Another key cannot decrypt.
-    let (other, other_store, _other_dir) = local_with_key([3; 32]);
+    let (other, other_store, _other_dir) = local_with_key([3; 32]).await;
     let r2 = secrets
         .put(&a, &SecretString::from("x".to_owned()))
         .await

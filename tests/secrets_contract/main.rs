@@ -1,5 +1,6 @@
 //! The SecretStore contract: every store runs exactly these cases, on its
-//! own fresh backend: the local store (embedded document store), Key Vault
+//! own fresh backend: the local store (on the document store of
+//! `TEST_STORE`: embedded SQLite, or Cosmos on the SDK's emulator), Key Vault
 //! (the official SDK against an in-process Key Vault over https) and Castiel
 //! secret-management (over HTTP against an in-process double).
 //!
@@ -12,11 +13,16 @@
 mod backends;
 mod castiel;
 mod contract;
+#[path = "../support/cosmos_emulator.rs"]
+mod cosmos_emulator;
 mod keyvault;
 mod local;
 #[path = "../support/logs.rs"]
 mod logs;
 mod wiring;
+
+#[path = "../support/stores.rs"]
+mod stores;
 
 #[path = "../support/castiel_secrets_double.rs"]
 mod castiel_secrets_double;
