@@ -22,7 +22,7 @@ use uuid::Uuid;
 use crate::harness::{JWT_SECRET, Receiver};
 use crate::stores::Backend;
 
-pub const EVENTS: usize = 2000;
+const EVENTS: usize = 2000;
 
 fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
