@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 use uuid::Uuid;
 
-use crate::{all_secret_docs, keyring_ids, local, options, owner, sqlite};
+use crate::{all_secret_docs, keyring_ids, local, open, options, owner, place};
 
 /// A document exactly as the store wrote it before envelope encryption.
 fn legacy_doc(key: &[u8; 32], o: &SecretOwner, id: &str, value: &str) -> Value {
@@ -82,7 +82,8 @@ async fn legacy_documents_stay_readable_and_migrate() {
     let dir = tempfile::tempdir().expect("tempdir");
     let key: [u8; 32] = rand::random();
     std::fs::write(dir.path().join("secrets.key"), STANDARD.encode(key)).expect("key file");
-    let store = sqlite(dir.path());
+    let place = place(dir.path());
+    let store = open(&place).await;
     let tenant = Uuid::new_v4();
     let mut legacy = Vec::new();
     for i in 0..30 {
@@ -141,7 +142,7 @@ async fn legacy_documents_stay_readable_and_migrate() {
             (json!(2), json!(new.as_str()))
         );
     }
-    let restarted = local(dir.path(), sqlite(dir.path()));
+    let restarted = local(dir.path(), open(&place).await);
     for (o, r, value) in &legacy {
         assert_eq!(
             restarted.get(o, r).await.expect("migrated").expose_secret(),
@@ -159,7 +160,8 @@ async fn legacy_documents_stay_readable_and_migrate() {
 #[tokio::test]
 async fn tampering_is_corrupt_and_keeps_the_old_key() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = sqlite(dir.path());
+    let place = place(dir.path());
+    let store = open(&place).await;
     let service = local(dir.path(), store.clone());
     let tenant = Uuid::new_v4();
     let put = async |name: &str| {
@@ -259,7 +261,8 @@ async fn tampering_is_corrupt_and_keeps_the_old_key() {
 #[tokio::test]
 async fn a_secrets_key_list_rotates_without_a_keyring_file() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = sqlite(dir.path());
+    let place = place(dir.path());
+    let store = open(&place).await;
     let (old, new, third) = (generate_key(), generate_key(), generate_key());
     let fixed = |list: &str| {
         LocalSecretStore::open(

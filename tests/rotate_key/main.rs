@@ -10,6 +10,8 @@ mod under_load;
 
 #[path = "../support/cosmos_emulator.rs"]
 mod cosmos_emulator;
+#[path = "../support/stores.rs"]
+mod stores;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -24,8 +26,21 @@ use castiel_integrations::platform::store::embedded::{EmbeddedStore, SqliteDb};
 use castiel_integrations::platform::store::{Container, Document, Query, Store};
 use uuid::Uuid;
 
+/// The store of `TEST_STORE` for a test: its documents live on across
+/// `open`s, each a handle of its own as a process would have (a new SQLite
+/// connection, or a new client on the same emulator account).
+pub fn place(dir: &Path) -> stores::Place {
+    stores::Place::new(dir)
+}
+
+/// Opens a store on `place`.
+pub async fn open(place: &stores::Place) -> Arc<dyn Store> {
+    place.open(Arc::new(SystemClock)).await
+}
+
 /// The embedded store of a `DATA_DIR`, opened as a process of its own would
-/// (its own database handle; SQLite arbitrates between them).
+/// (its own database handle; SQLite arbitrates between them): for the real
+/// binary, which cannot reach the emulator in the test process.
 pub fn sqlite(dir: &Path) -> Arc<dyn Store> {
     let db = SqliteDb::open(&dir.join("castiel.db")).expect("open sqlite");
     Arc::new(EmbeddedStore::new(db, Arc::new(SystemClock)))

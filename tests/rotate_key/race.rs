@@ -18,7 +18,7 @@ use serde_json::Value;
 use tokio::sync::{Notify, Semaphore};
 use uuid::Uuid;
 
-use crate::{keyring_ids, local, options, owner, sqlite};
+use crate::{keyring_ids, local, open, options, owner, place};
 
 /// A store whose creates wait at a gate, and whose replaces can be made to fail.
 struct Gated {
@@ -75,7 +75,7 @@ async fn put_across_a_rotation(
     tempfile::TempDir,
 ) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let base = sqlite(dir.path());
+    let base = open(&place(dir.path())).await;
     let gated = Arc::new(Gated {
         inner: base.clone(),
         entered: Notify::new(),
