@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 /// The live broker.
 pub fn url() -> String {
-    std::env::var("TEST_RABBITMQ_URL")
+    std::env::var("CASTIEL_TEST_RABBITMQ_URL")
         .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
 }
 

@@ -1,5 +1,5 @@
 //! Events against the real RabbitMQ broker (127.0.0.1:5672, guest/guest, or
-//! `TEST_RABBITMQ_URL`). Every exchange and queue a test declares has a uuid
+//! `CASTIEL_TEST_RABBITMQ_URL`, which `scripts/test` exports). Every exchange and queue a test declares has a uuid
 //! suffix, so tests share the broker with anything else safely.
 
 #[path = "../support/cosmos_emulator.rs"]
