@@ -4,7 +4,8 @@
 //!
 //! How it crashes depends on `TEST_STORE`:
 //! - embedded: the real binary on a random port with its own `DATA_DIR`,
-//!   killed with SIGKILL ([`sigkill_serve`], below);
+//!   its broker stalled through a proxy so that a backlog is left in the
+//!   outbox, then killed with SIGKILL ([`sigkill_serve`], below);
 //! - cosmos: the emulator lives in the test process, so `serve` runs there
 //!   too and crashes in-process, with a stalled broker so that a backlog is
 //!   left for the relay (`crash_in_process.rs`).
@@ -21,8 +22,13 @@ use serde_json::json;
 use tokio::process::{Child, Command};
 use uuid::Uuid;
 
+use castiel_integrations::clock::SystemClock;
+use castiel_integrations::platform::store::embedded::{EmbeddedStore, SqliteDb};
+
 use crate::broker::{Tap, unique, url};
+use crate::crash_in_process::{broker_addr, outbox, through};
 use crate::helpers::JWT_SECRET;
+use crate::proxy::Proxy;
 use crate::stores::Backend;
 
 struct Serve {
@@ -33,7 +39,7 @@ struct Serve {
 }
 
 impl Serve {
-    fn start(&self) -> Child {
+    fn start(&self, broker: &str) -> Child {
         Command::new(env!("CARGO_BIN_EXE_castiel-integrations"))
             .arg("serve")
             .env_clear()
@@ -41,7 +47,7 @@ impl Serve {
             .env("PORT", self.port.to_string())
             .env("DATA_DIR", &self.dir)
             .env("JWT_SECRET", JWT_SECRET)
-            .env("RABBITMQ_URL", url())
+            .env("RABBITMQ_URL", broker)
             .env("RABBITMQ_EXCHANGE", &self.exchange)
             .env("RABBITMQ_QUEUE", &self.queue)
             .env("RUST_LOG", "warn")
@@ -99,7 +105,9 @@ async fn sigkill_serve() {
     let keys = TokenKeys::new(&SecretString::from(JWT_SECRET), None, None);
     let tenants: Vec<Uuid> = (0..3).map(|_| Uuid::new_v4()).collect();
 
-    let mut child = serve.start();
+    // The first process reaches the broker through a proxy the test stalls.
+    let proxy = Proxy::start(broker_addr()).await;
+    let mut child = serve.start(&through(&proxy));
     serve.wait_ready(&client).await;
 
     let acked: Arc<Mutex<Vec<String>>> = Arc::default();
@@ -127,18 +135,41 @@ async fn sigkill_serve() {
             }
         }));
     }
-    // Let the burst run, then kill mid-flight.
-    while acked.lock().expect("lock").len() < 150 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    // Let the burst run, stall the broker (publishes time out, events stay
+    // behind in the outbox), then kill mid-flight.
+    let until = |n: usize| {
+        let acked = acked.clone();
+        async move {
+            while acked.lock().expect("lock").len() < n {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+    };
+    until(60).await;
+    proxy.stall();
+    until(150).await;
     child.start_kill().expect("SIGKILL");
     let _ = child.wait().await;
+    proxy.cut();
     for w in workers {
         w.await.expect("worker");
     }
     let acked: Vec<String> = acked.lock().expect("lock").clone();
+    assert!(proxy.held() > 0, "the stalled proxy held the publishes");
 
-    let mut child = serve.start();
+    // The backlog the kill left: what the relay of the next process owes.
+    let db = || {
+        let db = SqliteDb::open(&serve.dir.join("castiel.db")).expect("open the data dir");
+        EmbeddedStore::new(db, Arc::new(SystemClock))
+    };
+    let backlog = outbox(&db()).await;
+    let ready = backlog.iter().filter(|e| e.state == "ready").count();
+    assert!(
+        ready > 0,
+        "the stalled broker left ready entries at the kill"
+    );
+
+    let mut child = serve.start(&url());
     serve.wait_ready(&client).await;
 
     // Every committed change (acknowledged or cut off before its answer) must
@@ -217,6 +248,38 @@ async fn sigkill_serve() {
             "duplicates of {integration} must share one event id"
         );
     }
+    // Recovery ran: every entry of the backlog whose change happened was
+    // republished with its own event id, and the outbox was worked off.
+    let published: HashSet<&str> = event_ids.values().flatten().map(String::as_str).collect();
+    let owed: Vec<&str> = backlog
+        .iter()
+        .filter(|e| stored.contains(&e.integration))
+        .map(|e| e.event_id.as_str())
+        .collect();
+    assert!(
+        !owed.is_empty(),
+        "the backlog held events of stored changes"
+    );
+    let unpublished: Vec<&&str> = owed.iter().filter(|id| !published.contains(**id)).collect();
+    assert!(
+        unpublished.is_empty(),
+        "backlog entries never republished: {unpublished:?}"
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !outbox(&db()).await.is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the relay left the outbox non-empty"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    eprintln!(
+        "SIGKILL crash: {} acknowledged, {} stored, {} outbox entries at the kill ({ready} ready), {} republished",
+        acked.len(),
+        stored.len(),
+        backlog.len(),
+        owed.len()
+    );
     child.start_kill().expect("kill");
     let _ = child.wait().await;
     tap.cleanup().await;

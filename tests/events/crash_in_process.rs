@@ -39,7 +39,7 @@ const WORKERS: usize = 6;
 const HELD_AFTER: usize = 2;
 
 /// The broker's address, from its URL.
-fn broker_addr() -> std::net::SocketAddr {
+pub(crate) fn broker_addr() -> std::net::SocketAddr {
     let u = url::Url::parse(&url()).expect("broker url");
     let host = u.host_str().expect("host");
     let port = u.port().unwrap_or(5672);
@@ -50,7 +50,7 @@ fn broker_addr() -> std::net::SocketAddr {
 }
 
 /// The broker URL with the proxy in its place.
-fn through(proxy: &Proxy) -> String {
+pub(crate) fn through(proxy: &Proxy) -> String {
     let mut u = url::Url::parse(&url()).expect("broker url");
     u.set_host(Some("127.0.0.1")).expect("host");
     u.set_port(Some(proxy.addr.port())).expect("port");
@@ -59,13 +59,13 @@ fn through(proxy: &Proxy) -> String {
 
 /// One outbox entry as the crash left it.
 #[derive(Debug)]
-struct Left {
-    event_id: String,
-    state: String,
-    integration: String,
+pub(crate) struct Left {
+    pub(crate) event_id: String,
+    pub(crate) state: String,
+    pub(crate) integration: String,
 }
 
-async fn outbox(store: &dyn Store) -> Vec<Left> {
+pub(crate) async fn outbox(store: &dyn Store) -> Vec<Left> {
     let q = Query::cross_partition().eq("kind", "event").limit(200);
     all_documents(store, Container::Outbox, q)
         .await
