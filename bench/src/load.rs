@@ -33,6 +33,11 @@ pub struct RequestSpec {
     pub body: Option<BodyFn>,
     /// The status every answer must have (others count as errors).
     pub expect: StatusCode,
+    /// When set, request `n` of connection `conn` goes to one of these
+    /// (path, `Authorization`) pairs instead of `path` — spread so that
+    /// every connection walks all of them in a different order (no
+    /// best-case cache of one id and one token).
+    pub targets: Option<Arc<Vec<(String, HeaderValue)>>>,
 }
 
 /// How long and how wide a run is.
@@ -93,12 +98,22 @@ async fn connect(port: u16) -> anyhow::Result<http1::SendRequest<Full<Bytes>>> {
 }
 
 fn build(spec: &RequestSpec, conn: usize, n: u64) -> anyhow::Result<hyper::Request<Full<Bytes>>> {
+    let target = spec.targets.as_ref().filter(|t| !t.is_empty()).map(|t| {
+        // 7919 is prime to any count we use: one connection visits every
+        // target before it repeats one; connections start apart.
+        let i = (conn as u64 * 104_729 + n * 7_919) % t.len() as u64;
+        &t[i as usize]
+    });
+    let path = target.map_or(spec.path.as_str(), |(p, _)| p.as_str());
     let mut b = hyper::Request::builder()
         .method(spec.method.clone())
-        .uri(spec.path.as_str())
+        .uri(path)
         .header(hyper::header::HOST, "127.0.0.1");
     for (k, v) in &spec.headers {
         b = b.header(k, v);
+    }
+    if let Some((_, auth)) = target {
+        b = b.header(hyper::header::AUTHORIZATION, auth);
     }
     let body = spec.body.as_ref().map(|f| f(conn, n)).unwrap_or_default();
     Ok(b.body(Full::new(body))?)
@@ -112,6 +127,23 @@ pub async fn once(port: u16, spec: &RequestSpec) -> anyhow::Result<(StatusCode, 
     let status = res.status();
     let body = res.into_body().collect().await?.to_bytes();
     Ok((status, body))
+}
+
+/// Sends `specs` one after another on one keep-alive connection (seeding);
+/// returns each status and body.
+pub async fn sequence(
+    port: u16,
+    specs: &[RequestSpec],
+) -> anyhow::Result<Vec<(StatusCode, Bytes)>> {
+    let mut sender = connect(port).await?;
+    let mut out = Vec::with_capacity(specs.len());
+    for (n, spec) in specs.iter().enumerate() {
+        sender.ready().await.context("connection closed")?;
+        let res = sender.send_request(build(spec, 0, n as u64)?).await?;
+        let status = res.status();
+        out.push((status, res.into_body().collect().await?.to_bytes()));
+    }
+    Ok(out)
 }
 
 /// Drives `shape.connections` connections with `spec` and measures them.

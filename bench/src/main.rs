@@ -4,8 +4,12 @@
 //!
 //! ```text
 //! scripts/bench [--quick] [--only startup,http] [--duration S] [--warmup S]
+//!               [--rounds N] [--integrations N] [--tenants N]
 //!               [--connections N] [--starts N] [--client-threads N] [--no-build]
 //! ```
+//!
+//! A run whose figures cannot be trusted (an unexpected status under load)
+//! prints them, marks the JSON `"valid": false` and exits 1.
 
 mod load;
 mod proc;
@@ -26,6 +30,12 @@ pub struct Options {
     pub duration: Duration,
     /// Unrecorded period before it.
     pub warmup: Duration,
+    /// Alternating rounds of service and baseline (HTTP).
+    pub rounds: usize,
+    /// Integrations seeded per service (the GETs walk all of them).
+    pub integrations: usize,
+    /// Tenants (tokens) they are spread over.
+    pub tenants: usize,
     /// Concurrent keep-alive connections.
     pub connections: usize,
     /// Repetitions of the start-up measurement.
@@ -39,12 +49,16 @@ pub struct Options {
 }
 
 const USAGE: &str = "usage: scripts/bench [--quick] [--only startup,http] [--duration S] \
-[--warmup S] [--connections N] [--starts N] [--client-threads N] [--no-build]";
+[--warmup S] [--rounds N] [--integrations N] [--tenants N] [--connections N] [--starts N] \
+[--client-threads N] [--no-build]";
 
 fn parse_args() -> anyhow::Result<Options> {
     let mut o = Options {
-        duration: Duration::from_secs(10),
-        warmup: Duration::from_secs(2),
+        duration: Duration::from_secs(3),
+        warmup: Duration::from_secs(1),
+        rounds: 5,
+        integrations: 1000,
+        tenants: 50,
         connections: 32,
         starts: 20,
         client_threads: 2,
@@ -59,13 +73,17 @@ fn parse_args() -> anyhow::Result<Options> {
         };
         match a.as_str() {
             "--quick" => {
-                o.duration = Duration::from_secs(3);
-                o.warmup = Duration::from_secs(1);
+                o.duration = Duration::from_secs(2);
+                o.warmup = Duration::from_millis(500);
+                o.rounds = 3;
                 o.starts = 5;
             }
             "--duration" => o.duration = Duration::from_secs_f64(value()?.parse()?),
             "--warmup" => o.warmup = Duration::from_secs_f64(value()?.parse()?),
             "--connections" => o.connections = value()?.parse()?,
+            "--rounds" => o.rounds = value()?.parse()?,
+            "--integrations" => o.integrations = value()?.parse()?,
+            "--tenants" => o.tenants = value()?.parse()?,
             "--starts" => o.starts = value()?.parse()?,
             "--client-threads" => o.client_threads = value()?.parse()?,
             "--only" => o.only = value()?.split(',').map(str::to_owned).collect(),
@@ -77,8 +95,17 @@ fn parse_args() -> anyhow::Result<Options> {
             other => bail!("unknown argument {other}\n{USAGE}"),
         }
     }
-    if o.connections == 0 || o.starts == 0 || o.client_threads == 0 || o.duration.is_zero() {
-        bail!("--connections, --starts, --client-threads and --duration must be positive");
+    if o.connections == 0
+        || o.starts == 0
+        || o.client_threads == 0
+        || o.duration.is_zero()
+        || o.rounds == 0
+        || o.integrations == 0
+        || o.tenants == 0
+    {
+        bail!(
+            "--connections, --starts, --client-threads, --duration, --rounds, --integrations and --tenants must be positive"
+        );
     }
     Ok(o)
 }
@@ -194,14 +221,19 @@ fn main() -> anyhow::Result<()> {
         bins: &bins,
         rt: &rt,
         notes: Default::default(),
+        invalid: Default::default(),
     };
     let load_before = loadavg();
     eprintln!(
-        "machine: {} cores, loadavg {load_before}; load {}×{}s after {}s warm-up; {} starts",
+        "machine: {} cores, loadavg {load_before}; {} rounds of load {}×{}s after {}s warm-up \
+         ({} integrations over {} tenants); {} starts",
         std::thread::available_parallelism().map_or(0, usize::from),
+        opts.rounds,
         opts.connections,
         opts.duration.as_secs_f64(),
         opts.warmup.as_secs_f64(),
+        opts.integrations,
+        opts.tenants,
         opts.starts,
     );
     let mut metrics = Vec::new();
@@ -216,6 +248,7 @@ fn main() -> anyhow::Result<()> {
         );
     }
     let notes = env.notes.into_inner();
+    let invalid = env.invalid.into_inner();
     let targets = report::targets(&metrics);
     report::print(&metrics, &targets, &notes);
     let now = chrono::Utc::now();
@@ -227,6 +260,9 @@ fn main() -> anyhow::Result<()> {
         "options": {
             "durationSeconds": opts.duration.as_secs_f64(),
             "warmupSeconds": opts.warmup.as_secs_f64(),
+            "rounds": opts.rounds,
+            "integrations": opts.integrations,
+            "tenants": opts.tenants,
             "connections": opts.connections,
             "starts": opts.starts,
             "clientThreads": opts.client_threads,
@@ -234,7 +270,9 @@ fn main() -> anyhow::Result<()> {
         "versions": { "service": service_versions, "baseline": baseline_versions },
         "binaries": { "service": bins.service, "baseline": bins.baseline },
     });
-    let doc = report::json(&metrics, &targets, &notes, context);
+    let mut doc = report::json(&metrics, &targets, &notes, context);
+    doc["valid"] = json!(invalid.is_empty());
+    doc["invalid"] = json!(invalid);
     let path = report::write(
         &root.join("bench/results"),
         &now.format("%Y%m%dT%H%M%SZ").to_string(),
@@ -244,5 +282,15 @@ fn main() -> anyhow::Result<()> {
         "\nresults: {} (and bench/results/latest.json)",
         path.display()
     );
+    if !invalid.is_empty() {
+        eprintln!(
+            "\nINVALID run ({} problem(s)); its figures do not count:",
+            invalid.len()
+        );
+        for i in &invalid {
+            eprintln!("  {i}");
+        }
+        std::process::exit(1);
+    }
     Ok(())
 }

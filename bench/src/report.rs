@@ -96,8 +96,12 @@ pub fn print(metrics: &[Metric], targets: &[Target], notes: &[String]) {
     for m in metrics {
         let label = format!("{} ({})", m.label, m.unit);
         let pad = label_w.saturating_sub(label.chars().count());
+        let range = m
+            .rounds
+            .as_ref()
+            .map_or(String::new(), |r| format!(" ({:.2}–{:.2})", r.low, r.high));
         println!(
-            "{label}{} | {:>10} | {:>10} | {:>7}",
+            "{label}{} | {:>10} | {:>10} | {:>7}{range}",
             " ".repeat(pad),
             num(m.service),
             m.baseline.map_or("-".into(), num),
@@ -105,7 +109,8 @@ pub fn print(metrics: &[Metric], targets: &[Target], notes: &[String]) {
         );
     }
     println!(
-        "\nratio = service / baseline; req/s: higher is better, everything else: lower is better."
+        "\nratio = service / baseline (in rounds: the median of each round's ratio, and the rounds' range); \
+         figures: medians of the rounds; req/s: higher is better, everything else: lower is better."
     );
     println!("\ntargets (issue 2):");
     for t in targets {

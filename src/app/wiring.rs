@@ -61,7 +61,7 @@ pub fn shared_db(config: &Config) -> anyhow::Result<Arc<SqliteDb>> {
     if let Some(db) = open.get(&path).and_then(Weak::upgrade) {
         return Ok(db);
     }
-    let db = SqliteDb::open(&path)
+    let db = SqliteDb::open_with(&path, config.sqlite_synchronous)
         .with_context(|| format!("opening the embedded database at {}", path.display()))?;
     open.insert(path, Arc::downgrade(&db));
     Ok(db)

@@ -22,7 +22,7 @@ use parse::{list, non_empty, number, url};
 
 pub use sections::{
     HttpLimits, JwtConfig, LogFormat, OauthClient, OauthClients, QueueConfig, SecretsConfig,
-    ShardsConfig, StoreConfig, SyncLimits, WebhookSettings,
+    ShardsConfig, SqliteSynchronous, StoreConfig, SyncLimits, WebhookSettings,
 };
 
 /// Every key this service reads, with its default (`None`: unset).
@@ -32,6 +32,7 @@ pub const KEYS: &[(&str, Option<&str>)] = &[
     ("PORT", Some("3026")),
     ("DATA_DIR", Some("./data")),
     ("STORE", Some("embedded")),
+    ("SQLITE_SYNCHRONOUS", Some("normal")),
     ("COSMOS_ENDPOINT", None),
     ("COSMOS_KEY", None),
     ("COSMOS_DATABASE", Some("castiel")),
@@ -83,6 +84,7 @@ struct Raw {
     port: Option<String>,
     data_dir: Option<String>,
     store: Option<String>,
+    sqlite_synchronous: Option<String>,
     cosmos_endpoint: Option<String>,
     cosmos_key: Option<String>,
     cosmos_database: Option<String>,
@@ -153,6 +155,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Document store.
     pub store: StoreConfig,
+    /// Durability of the embedded store's commits.
+    pub sqlite_synchronous: SqliteSynchronous,
     /// Job queue.
     pub queue: QueueConfig,
     /// RabbitMQ URL; `None` keeps events in-process.
@@ -258,6 +262,9 @@ impl Config {
                 ));
             }
         };
+        let sqlite_synchronous = non_empty(r.sqlite_synchronous);
+        let sqlite_synchronous = SqliteSynchronous::from_setting(sqlite_synchronous.as_deref())
+            .ok_or_else(|| bad("SQLITE_SYNCHRONOUS", "is not one of normal, full"))?;
         let queue = match non_empty(r.queue).as_deref().unwrap_or("embedded") {
             "embedded" => QueueConfig::Embedded,
             "servicebus" => {
@@ -329,6 +336,7 @@ impl Config {
             }
         };
         Ok(Self {
+            sqlite_synchronous,
             port: number("PORT", r.port, 3026, 1, u32::from(u16::MAX))?
                 .try_into()
                 .map_err(|_| bad("PORT", "out of range"))?,

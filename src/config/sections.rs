@@ -166,3 +166,36 @@ impl OauthClients {
         self.0.get(provider_id)
     }
 }
+
+/// How hard the embedded store's SQLite (WAL) pushes each commit to disk
+/// (`SQLITE_SYNCHRONOUS`). Both survive a crash of the process; they differ
+/// on a power cut or a kernel crash.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SqliteSynchronous {
+    /// `synchronous=NORMAL`: the WAL is fsynced at checkpoints only, so a
+    /// power cut can lose the commits since the last checkpoint (never
+    /// corrupt the file).
+    #[default]
+    Normal,
+    /// `synchronous=FULL`: every commit is fsynced before it is answered.
+    Full,
+}
+
+impl SqliteSynchronous {
+    /// The setting's value (case-insensitive; unset: `normal`).
+    pub fn from_setting(value: Option<&str>) -> Option<Self> {
+        match value.map(str::to_ascii_lowercase).as_deref() {
+            None | Some("normal") => Some(Self::Normal),
+            Some("full") => Some(Self::Full),
+            Some(_) => None,
+        }
+    }
+
+    /// The value of SQLite's `synchronous` pragma.
+    pub fn pragma(self) -> &'static str {
+        match self {
+            Self::Normal => "NORMAL",
+            Self::Full => "FULL",
+        }
+    }
+}

@@ -9,6 +9,13 @@ fn defaults_are_embedded() {
     assert!(matches!(c.store, StoreConfig::Embedded));
     assert_eq!(c.sync.max_records, 1000);
     assert_eq!(c.webhooks.disable_after_hours, 120);
+    assert_eq!(c.sqlite_synchronous, SqliteSynchronous::Normal);
+}
+
+#[test]
+fn sqlite_synchronous_selects_full() {
+    let c = Config::from_pairs(&[("SQLITE_SYNCHRONOUS", "FULL")]).expect("full");
+    assert_eq!(c.sqlite_synchronous.pragma(), "FULL");
 }
 
 #[test]
@@ -22,6 +29,7 @@ fn bad_values_name_their_setting() {
         ("JWT_SECRET", "short"),
         ("RABBITMQ_URL", "http://x"),
         ("LOG_FORMAT", "xml"),
+        ("SQLITE_SYNCHRONOUS", "off"),
     ] {
         let err = Config::from_pairs(&[(k, v)]).expect_err(k);
         let expected = if v == "cosmos" { "COSMOS_ENDPOINT" } else { k };

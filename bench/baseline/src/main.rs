@@ -5,7 +5,14 @@
 //! - `GET /api/v1/integrations/{id}` → the fixed JSON in `BASELINE_GET_BODY`;
 //! - `POST /api/v1/integrations` → `201` echoing the parsed JSON body.
 //!
-//! Listens on `127.0.0.1:$PORT`.
+//! Listens on `127.0.0.1:$PORT`. It allocates with mimalloc, as the
+//! service does (src/main.rs), so that the ratios compare the work done and
+//! not two allocators. (Until issue 23 it kept glibc's malloc, on which issue
+//! 2's targets had been set.)
+
+/// The service's allocator.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use axum::Json;
 use axum::Router;

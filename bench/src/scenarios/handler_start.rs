@@ -37,7 +37,12 @@ impl Scenario for HandlerStart {
             let dir = tempfile::tempdir()?;
             let mut handler = Command::new(&env.bins.service);
             handler.arg("handler");
-            let (to_probe, to_ready) = start(&mut handler, "FUNCTIONS_CUSTOMHANDLER_PORT", &["/", "/api/health"], dir.path())?;
+            let (to_probe, to_ready) = start(
+                &mut handler,
+                "FUNCTIONS_CUSTOMHANDLER_PORT",
+                &["/", "/api/health"],
+                dir.path(),
+            )?;
             probe.push(to_probe);
             ready.push(to_ready);
             let mut baseline = Command::new(&env.bins.baseline);
@@ -51,18 +56,39 @@ impl Scenario for HandlerStart {
             better: Better::Lower,
             service: quantile(xs, q),
             baseline: Some(quantile(&base, q)),
+            rounds: None,
         };
         Ok(vec![
-            metric("handler_probe_ms_p50", format!("handler start→first GET / answer, median of {n}"), &probe, 0.5),
-            metric("handler_probe_ms_p90", format!("handler start→first GET / answer, p90 of {n}"), &probe, 0.9),
-            metric("handler_ready_ms_p50", format!("handler start→200 /api/health (App built), median of {n}"), &ready, 0.5),
+            metric(
+                "handler_probe_ms_p50",
+                format!("handler start→first GET / answer, median of {n}"),
+                &probe,
+                0.5,
+            ),
+            metric(
+                "handler_probe_ms_p90",
+                format!("handler start→first GET / answer, p90 of {n}"),
+                &probe,
+                0.9,
+            ),
+            metric(
+                "handler_ready_ms_p50",
+                format!("handler start→200 /api/health (App built), median of {n}"),
+                &ready,
+                0.5,
+            ),
         ])
     }
 }
 
 /// Starts a program and returns the milliseconds until each path first
 /// answers 200, in order.
-fn start(cmd: &mut Command, port_var: &str, paths: &[&str], dir: &Path) -> anyhow::Result<(f64, f64)> {
+fn start(
+    cmd: &mut Command,
+    port_var: &str,
+    paths: &[&str],
+    dir: &Path,
+) -> anyhow::Result<(f64, f64)> {
     let port = free_port()?;
     cmd.env(port_var, port.to_string())
         .env("DATA_DIR", dir)
@@ -104,5 +130,7 @@ fn get_ok(port: u16, path: &str) -> bool {
     };
     let req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
     let mut head = [0u8; 12];
-    s.write_all(req.as_bytes()).is_ok() && s.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.1 200")
+    s.write_all(req.as_bytes()).is_ok()
+        && s.read_exact(&mut head).is_ok()
+        && head.starts_with(b"HTTP/1.1 200")
 }

@@ -40,11 +40,51 @@ pub struct Metric {
     pub service: f64,
     /// Value for the baseline (`None` when the baseline has no equivalent).
     pub baseline: Option<f64>,
+    /// When measured in alternating rounds: each round's service/baseline
+    /// ratio's median and range (the ratio reported is then that median).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rounds: Option<RatioRounds>,
+}
+
+/// The ratios of alternating rounds.
+#[derive(Debug, Clone, Serialize)]
+pub struct RatioRounds {
+    /// Median of the rounds' ratios.
+    pub median: f64,
+    /// Lowest.
+    pub low: f64,
+    /// Highest.
+    pub high: f64,
+    /// Every round's ratio, in order.
+    pub each: Vec<f64>,
+}
+
+impl RatioRounds {
+    /// The median and range of `ratios` (`None` when there are none).
+    pub fn of(ratios: Vec<f64>) -> Option<Self> {
+        if ratios.is_empty() {
+            return None;
+        }
+        let (low, high) = ratios
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), x| {
+                (l.min(*x), h.max(*x))
+            });
+        Some(Self {
+            median: quantile(&ratios, 0.5),
+            low,
+            high,
+            each: ratios,
+        })
+    }
 }
 
 impl Metric {
-    /// service / baseline.
+    /// service / baseline (the rounds' median ratio when in rounds).
     pub fn ratio(&self) -> Option<f64> {
+        if let Some(r) = &self.rounds {
+            return Some(r.median);
+        }
         self.baseline
             .filter(|b| *b != 0.0)
             .map(|b| self.service / b)
@@ -61,9 +101,17 @@ pub struct Env<'a> {
     pub rt: &'a tokio::runtime::Runtime,
     /// Notes for the report (errors seen, anomalies).
     pub notes: std::cell::RefCell<Vec<String>>,
+    /// Why the run's figures are invalid (empty: valid).
+    pub invalid: std::cell::RefCell<Vec<String>>,
 }
 
 impl Env<'_> {
+    /// Marks the run invalid (it then exits non-zero), with the reason.
+    pub fn invalidate(&self, text: String) {
+        eprintln!("  INVALID: {text}");
+        self.invalid.borrow_mut().push(text);
+    }
+
     /// Adds a note to the report (also printed at once).
     pub fn note(&self, text: String) {
         eprintln!("  note: {text}");

@@ -38,6 +38,7 @@ impl Scenario for Startup {
             better: Better::Lower,
             service: quantile(xs, q),
             baseline: Some(quantile(&base, q)),
+            rounds: None,
         };
         Ok(vec![
             metric(

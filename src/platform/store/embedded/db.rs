@@ -10,6 +10,7 @@ use rusqlite::Connection;
 use super::schema::apply_schema;
 use super::unavailable;
 use super::writer::{Checkpointer, Undo, WRITER_CHECKPOINT_PAGES, Writer};
+use crate::config::SqliteSynchronous;
 use crate::platform::store::StoreResult;
 
 /// Reader connections kept open for reuse. It must cover the blocking
@@ -78,11 +79,20 @@ impl SqliteDb {
     /// Opens (creating if needed) the database file, creating what is missing
     /// and migrating older layouts.
     pub fn open(path: &Path) -> StoreResult<Arc<Self>> {
+        Self::open_with(path, SqliteSynchronous::default())
+    }
+
+    /// [`SqliteDb::open`] with the writer's commits made as durable as
+    /// `synchronous` says (`SQLITE_SYNCHRONOUS`).
+    pub fn open_with(path: &Path, synchronous: SqliteSynchronous) -> StoreResult<Arc<Self>> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(unavailable)?;
         }
         let writer = open_connection(path).map_err(unavailable)?;
         apply_schema(&writer).map_err(unavailable)?;
+        writer
+            .pragma_update(None, "synchronous", synchronous.pragma())
+            .map_err(unavailable)?;
         writer
             .pragma_update(None, "wal_autocheckpoint", WRITER_CHECKPOINT_PAGES)
             .map_err(unavailable)?;
