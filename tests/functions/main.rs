@@ -2,15 +2,19 @@
 //! driving the real `handler` binary and the trigger adapters, and checks of
 //! function.json, host.json, local.settings.json, infra/ and the package.
 //!
-//! The emulator follows `docs/functions-protocol.md`; see `host.rs`.
+//! The emulator follows `docs/functions-protocol.md`; see `host.rs` (with
+//! `definitions.rs`, `wire.rs` and `envelopes.rs`).
 
 mod bicep_settings;
 mod binary;
 mod config_files;
+mod definitions;
+mod envelopes;
 mod host;
 mod infra;
 mod jobs;
 mod package;
+mod wire;
 
 #[path = "../support/cosmos_emulator.rs"]
 mod cosmos_emulator;
