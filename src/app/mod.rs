@@ -13,6 +13,7 @@ use crate::config::Config;
 use crate::features::catalog::Catalog;
 use crate::features::connections::Connections;
 use crate::features::integrations::Integrations;
+use crate::features::sync::SyncEngine;
 use crate::features::webhooks::Webhooks;
 use crate::features::webhooks::model::Delivery;
 use crate::platform::auth::TokenKeys;
@@ -20,6 +21,7 @@ use crate::platform::events::Events;
 use crate::platform::queue::JobQueue;
 use crate::platform::queue::embedded::EmbeddedQueue;
 use crate::platform::secrets::SecretStore;
+use crate::platform::shards::ShardSink;
 use crate::platform::store::Store;
 
 pub use self::wiring::{build, build_with};
@@ -56,6 +58,10 @@ pub struct App {
     pub webhooks: Arc<Webhooks>,
     /// The connections feature (credentials, OAuth, token refresh).
     pub connections: Arc<Connections>,
+    /// Where synced records go (readiness).
+    pub shards: Arc<dyn ShardSink>,
+    /// The sync feature (tasks, runs, adapters).
+    pub sync: Arc<SyncEngine>,
 }
 
 impl std::fmt::Debug for App {

@@ -12,6 +12,8 @@ use crate::features::catalog::Catalog;
 use crate::features::catalog::service as catalog;
 use crate::features::connections::{Connections, OauthSettings, service as connections};
 use crate::features::integrations::Integrations;
+use crate::features::sync::SyncEngine;
+use crate::features::sync::adapter::{AdapterContext, ProviderSettings};
 use crate::features::webhooks::{AttemptQueue, Webhooks};
 use crate::platform::auth::{self, TokenKeys};
 use crate::platform::events::Events;
@@ -23,6 +25,8 @@ use crate::platform::secrets::SecretStore;
 use crate::platform::secrets::castiel::CastielSecretStore;
 use crate::platform::secrets::keyvault::KeyVaultSecretStore;
 use crate::platform::secrets::local::{self, LocalSecretStore};
+use crate::platform::shards::ShardSink;
+use crate::platform::shards::local::LocalShards;
 use crate::platform::store::Store;
 use crate::platform::store::cosmos::{self, CosmosStore};
 use crate::platform::store::embedded::{EmbeddedStore, SqliteDb};
@@ -198,10 +202,28 @@ pub async fn build_with(
         clock: clock.clone(),
         events: events.clone(),
         secrets: secrets.clone(),
-        outbound,
+        outbound: outbound.clone(),
         catalog: catalog.clone(),
         integrations: integrations.clone(),
         oauth: oauth_settings(&config)?,
+    });
+    let shards: Arc<dyn ShardSink> = Arc::new(LocalShards::new(store.clone(), clock.clone()));
+    let sync = Arc::new(SyncEngine {
+        store: store.clone(),
+        clock: clock.clone(),
+        events: events.clone(),
+        queue: queue.clone(),
+        shards: shards.clone(),
+        adapters: AdapterContext {
+            connections: connections.clone(),
+            outbound,
+            providers: ProviderSettings {
+                salesforce_api_version: config.salesforce_api_version.clone(),
+            },
+        },
+        integrations: integrations.clone(),
+        catalog: catalog.clone(),
+        limits: config.sync,
     });
     let seeded = catalog::seed(&catalog)
         .await
@@ -222,6 +244,8 @@ pub async fn build_with(
         integrations,
         webhooks,
         connections,
+        shards,
+        sync,
     };
     Ok(app.into())
 }

@@ -18,7 +18,7 @@ mod parse;
 mod sections;
 
 pub use parse::parse_cidr;
-use parse::{list, non_empty, number, url};
+use parse::{api_version, list, non_empty, number, url};
 
 pub use sections::{
     HttpLimits, JwtConfig, LogFormat, OauthClient, OauthClients, QueueConfig, SecretsConfig,
@@ -55,6 +55,8 @@ pub const KEYS: &[(&str, Option<&str>)] = &[
     ("SYNC_MAX_RECORDS", Some("1000")),
     ("SYNC_MIN_INTERVAL_MINUTES", Some("5")),
     ("SYNC_MAX_CONCURRENT_PER_TENANT", Some("3")),
+    ("SYNC_LEASE_SECONDS", Some("60")),
+    ("SALESFORCE_API_VERSION", Some("v60.0")),
     ("WEBHOOK_TIMEOUT_SECONDS", Some("15")),
     ("WEBHOOK_DISABLE_AFTER_HOURS", Some("120")),
     ("WORKERS", Some("64")),
@@ -107,6 +109,8 @@ struct Raw {
     sync_max_records: Option<String>,
     sync_min_interval_minutes: Option<String>,
     sync_max_concurrent_per_tenant: Option<String>,
+    sync_lease_seconds: Option<String>,
+    salesforce_api_version: Option<String>,
     webhook_timeout_seconds: Option<String>,
     webhook_disable_after_hours: Option<String>,
     workers: Option<String>,
@@ -173,6 +177,8 @@ pub struct Config {
     pub jwt: JwtConfig,
     /// Sync limits.
     pub sync: SyncLimits,
+    /// Salesforce REST API version (`v60.0`).
+    pub salesforce_api_version: String,
     /// Webhook delivery.
     pub webhooks: WebhookSettings,
     /// Jobs `serve` runs at once. Delivery attempts mostly wait on the
@@ -379,7 +385,9 @@ impl Config {
                     1,
                     1000,
                 )?,
+                lease_seconds: number("SYNC_LEASE_SECONDS", r.sync_lease_seconds, 60, 2, 3600)?,
             },
+            salesforce_api_version: api_version(r.salesforce_api_version)?,
             webhooks: WebhookSettings {
                 timeout_seconds: number(
                     "WEBHOOK_TIMEOUT_SECONDS",

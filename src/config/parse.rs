@@ -57,3 +57,27 @@ pub fn parse_cidr(s: &str) -> Option<IpNet> {
         .ok()
         .or_else(|| s.parse::<std::net::IpAddr>().ok().map(IpNet::from))
 }
+
+/// `SALESFORCE_API_VERSION`: `v` and a version such as `60.0`.
+pub(super) fn api_version(raw: Option<String>) -> Result<String, ConfigError> {
+    let v = raw
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "v60.0".into());
+    let ok = v.strip_prefix('v').is_some_and(|n| {
+        let mut parts = n.split('.');
+        let major = parts.next().is_some_and(|m| {
+            !m.is_empty() && m.len() <= 3 && m.bytes().all(|b| b.is_ascii_digit())
+        });
+        let minor = parts.next().is_some_and(|m| m == "0");
+        major && minor && parts.next().is_none()
+    });
+    if ok {
+        Ok(v)
+    } else {
+        Err(ConfigError {
+            key: "SALESFORCE_API_VERSION",
+            message: "must look like v60.0".into(),
+        })
+    }
+}

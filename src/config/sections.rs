@@ -88,6 +88,9 @@ pub struct SyncLimits {
     pub min_interval_minutes: u32,
     /// Running executions per tenant.
     pub max_concurrent_per_tenant: u32,
+    /// How long a run holds its execution and tenant slot without a
+    /// heartbeat; a run whose process died is taken over after this.
+    pub lease_seconds: u32,
 }
 
 /// Webhook delivery settings (SPEC §8).

@@ -4,4 +4,5 @@
 pub mod catalog;
 pub mod connections;
 pub mod integrations;
+pub mod sync;
 pub mod webhooks;

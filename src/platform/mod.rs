@@ -9,4 +9,5 @@ pub(crate) mod files;
 pub mod outbound;
 pub mod queue;
 pub mod secrets;
+pub mod shards;
 pub mod store;

@@ -9,6 +9,7 @@
 //!   across processes.
 //! - `tokens`: token endpoints and the service-account assertion.
 
+pub mod access;
 mod input;
 pub mod model;
 pub mod oauth;
