@@ -33,5 +33,9 @@ pub async fn run(
                 .await
                 .map(IntoOutcome::into_outcome)
         }
+        JobMessage::SyncRun {
+            tenant_id,
+            execution_id,
+        } => crate::features::sync::run::run(&app.sync, tenant_id, execution_id).await,
     }
 }

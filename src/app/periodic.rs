@@ -82,7 +82,33 @@ pub const TABLE: &[Periodic] = &[
         at_start: true,
         run: |app, _| Box::pin(async move { refresh_tokens(&app).await }),
     },
+    Periodic {
+        name: "sync-scheduler",
+        every: Duration::from_secs(10),
+        schedule: "0 */1 * * * *",
+        at_start: true,
+        run: |app, _| Box::pin(async move { schedule_syncs(&app).await }),
+    },
 ];
+
+/// Queues due sync tasks and sends again the runs left behind (lapsed
+/// leases, lost jobs). `serve` looks every 10 s, so a cron task starts
+/// within seconds of its minute and a dead run resumes soon after its
+/// lease lapses; the Functions timer fires each minute.
+async fn schedule_syncs(app: &App) -> Result<JobOutcome, JobError> {
+    let r = crate::features::sync::run::scheduler::tick(&app.sync).await?;
+    if r.due + r.resumed + r.resent > 0 {
+        tracing::info!(
+            due = r.due,
+            queued = r.queued,
+            skipped = r.skipped,
+            resumed = r.resumed,
+            resent = r.resent,
+            "sync scheduler"
+        );
+    }
+    Ok(Summary(r).into_outcome())
+}
 
 /// Refreshes OAuth tokens expiring within 15 minutes (single flight per
 /// connection across processes: see [`refresh`]).

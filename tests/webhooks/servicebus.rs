@@ -159,7 +159,10 @@ async fn deliveries_and_scheduled_retries_go_to_service_bus() {
         delivery_id,
         attempt,
         ..
-    } = msg.clone();
+    } = msg.clone()
+    else {
+        panic!("a webhook delivery job, got {msg:?}");
+    };
     assert_eq!(attempt, 0);
     assert_eq!(props["MessageId"], format!("{delivery_id}:0"));
     assert!(

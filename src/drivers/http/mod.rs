@@ -12,6 +12,7 @@ pub mod json;
 pub mod openapi;
 pub mod respond;
 pub mod server;
+pub mod sync_runs;
 pub mod webhooks;
 
 use std::sync::OnceLock;
@@ -74,6 +75,7 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(integrations::router())
         .merge(connections::router())
         .merge(webhooks::router())
+        .merge(sync_runs::router())
 }
 
 /// The OpenAPI 3.1 document, generated from the routes.

@@ -90,7 +90,10 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// An optional JSON body: empty means the type's default.
-fn optional_body<T: ApiInput + Default>(headers: &HeaderMap, bytes: &Bytes) -> Result<T, ApiError> {
+pub(super) fn optional_body<T: ApiInput + Default>(
+    headers: &HeaderMap,
+    bytes: &Bytes,
+) -> Result<T, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }

@@ -5,6 +5,7 @@ pub mod credentials;
 pub mod custom_api;
 pub mod model;
 pub mod service;
+pub mod sync_state;
 
 use std::sync::{Arc, PoisonError, RwLock};
 

@@ -3,7 +3,10 @@
 //! shards the records become.
 
 pub mod adapter;
+pub mod connection_test;
 pub mod model;
+pub mod run;
+pub mod schedule;
 
 use std::sync::Arc;
 

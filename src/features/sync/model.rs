@@ -348,6 +348,11 @@ pub struct Execution {
     /// A person asked it to stop.
     #[serde(default)]
     pub cancel_requested: bool,
+    /// The worker that holds the run (a token per start), so a worker whose
+    /// lease lapsed and was taken over notices and stops.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(ignore)]
+    pub runner: Option<Uuid>,
     /// While running: the run is taken over after this unless renewed.
     #[serde(default, with = "crate::domain::time::exact_opt")]
     #[schema(ignore)]

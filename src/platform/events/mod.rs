@@ -96,6 +96,14 @@ pub mod types {
     pub const TOKEN_REFRESHED: &str = "integration.token.refreshed";
     /// A connection's token could not be refreshed (it is now expired).
     pub const TOKEN_REFRESH_FAILED: &str = "integration.token.refresh_failed";
+    /// A sync run started.
+    pub const SYNC_STARTED: &str = "integration.sync.started";
+    /// A sync run completed (`completed` or `partial`).
+    pub const SYNC_COMPLETED: &str = "integration.sync.completed";
+    /// A sync run failed or was cancelled.
+    pub const SYNC_FAILED: &str = "integration.sync.failed";
+    /// A sync task's run ended, however it ended.
+    pub const TASK_COMPLETED: &str = "sync.task.completed";
 
     /// Every event type this service publishes (SPEC §7), including those
     /// of features still to come: a subscription may name any of them.
@@ -105,10 +113,10 @@ pub mod types {
         INTEGRATION_DELETED,
         "webhook.delivered",
         "webhook.failed",
-        "sync.task.completed",
-        "integration.sync.started",
-        "integration.sync.completed",
-        "integration.sync.failed",
+        TASK_COMPLETED,
+        SYNC_STARTED,
+        SYNC_COMPLETED,
+        SYNC_FAILED,
         "integration.conflict.detected",
         TOKEN_REFRESHED,
         TOKEN_REFRESH_FAILED,

@@ -11,7 +11,10 @@ use crate::domain::tenancy::TenantId;
 /// The Service Bus queue of webhook delivery attempts.
 pub const WEBHOOK_QUEUE: &str = "webhook-deliveries";
 
-/// A job. New kinds (sync runs) are new variants.
+/// The Service Bus queue of sync runs.
+pub const SYNC_QUEUE: &str = "sync-runs";
+
+/// A job. Each kind of queued work is one variant.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "camelCase")]
 pub enum JobMessage {
@@ -26,6 +29,15 @@ pub enum JobMessage {
         /// a message whose attempt no longer matches the delivery is stale.
         attempt: u32,
     },
+    /// One sync run (an execution), started or resumed.
+    #[serde(rename_all = "camelCase")]
+    SyncRun {
+        /// The execution's tenant (its partition).
+        tenant_id: TenantId,
+        /// The execution to run; a message for one that is over, or that a
+        /// live run holds, is a no-op.
+        execution_id: Uuid,
+    },
 }
 
 impl JobMessage {
@@ -33,6 +45,7 @@ impl JobMessage {
     pub fn queue(&self) -> &'static str {
         match self {
             JobMessage::WebhookDelivery { .. } => WEBHOOK_QUEUE,
+            JobMessage::SyncRun { .. } => SYNC_QUEUE,
         }
     }
 }

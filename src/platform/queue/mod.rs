@@ -13,7 +13,7 @@ pub mod servicebus;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-pub use message::{JobMessage, WEBHOOK_QUEUE};
+pub use message::{JobMessage, SYNC_QUEUE, WEBHOOK_QUEUE};
 
 /// A queue failure (transport or storage).
 #[derive(Debug, thiserror::Error)]
