@@ -14,9 +14,16 @@ use crate::infra::queues;
 const AWAITING_WIRING: &[&str] = &[];
 
 /// SPEC §10's HTTP groups whose routes exist (plus `openapi` for
-/// `/api/v1/openapi.json`); `sync-tasks` and `sync-conflicts` wait in
-/// `functions.pending/` until theirs do.
-const HTTP_FUNCTIONS: &[&str] = &["admin", "health", "integrations", "openapi", "webhooks"];
+/// `/api/v1/openapi.json`); `sync-conflicts` waits in
+/// `functions.pending/` until its routes exist.
+const HTTP_FUNCTIONS: &[&str] = &[
+    "admin",
+    "health",
+    "integrations",
+    "openapi",
+    "sync-tasks",
+    "webhooks",
+];
 
 fn kind_of(def: &FunctionDef) -> Option<TriggerKind> {
     [
@@ -101,16 +108,7 @@ fn pending_functions_are_valid_but_never_shipped() {
         .collect();
     let pending = discover(&repo().join("functions.pending"));
     let names: Vec<&str> = pending.iter().map(|f| f.name.as_str()).collect();
-    assert_eq!(
-        names,
-        [
-            "shard-updated",
-            "sync-conflicts",
-            "sync-run",
-            "sync-scheduler",
-            "sync-tasks"
-        ]
-    );
+    assert_eq!(names, ["shard-updated", "sync-conflicts"]);
     for f in &pending {
         assert!(
             !shipped.contains(&f.name),

@@ -18,4 +18,7 @@ pub fn production() -> Registry {
                 crate::app::jobs::run(&app, job, received.receives.unwrap_or(1), None).await
             },
         )
+        .service_bus("sync-run", |app, job: JobMessage, received| async move {
+            crate::app::jobs::run(&app, job, received.receives.unwrap_or(1), None).await
+        })
 }
