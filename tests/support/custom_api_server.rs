@@ -1,0 +1,628 @@
+//! A local REST API standing in for a tenant's own API (SPEC §9.6): one
+//! dataset of records (`id`, `number`, `name`, `amount`, `updated_at` as RFC
+//! 3339 text, `updated_unix` as unix seconds), served through one route per
+//! pagination type, each shaped after a public API that pages that way:
+//!
+//! | route | pagination | shaped after |
+//! |---|---|---|
+//! | `GET /v1/all` | none | `{"data": [...]}` |
+//! | `GET /v1/pages?page=&per_page=` | page | `{"data": [...]}`, pages from 1 |
+//! | `GET /v1/offset?offset=&limit=` | offset | `{"items": [...], "total": n}` |
+//! | `GET /v1/cursor?cursor=&limit=` | cursor | Slack's `{"ok", "members", "response_metadata": {"next_cursor"}}`, `""` at the end |
+//! | `GET /v1/next?page=` | next_url | Django REST framework's `{"count", "next", "previous", "results"}` |
+//! | `GET /v1/link?page=&per_page=` | link_header | GitHub's array body with `Link: <…>; rel="next", <…>; rel="last"` |
+//!
+//! Every list route takes `updated_since` (RFC 3339; records changed at or
+//! after it) and lists in id order; the page size defaults to 5. Also:
+//! `GET|PATCH /v1/items/{id}`, `POST /v1/items`, `GET /v1/health`,
+//! `GET /v1/foreign` (a next link to another origin), `GET /v1/broken` (not
+//! JSON), `GET /v1/status/{code}` (that status, with `Retry-After: 7` on
+//! 429), and `POST /oauth/token` (RFC 6749 §4.4 client credentials, client
+//! authentication by Basic header or form body). Every request to `/v1` is
+//! checked against the configured [`Auth`] (401 `{"message": "Bad
+//! credentials"}` otherwise) and recorded, with its arrival time, so tests
+//! can count and time calls.
+
+#![allow(dead_code, reason = "not every test binary uses every helper")]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use base64::Engine as _;
+use chrono::{DateTime, Duration, SecondsFormat, TimeZone, Utc};
+use serde_json::{Map, Value, json};
+
+/// Records in the dataset.
+pub const RECORDS: usize = 23;
+
+/// The id of the record whose id needs escaping in a path.
+pub const AWKWARD_ID: &str = "rec 07/ü?#%";
+
+/// The client the token endpoint knows.
+pub const CLIENT_ID: &str = "custom-api-client";
+/// Its secret.
+pub const CLIENT_SECRET: &str = "custom-api-secret-81c2";
+
+/// What the API expects of every `/v1` request.
+#[derive(Debug, Clone, Default)]
+pub enum Auth {
+    /// Nothing.
+    #[default]
+    None,
+    /// A key in a header.
+    Header { name: String, key: String },
+    /// A key in a query parameter.
+    Query { name: String, key: String },
+    /// A fixed bearer token.
+    Bearer(String),
+    /// User name and password.
+    Basic { user: String, password: String },
+    /// The last access token the token endpoint issued (until expired).
+    OAuth,
+}
+
+/// One request as it arrived.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    /// Arrival time.
+    pub at: Instant,
+    pub method: String,
+    pub path: String,
+    /// Decoded query pairs.
+    pub query: Vec<(String, String)>,
+    /// Headers (lower-case names).
+    pub headers: Vec<(String, String)>,
+}
+
+impl Seen {
+    /// The first value of a query parameter.
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+#[derive(Default)]
+struct Inner {
+    records: Vec<Map<String, Value>>,
+    auth: Auth,
+    seen: Vec<Seen>,
+    tokens_issued: u32,
+    valid_token: Option<String>,
+}
+
+#[derive(Clone)]
+struct Shared {
+    inner: Arc<Mutex<Inner>>,
+    origin: String,
+    other_origin: String,
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A running API; stopped when dropped.
+pub struct CustomApiServer {
+    shared: Shared,
+    task: tokio::task::JoinHandle<()>,
+    /// `http://127.0.0.1:<port>`.
+    pub origin: String,
+}
+
+impl Drop for CustomApiServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// When record `i` (0-based) last changed at first.
+pub fn initial_time(i: usize) -> DateTime<Utc> {
+    let start = Utc
+        .with_ymd_and_hms(2024, 5, 1, 10, 0, 0)
+        .single()
+        .expect("a valid time");
+    start + Duration::minutes(i as i64)
+}
+
+fn stamp(rec: &mut Map<String, Value>, t: DateTime<Utc>) {
+    rec.insert(
+        "updated_at".into(),
+        json!(t.to_rfc3339_opts(SecondsFormat::Secs, true)),
+    );
+    rec.insert("updated_unix".into(), json!(t.timestamp()));
+}
+
+fn dataset() -> Vec<Map<String, Value>> {
+    let mut out: Vec<Map<String, Value>> = (0..RECORDS)
+        .map(|i| {
+            let id = if i == 6 {
+                AWKWARD_ID.to_owned()
+            } else {
+                format!("rec-{:02}", i + 1)
+            };
+            let mut m = Map::new();
+            m.insert("id".into(), json!(id));
+            m.insert("number".into(), json!(1000 + i));
+            m.insert("name".into(), json!(format!("Record {}", i + 1)));
+            m.insert("amount".into(), json!((i as f64) * 10.5));
+            stamp(&mut m, initial_time(i));
+            m
+        })
+        .collect();
+    out.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
+    out
+}
+
+impl CustomApiServer {
+    /// Starts the API on a free loopback port, expecting `auth`.
+    pub async fn start(auth: Auth) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let origin = format!("http://127.0.0.1:{port}");
+        let shared = Shared {
+            inner: Arc::new(Mutex::new(Inner {
+                records: dataset(),
+                auth,
+                ..Inner::default()
+            })),
+            origin: origin.clone(),
+            other_origin: format!("http://localhost:{port}"),
+        };
+        let v1 = Router::new()
+            .route("/all", get(all))
+            .route("/pages", get(pages))
+            .route("/offset", get(offset))
+            .route("/cursor", get(cursor))
+            .route("/next", get(next))
+            .route("/foreign", get(foreign))
+            .route("/link", get(link))
+            .route("/broken", get(broken))
+            .route("/status/{code}", get(status))
+            .route("/health", get(|| async { axum::Json(json!({"status": "ok"})) }))
+            .route("/items", post(create))
+            .route("/items/{id}", get(read).patch(update))
+            .layer(middleware::from_fn_with_state(shared.clone(), check_auth));
+        let app = Router::new()
+            .nest("/v1", v1)
+            .route("/oauth/token", post(token))
+            .layer(middleware::from_fn_with_state(shared.clone(), record))
+            .with_state(shared.clone());
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .await;
+        });
+        Self {
+            shared,
+            task,
+            origin,
+        }
+    }
+
+    /// The base URL of the API (`…/v1`).
+    pub fn base_url(&self) -> String {
+        format!("{}/v1", self.origin)
+    }
+
+    /// The token endpoint.
+    pub fn token_url(&self) -> String {
+        format!("{}/oauth/token", self.origin)
+    }
+
+    /// Every request so far.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.shared.lock().seen.clone()
+    }
+
+    /// Requests to one path.
+    pub fn seen_at(&self, path: &str) -> Vec<Seen> {
+        self.seen().into_iter().filter(|s| s.path == path).collect()
+    }
+
+    /// Forgets the requests seen so far.
+    pub fn clear_seen(&self) {
+        self.shared.lock().seen.clear();
+    }
+
+    /// The ids of the dataset, in listing order.
+    pub fn ids(&self) -> Vec<String> {
+        self.shared
+            .lock()
+            .records
+            .iter()
+            .filter_map(|r| r["id"].as_str().map(str::to_owned))
+            .collect()
+    }
+
+    /// A record as stored.
+    pub fn record(&self, id: &str) -> Option<Map<String, Value>> {
+        self.shared
+            .lock()
+            .records
+            .iter()
+            .find(|r| r["id"] == id)
+            .cloned()
+    }
+
+    /// Changes `ids` now: a day after the dataset's last change, a second apart.
+    pub fn touch(&self, ids: &[&str]) {
+        let base = initial_time(RECORDS) + Duration::days(1);
+        let mut inner = self.shared.lock();
+        for (k, id) in ids.iter().enumerate() {
+            if let Some(r) = inner.records.iter_mut().find(|r| r["id"] == *id) {
+                stamp(r, base + Duration::seconds(k as i64));
+                r.insert("name".into(), json!(format!("changed {id}")));
+            }
+        }
+    }
+
+    /// The access tokens issued so far stop being accepted.
+    pub fn expire_tokens(&self) {
+        self.shared.lock().valid_token = None;
+    }
+
+    /// How many access tokens the token endpoint issued.
+    pub fn tokens_issued(&self) -> u32 {
+        self.shared.lock().tokens_issued
+    }
+}
+
+async fn record(State(s): State<Shared>, req: Request, next: Next) -> Response {
+    let seen = Seen {
+        at: Instant::now(),
+        method: req.method().to_string(),
+        path: req.uri().path().to_owned(),
+        query: url::form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
+            .into_owned()
+            .collect(),
+        headers: req
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .collect(),
+    };
+    s.lock().seen.push(seen);
+    next.run(req).await
+}
+
+fn unauthorized() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, "Bearer")],
+        axum::Json(json!({"message": "Bad credentials"})),
+    )
+        .into_response()
+}
+
+fn basic_pair(headers: &HeaderMap) -> Option<(String, String)> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let b64 = v.strip_prefix("Basic ")?;
+    let raw = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
+    let text = String::from_utf8(raw).ok()?;
+    let (u, p) = text.split_once(':')?;
+    Some((u.to_owned(), p.to_owned()))
+}
+
+async fn check_auth(State(s): State<Shared>, req: Request, next: Next) -> Response {
+    let (auth, valid_token) = {
+        let inner = s.lock();
+        (inner.auth.clone(), inner.valid_token.clone())
+    };
+    let h = req.headers();
+    let bearer = h
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_owned);
+    let query: HashMap<String, String> =
+        url::form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
+            .into_owned()
+            .collect();
+    let ok = match &auth {
+        Auth::None => true,
+        Auth::Header { name, key } => h.get(name.as_str()).is_some_and(|v| v == key.as_str()),
+        Auth::Query { name, key } => query.get(name) == Some(key),
+        Auth::Bearer(t) => bearer.as_deref() == Some(t.as_str()),
+        Auth::Basic { user, password } => basic_pair(h) == Some((user.clone(), password.clone())),
+        Auth::OAuth => bearer.is_some() && bearer == valid_token,
+    };
+    if ok {
+        next.run(req).await
+    } else {
+        unauthorized()
+    }
+}
+
+/// RFC 6749 §4.4: `grant_type=client_credentials`, the client by Basic
+/// header or `client_id`/`client_secret` in the form; §5.1 answer.
+async fn token(State(s): State<Shared>, headers: HeaderMap, body: String) -> Response {
+    let form: HashMap<String, String> = url::form_urlencoded::parse(body.as_bytes())
+        .into_owned()
+        .collect();
+    let client = basic_pair(&headers).or_else(|| {
+        Some((
+            form.get("client_id")?.clone(),
+            form.get("client_secret")?.clone(),
+        ))
+    });
+    if form.get("grant_type").map(String::as_str) != Some("client_credentials") {
+        return (
+            StatusCode::BAD_REQUEST,
+            axum::Json(json!({"error": "unsupported_grant_type"})),
+        )
+            .into_response();
+    }
+    if client != Some((CLIENT_ID.to_owned(), CLIENT_SECRET.to_owned())) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            axum::Json(json!({"error": "invalid_client"})),
+        )
+            .into_response();
+    }
+    let mut inner = s.lock();
+    inner.tokens_issued += 1;
+    let t = format!("access-{}-{}", inner.tokens_issued, uuid::Uuid::new_v4().simple());
+    inner.valid_token = Some(t.clone());
+    (
+        [(header::CACHE_CONTROL, "no-store")],
+        axum::Json(json!({"access_token": t, "token_type": "Bearer", "expires_in": 3600})),
+    )
+        .into_response()
+}
+
+type Params = Query<HashMap<String, String>>;
+
+/// The records changed at or after `updated_since`, in id order.
+fn selected(s: &Shared, q: &HashMap<String, String>) -> Result<Vec<Value>, Response> {
+    let since = match q.get("updated_since") {
+        None => None,
+        Some(t) => match DateTime::parse_from_rfc3339(t) {
+            Ok(t) => Some(t.with_timezone(&Utc)),
+            Err(_) => {
+                return Err((
+                    StatusCode::BAD_REQUEST,
+                    axum::Json(json!({"message": "updated_since must be RFC 3339"})),
+                )
+                    .into_response());
+            }
+        },
+    };
+    Ok(s.lock()
+        .records
+        .iter()
+        .filter(|r| {
+            since.is_none_or(|since| {
+                r["updated_at"]
+                    .as_str()
+                    .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                    .is_some_and(|t| t >= since)
+            })
+        })
+        .map(|r| Value::Object(r.clone()))
+        .collect())
+}
+
+fn number(q: &HashMap<String, String>, name: &str, default: usize) -> usize {
+    q.get(name).and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn slice(all: &[Value], from: usize, n: usize) -> Vec<Value> {
+    all.iter().skip(from).take(n).cloned().collect()
+}
+
+async fn all(State(s): State<Shared>, Query(q): Params) -> Response {
+    match selected(&s, &q) {
+        Ok(all) => axum::Json(json!({"data": all})).into_response(),
+        Err(e) => e,
+    }
+}
+
+async fn pages(State(s): State<Shared>, Query(q): Params) -> Response {
+    let all = match selected(&s, &q) {
+        Ok(a) => a,
+        Err(e) => return e,
+    };
+    let page = number(&q, "page", 1).max(1);
+    let per = number(&q, "per_page", 5).max(1);
+    axum::Json(json!({"data": slice(&all, (page - 1) * per, per), "page": page})).into_response()
+}
+
+async fn offset(State(s): State<Shared>, Query(q): Params) -> Response {
+    let all = match selected(&s, &q) {
+        Ok(a) => a,
+        Err(e) => return e,
+    };
+    let from = number(&q, "offset", 0);
+    let limit = number(&q, "limit", 5).max(1);
+    axum::Json(json!({"items": slice(&all, from, limit), "total": all.len()})).into_response()
+}
+
+async fn cursor(State(s): State<Shared>, Query(q): Params) -> Response {
+    let all = match selected(&s, &q) {
+        Ok(a) => a,
+        Err(e) => return e,
+    };
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let from = match q.get("cursor").filter(|c| !c.is_empty()) {
+        None => 0,
+        Some(c) => match b64
+            .decode(c)
+            .ok()
+            .and_then(|raw| String::from_utf8(raw).ok())
+            .and_then(|t| t.strip_prefix("offset:").and_then(|n| n.parse().ok()))
+        {
+            Some(n) => n,
+            None => {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    axum::Json(json!({"ok": false, "error": "invalid_cursor"})),
+                )
+                    .into_response();
+            }
+        },
+    };
+    let limit = number(&q, "limit", 5).max(1);
+    let next = if from + limit < all.len() {
+        b64.encode(format!("offset:{}", from + limit))
+    } else {
+        String::new()
+    };
+    axum::Json(json!({"ok": true, "members": slice(&all, from, limit),
+                      "response_metadata": {"next_cursor": next}}))
+    .into_response()
+}
+
+fn drf_page(s: &Shared, q: &HashMap<String, String>, next_origin: &str, path: &str) -> Response {
+    let all = match selected(s, q) {
+        Ok(a) => a,
+        Err(e) => return e,
+    };
+    let page = number(q, "page", 1).max(1);
+    let per = 5;
+    let link = |p: usize| {
+        let mut u = url::Url::parse(&format!("{next_origin}{path}")).expect("url");
+        {
+            let mut pairs = u.query_pairs_mut();
+            for (k, v) in q.iter().filter(|(k, _)| *k != "page") {
+                pairs.append_pair(k, v);
+            }
+            pairs.append_pair("page", &p.to_string());
+        }
+        u.to_string()
+    };
+    let next = (page * per < all.len()).then(|| link(page + 1));
+    let previous = (page > 1).then(|| link(page - 1));
+    axum::Json(json!({"count": all.len(), "next": next, "previous": previous,
+                      "results": slice(&all, (page - 1) * per, per)}))
+    .into_response()
+}
+
+async fn next(State(s): State<Shared>, Query(q): Params) -> Response {
+    drf_page(&s, &q, &s.origin, "/v1/next")
+}
+
+async fn foreign(State(s): State<Shared>, Query(q): Params) -> Response {
+    drf_page(&s, &q, &s.other_origin, "/v1/next")
+}
+
+async fn link(State(s): State<Shared>, Query(q): Params) -> Response {
+    let all = match selected(&s, &q) {
+        Ok(a) => a,
+        Err(e) => return e,
+    };
+    let page = number(&q, "page", 1).max(1);
+    let per = number(&q, "per_page", 5).max(1);
+    let last = all.len().div_ceil(per).max(1);
+    let url = |p: usize| {
+        let mut u = url::Url::parse(&format!("{}/v1/link", s.origin)).expect("url");
+        {
+            let mut pairs = u.query_pairs_mut();
+            for (k, v) in q.iter().filter(|(k, _)| *k != "page") {
+                pairs.append_pair(k, v);
+            }
+            pairs.append_pair("page", &p.to_string());
+        }
+        u.to_string()
+    };
+    let mut links = Vec::new();
+    if page < last {
+        links.push(format!("<{}>; rel=\"next\"", url(page + 1)));
+        links.push(format!("<{}>; rel=\"last\"", url(last)));
+    }
+    if page > 1 {
+        links.push(format!("<{}>; rel=\"first\"", url(1)));
+        links.push(format!("<{}>; rel=\"prev\"", url(page - 1)));
+    }
+    let mut resp = axum::Json(Value::Array(slice(&all, (page - 1) * per, per))).into_response();
+    if !links.is_empty() {
+        resp.headers_mut().insert(
+            header::LINK,
+            HeaderValue::from_str(&links.join(", ")).expect("header"),
+        );
+    }
+    resp
+}
+
+async fn broken() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        Body::from(r#"{"data": [{"id": "a"}"#),
+    )
+        .into_response()
+}
+
+async fn status(Path(code): Path<u16>) -> Response {
+    let code = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut resp = (code, axum::Json(json!({"message": format!("status {code} as asked")})))
+        .into_response();
+    if code == StatusCode::TOO_MANY_REQUESTS {
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("7"));
+    }
+    resp
+}
+
+fn not_found() -> Response {
+    (StatusCode::NOT_FOUND, axum::Json(json!({"message": "Not Found"}))).into_response()
+}
+
+async fn read(State(s): State<Shared>, Path(id): Path<String>) -> Response {
+    match s.lock().records.iter().find(|r| r["id"] == id.as_str()) {
+        Some(r) => axum::Json(Value::Object(r.clone())).into_response(),
+        None => not_found(),
+    }
+}
+
+async fn update(
+    State(s): State<Shared>,
+    Path(id): Path<String>,
+    axum::Json(body): axum::Json<Map<String, Value>>,
+) -> Response {
+    let mut inner = s.lock();
+    let Some(r) = inner.records.iter_mut().find(|r| r["id"] == id.as_str()) else {
+        return not_found();
+    };
+    for (k, v) in body {
+        if k != "id" {
+            r.insert(k, v);
+        }
+    }
+    stamp(r, Utc::now());
+    axum::Json(Value::Object(r.clone())).into_response()
+}
+
+async fn create(
+    State(s): State<Shared>,
+    axum::Json(body): axum::Json<Map<String, Value>>,
+) -> Response {
+    let mut inner = s.lock();
+    let mut r = body;
+    let id = format!("new-{}", inner.records.len() + 1);
+    r.insert("id".into(), json!(id));
+    stamp(&mut r, Utc::now());
+    inner.records.push(r.clone());
+    (
+        StatusCode::CREATED,
+        [(header::LOCATION, format!("{}/v1/items/{id}", s.origin))],
+        axum::Json(Value::Object(r)),
+    )
+        .into_response()
+}
