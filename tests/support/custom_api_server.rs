@@ -274,6 +274,11 @@ impl CustomApiServer {
         }
     }
 
+    /// Puts the dataset back as it was at the start.
+    pub fn reset(&self) {
+        self.shared.lock().records = dataset();
+    }
+
     /// The access tokens issued so far stop being accepted.
     pub fn expire_tokens(&self) {
         self.shared.lock().valid_token = None;
