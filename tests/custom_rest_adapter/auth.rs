@@ -75,7 +75,10 @@ async fn each_auth_type_sends_the_credential_and_a_wrong_one_is_unauthorized() {
     ];
     for (kind, expect, auth, right, wrong) in cases {
         let server = CustomApiServer::start(expect).await;
-        let good = adapter(api(&server.base_url(), auth.clone(), pages(), json!({})), right);
+        let good = adapter(
+            api(&server.base_url(), auth.clone(), pages(), json!({})),
+            right,
+        );
         let d = drain(&good, None, 1000, false).await.expect(kind);
         assert_eq!(d.records.len(), RECORDS, "{kind}");
         if kind == "none" {
@@ -96,7 +99,12 @@ async fn each_auth_type_sends_the_credential_and_a_wrong_one_is_unauthorized() {
 async fn basic_auth_needs_a_user_and_password_connection() {
     let server = CustomApiServer::start(Auth::None).await;
     let a = adapter(
-        api(&server.base_url(), json!({"type": "basic"}), pages(), json!({})),
+        api(
+            &server.base_url(),
+            json!({"type": "basic"}),
+            pages(),
+            json!({}),
+        ),
         key("a-key"),
     );
     assert!(matches!(

@@ -19,7 +19,12 @@ async fn statuses_map_to_errors_with_the_apis_message() {
     let server = CustomApiServer::start(Auth::None).await;
     let run = |path: &str| {
         let a = adapter(
-            api(&server.base_url(), json!({"type": "none"}), listing(path), json!({})),
+            api(
+                &server.base_url(),
+                json!({"type": "none"}),
+                listing(path),
+                json!({}),
+            ),
             key("-"),
         );
         async move { drain(&a, None, 10, false).await.err().expect("an error") }
@@ -35,7 +40,10 @@ async fn statuses_map_to_errors_with_the_apis_message() {
         let e = run(&format!("/status/{code}")).await;
         let name = format!("{e:?}");
         assert!(name.starts_with(check), "{code}: {name}");
-        assert!(e.to_string().contains(&format!("status {code}")), "{code}: {e}");
+        assert!(
+            e.to_string().contains(&format!("status {code}")),
+            "{code}: {e}"
+        );
     }
     assert_eq!(
         run("/status/429").await,
@@ -50,7 +58,12 @@ async fn statuses_map_to_errors_with_the_apis_message() {
 async fn unreadable_answers_are_bad_answers() {
     let server = CustomApiServer::start(Auth::None).await;
     let a = adapter(
-        api(&server.base_url(), json!({"type": "none"}), listing("/broken"), json!({})),
+        api(
+            &server.base_url(),
+            json!({"type": "none"}),
+            listing("/broken"),
+            json!({}),
+        ),
         key("-"),
     );
     assert!(matches!(
@@ -60,7 +73,10 @@ async fn unreadable_answers_are_bad_answers() {
     // The records pointer reaches an object, not an array.
     let list = json!({"path": "/cursor", "recordsPointer": "/response_metadata", "idField": "id",
                       "pagination": {"type": "none"}});
-    let a = adapter(api(&server.base_url(), json!({"type": "none"}), list, json!({})), key("-"));
+    let a = adapter(
+        api(&server.base_url(), json!({"type": "none"}), list, json!({})),
+        key("-"),
+    );
     match drain(&a, None, 10, false).await {
         Err(AdapterError::BadAnswer(m)) => assert!(m.contains("array"), "{m}"),
         other => panic!("{:?}", other.map(|d| d.calls)),
@@ -68,7 +84,10 @@ async fn unreadable_answers_are_bad_answers() {
     // Records without the id field.
     let list = json!({"path": "/all", "recordsPointer": "/data", "idField": "uuid",
                       "pagination": {"type": "none"}});
-    let a = adapter(api(&server.base_url(), json!({"type": "none"}), list, json!({})), key("-"));
+    let a = adapter(
+        api(&server.base_url(), json!({"type": "none"}), list, json!({})),
+        key("-"),
+    );
     assert!(matches!(
         drain(&a, None, 10, false).await,
         Err(AdapterError::BadAnswer(_))
@@ -80,7 +99,10 @@ async fn a_next_page_on_another_origin_is_refused_and_never_called() {
     let server = CustomApiServer::start(Auth::None).await;
     let list = json!({"path": "/foreign", "recordsPointer": "/results", "idField": "id",
                       "pagination": {"type": "next_url", "nextUrlPointer": "/next"}});
-    let a = adapter(api(&server.base_url(), json!({"type": "none"}), list, json!({})), key("-"));
+    let a = adapter(
+        api(&server.base_url(), json!({"type": "none"}), list, json!({})),
+        key("-"),
+    );
     match drain(&a, None, 100, false).await {
         Err(AdapterError::Blocked(m)) => assert!(m.contains("localhost"), "{m}"),
         other => panic!("{:?}", other.map(|d| d.calls)),
@@ -93,7 +115,10 @@ async fn a_stored_next_page_on_another_origin_is_refused() {
     let server = CustomApiServer::start(Auth::None).await;
     let list = json!({"path": "/next", "recordsPointer": "/results", "idField": "id",
                       "pagination": {"type": "next_url", "nextUrlPointer": "/next"}});
-    let a = adapter(api(&server.base_url(), json!({"type": "none"}), list, json!({})), key("-"));
+    let a = adapter(
+        api(&server.base_url(), json!({"type": "none"}), list, json!({})),
+        key("-"),
+    );
     let forged = json!({"v": 1, "listing": {"at": {"kind": "url", "url": "http://127.0.0.2:9/v1/next?page=2"}, "skip": 0}});
     assert!(matches!(
         drain(&a, Some(forged), 10, false).await,
@@ -109,7 +134,12 @@ async fn an_unreachable_api_is_unavailable_and_a_blocked_one_blocked() {
         l.local_addr().expect("addr").port()
     };
     let a = adapter(
-        api(&format!("http://127.0.0.1:{closed}/v1"), json!({"type": "none"}), listing("/all"), json!({})),
+        api(
+            &format!("http://127.0.0.1:{closed}/v1"),
+            json!({"type": "none"}),
+            listing("/all"),
+            json!({}),
+        ),
         key("-"),
     );
     assert!(matches!(
@@ -118,7 +148,12 @@ async fn an_unreachable_api_is_unavailable_and_a_blocked_one_blocked() {
     ));
     // A private address outside the allowed ranges.
     let a = adapter(
-        api("https://10.0.0.1/v1", json!({"type": "none"}), listing("/all"), json!({})),
+        api(
+            "https://10.0.0.1/v1",
+            json!({"type": "none"}),
+            listing("/all"),
+            json!({}),
+        ),
         key("-"),
     );
     assert!(matches!(

@@ -14,26 +14,51 @@ use crate::{adapter, api, drain, key};
 /// with the records' ids as the server lists them.
 fn lists() -> Vec<(&'static str, Value)> {
     vec![
-        ("none", json!({"path": "/all", "recordsPointer": "/data", "idField": "id",
-                        "pagination": {"type": "none"}})),
-        ("page", json!({"path": "/pages", "recordsPointer": "/data", "idField": "id",
-                        "pagination": {"type": "page", "pageParam": "page", "sizeParam": "per_page", "pageSize": 5}})),
-        ("page without a size", json!({"path": "/pages", "recordsPointer": "/data", "idField": "id",
-                        "pagination": {"type": "page", "pageParam": "page"}})),
-        ("offset", json!({"path": "/offset", "recordsPointer": "/items", "idField": "id",
-                        "pagination": {"type": "offset", "offsetParam": "offset", "limitParam": "limit", "pageSize": 4}})),
-        ("cursor", json!({"path": "/cursor", "query": {"limit": "4"}, "recordsPointer": "/members", "idField": "id",
-                        "pagination": {"type": "cursor", "cursorParam": "cursor", "cursorPointer": "/response_metadata/next_cursor"}})),
-        ("next_url", json!({"path": "/next", "recordsPointer": "/results", "idField": "id",
-                        "pagination": {"type": "next_url", "nextUrlPointer": "/next"}})),
-        ("link_header", json!({"path": "/link", "query": {"per_page": 3}, "recordsPointer": "", "idField": "id",
-                        "pagination": {"type": "link_header"}})),
+        (
+            "none",
+            json!({"path": "/all", "recordsPointer": "/data", "idField": "id",
+                        "pagination": {"type": "none"}}),
+        ),
+        (
+            "page",
+            json!({"path": "/pages", "recordsPointer": "/data", "idField": "id",
+                        "pagination": {"type": "page", "pageParam": "page", "sizeParam": "per_page", "pageSize": 5}}),
+        ),
+        (
+            "page without a size",
+            json!({"path": "/pages", "recordsPointer": "/data", "idField": "id",
+                        "pagination": {"type": "page", "pageParam": "page"}}),
+        ),
+        (
+            "offset",
+            json!({"path": "/offset", "recordsPointer": "/items", "idField": "id",
+                        "pagination": {"type": "offset", "offsetParam": "offset", "limitParam": "limit", "pageSize": 4}}),
+        ),
+        (
+            "cursor",
+            json!({"path": "/cursor", "query": {"limit": "4"}, "recordsPointer": "/members", "idField": "id",
+                        "pagination": {"type": "cursor", "cursorParam": "cursor", "cursorPointer": "/response_metadata/next_cursor"}}),
+        ),
+        (
+            "next_url",
+            json!({"path": "/next", "recordsPointer": "/results", "idField": "id",
+                        "pagination": {"type": "next_url", "nextUrlPointer": "/next"}}),
+        ),
+        (
+            "link_header",
+            json!({"path": "/link", "query": {"per_page": 3}, "recordsPointer": "", "idField": "id",
+                        "pagination": {"type": "link_header"}}),
+        ),
     ]
 }
 
 fn assert_once(kind: &str, got: &[String], want: &[String]) {
     let unique: BTreeSet<&String> = got.iter().collect();
-    assert_eq!(unique.len(), got.len(), "{kind}: a record came twice: {got:?}");
+    assert_eq!(
+        unique.len(),
+        got.len(),
+        "{kind}: a record came twice: {got:?}"
+    );
     assert_eq!(got, want, "{kind}: not every record, or out of order");
 }
 
@@ -43,7 +68,10 @@ async fn every_pagination_type_lists_everything_once() {
     let want = server.ids();
     assert_eq!(want.len(), RECORDS);
     for (kind, list) in lists() {
-        let a = adapter(api(&server.base_url(), json!({"type": "none"}), list, json!({})), key("-"));
+        let a = adapter(
+            api(&server.base_url(), json!({"type": "none"}), list, json!({})),
+            key("-"),
+        );
         let all = drain(&a, None, 1000, false).await.expect(kind);
         assert_once(kind, &all.ids(), &want);
         // Resumed from the cursor after every call, a few records at a
@@ -51,7 +79,11 @@ async fn every_pagination_type_lists_everything_once() {
         for max in [1, 3, 7] {
             let parts = drain(&a, None, max, true).await.expect(kind);
             assert_once(&format!("{kind}, max {max}"), &parts.ids(), &want);
-            assert!(parts.calls >= RECORDS.div_ceil(max), "{kind}: {} calls", parts.calls);
+            assert!(
+                parts.calls >= RECORDS.div_ceil(max),
+                "{kind}: {} calls",
+                parts.calls
+            );
         }
         // With the page token, a small max too.
         let tokens = drain(&a, None, 2, false).await.expect(kind);
@@ -71,7 +103,10 @@ async fn a_listing_that_ended_says_so_on_its_last_page() {
     // 23 records in pages of 5: the fifth page is short, so it is the last
     // (no call for an empty sixth page).
     let (_, list) = lists().swap_remove(1);
-    let a = adapter(api(&server.base_url(), json!({"type": "none"}), list, json!({})), key("-"));
+    let a = adapter(
+        api(&server.base_url(), json!({"type": "none"}), list, json!({})),
+        key("-"),
+    );
     let d = drain(&a, None, 5, false).await.expect("listing");
     assert_eq!(d.calls, 5);
     assert_eq!(server.seen_at("/v1/pages").len(), 5);
@@ -82,7 +117,10 @@ async fn ids_may_be_numbers_and_change_times_unix_seconds() {
     let server = CustomApiServer::start(Auth::None).await;
     let list = json!({"path": "/link", "recordsPointer": "", "idField": "number",
                       "updatedAtField": "updated_unix", "pagination": {"type": "link_header"}});
-    let a = adapter(api(&server.base_url(), json!({"type": "none"}), list, json!({})), key("-"));
+    let a = adapter(
+        api(&server.base_url(), json!({"type": "none"}), list, json!({})),
+        key("-"),
+    );
     let d = drain(&a, None, 1000, false).await.expect("listing");
     let mut numbers: Vec<String> = d.ids();
     numbers.sort();
@@ -101,12 +139,18 @@ async fn incremental_listings_send_the_watermark_and_get_only_changes() {
     for (kind, mut list) in lists() {
         list["updatedAtField"] = json!("updated_at");
         list["incrementalParam"] = json!("updated_since");
-        let a = adapter(api(&server.base_url(), json!({"type": "none"}), list, json!({})), key("-"));
+        let a = adapter(
+            api(&server.base_url(), json!({"type": "none"}), list, json!({})),
+            key("-"),
+        );
         server.clear_seen();
         let first = drain(&a, None, 1000, false).await.expect(kind);
         assert_eq!(first.records.len(), RECORDS, "{kind}");
         assert!(
-            server.seen().iter().all(|s| s.param("updated_since").is_none()),
+            server
+                .seen()
+                .iter()
+                .all(|s| s.param("updated_since").is_none()),
             "{kind}: the first listing asks for everything"
         );
         let watermark = first.cursor.clone().expect("cursor")["watermark"].clone();

@@ -120,7 +120,10 @@ pub async fn drain(
             out.cursor = page.cursor;
         }
         if !page.more {
-            assert!(page.page_token.is_none(), "an ended listing has no page token");
+            assert!(
+                page.page_token.is_none(),
+                "an ended listing has no page token"
+            );
             return Ok(out);
         }
         token = if by_cursor { None } else { page.page_token };

@@ -16,8 +16,20 @@ fn list() -> serde_json::Value {
 #[tokio::test]
 async fn get_and_update_escape_the_id_in_the_path() {
     let server = CustomApiServer::start(Auth::None).await;
-    let a = adapter(api(&server.base_url(), json!({"type": "none"}), list(), json!({})), key("-"));
-    let r = a.get("things", AWKWARD_ID).await.expect("get").expect("found");
+    let a = adapter(
+        api(
+            &server.base_url(),
+            json!({"type": "none"}),
+            list(),
+            json!({}),
+        ),
+        key("-"),
+    );
+    let r = a
+        .get("things", AWKWARD_ID)
+        .await
+        .expect("get")
+        .expect("found");
     assert_eq!(r.id, AWKWARD_ID);
     assert_eq!(r.fields["name"], "Record 7");
     let path = "/v1/items/rec%2007%2F%C3%BC%3F%23%25";
@@ -35,7 +47,10 @@ async fn get_and_update_escape_the_id_in_the_path() {
     assert_eq!(seen.len(), 2);
     assert_eq!(seen[1].method, "PATCH");
     assert!(seen[1].headers.contains(&("if-match".into(), "v1".into())));
-    assert_eq!(server.record(AWKWARD_ID).expect("record")["name"], "Renamed");
+    assert_eq!(
+        server.record(AWKWARD_ID).expect("record")["name"],
+        "Renamed"
+    );
 
     assert_eq!(a.get("things", "no-such-id").await.expect("get"), None);
     assert!(matches!(
@@ -55,7 +70,15 @@ async fn get_and_update_escape_the_id_in_the_path() {
 #[tokio::test]
 async fn create_returns_the_new_id_and_missing_calls_are_unsupported() {
     let server = CustomApiServer::start(Auth::None).await;
-    let a = adapter(api(&server.base_url(), json!({"type": "none"}), list(), json!({})), key("-"));
+    let a = adapter(
+        api(
+            &server.base_url(),
+            json!({"type": "none"}),
+            list(),
+            json!({}),
+        ),
+        key("-"),
+    );
     let mut fields = Map::new();
     fields.insert("name".into(), json!("New one"));
     let w = a.create("things", &fields).await.expect("create");
@@ -69,8 +92,14 @@ async fn create_returns_the_new_id_and_missing_calls_are_unsupported() {
         }))
         .expect("api");
     let b = adapter(bare, key("-"));
-    assert!(matches!(b.get("things", "rec-01").await, Err(AdapterError::Unsupported(_))));
-    assert!(matches!(b.create("things", &fields).await, Err(AdapterError::Unsupported(_))));
+    assert!(matches!(
+        b.get("things", "rec-01").await,
+        Err(AdapterError::Unsupported(_))
+    ));
+    assert!(matches!(
+        b.create("things", &fields).await,
+        Err(AdapterError::Unsupported(_))
+    ));
     assert!(matches!(
         b.update("things", "rec-01", &fields, None).await,
         Err(AdapterError::Unsupported(_))
@@ -80,7 +109,15 @@ async fn create_returns_the_new_id_and_missing_calls_are_unsupported() {
 #[tokio::test]
 async fn describe_infers_fields_from_one_record() {
     let server = CustomApiServer::start(Auth::None).await;
-    let a = adapter(api(&server.base_url(), json!({"type": "none"}), list(), json!({})), key("-"));
+    let a = adapter(
+        api(
+            &server.base_url(),
+            json!({"type": "none"}),
+            list(),
+            json!({}),
+        ),
+        key("-"),
+    );
     let fields = a.describe("things").await.expect("describe");
     let kind = |n: &str| {
         fields
@@ -96,8 +133,19 @@ async fn describe_infers_fields_from_one_record() {
     // An entity with no record has nothing to infer from.
     let empty = json!({"path": "/all", "query": {"updated_since": "2999-01-01T00:00:00Z"},
                        "recordsPointer": "/data", "idField": "id", "pagination": {"type": "none"}});
-    let b = adapter(api(&server.base_url(), json!({"type": "none"}), empty, json!({})), key("-"));
-    assert!(matches!(b.describe("things").await, Err(AdapterError::Unsupported(_))));
+    let b = adapter(
+        api(
+            &server.base_url(),
+            json!({"type": "none"}),
+            empty,
+            json!({}),
+        ),
+        key("-"),
+    );
+    assert!(matches!(
+        b.describe("things").await,
+        Err(AdapterError::Unsupported(_))
+    ));
 }
 
 #[tokio::test]
@@ -117,11 +165,19 @@ async fn test_calls_the_health_check_else_the_first_page() {
     with.test().await.expect("healthy");
     assert_eq!(server.seen_at("/v1/health").len(), 1);
     let without = adapter(
-        api(&server.base_url(), json!({"type": "bearer"}), list(), json!({})),
+        api(
+            &server.base_url(),
+            json!({"type": "bearer"}),
+            list(),
+            json!({}),
+        ),
         castiel_integrations::features::connections::access::Credential::Bearer(
             secrecy::SecretString::from("t-2".to_owned()),
         ),
     );
-    assert!(matches!(without.test().await, Err(AdapterError::Unauthorized(_))));
+    assert!(matches!(
+        without.test().await,
+        Err(AdapterError::Unauthorized(_))
+    ));
     assert_eq!(server.seen_at("/v1/all").len(), 1);
 }

@@ -43,7 +43,11 @@ async fn accept_client_credentials(app: &TestApp, tenant: Uuid) {
     let mut input: Map<String, Value> = INPUT_FIELDS
         .iter()
         .filter_map(|k| {
-            entry.body.get(*k).filter(|v| !v.is_null()).map(|v| ((*k).to_owned(), v.clone()))
+            entry
+                .body
+                .get(*k)
+                .filter(|v| !v.is_null())
+                .map(|v| ((*k).to_owned(), v.clone()))
         })
         .collect();
     input["authMethods"]
@@ -82,7 +86,12 @@ async fn client_credentials_are_renewed_once_after_a_401() {
             json!({"providerId": "custom_rest", "name": "own api", "customApi": custom}),
         )
         .await;
-    assert_eq!(created.status, axum::http::StatusCode::CREATED, "{}", created.text);
+    assert_eq!(
+        created.status,
+        axum::http::StatusCode::CREATED,
+        "{}",
+        created.text
+    );
     let id = created.body["id"].as_str().expect("id").to_owned();
     let conn = app
         .post(
@@ -92,17 +101,18 @@ async fn client_credentials_are_renewed_once_after_a_401() {
                    "clientSecret": CLIENT_SECRET, "tokenUrl": server.token_url()}),
         )
         .await;
-    assert_eq!(conn.status, axum::http::StatusCode::CREATED, "{}", conn.text);
+    assert_eq!(
+        conn.status,
+        axum::http::StatusCode::CREATED,
+        "{}",
+        conn.text
+    );
     assert_eq!(server.tokens_issued(), 1);
 
     let ctx = Ctx::system(TenantId(tenant), "custom-rest-test");
-    let integration = integrations::get(
-        &app.state.0.integrations,
-        &ctx,
-        id.parse().expect("uuid"),
-    )
-    .await
-    .expect("integration");
+    let integration = integrations::get(&app.state.0.integrations, &ctx, id.parse().expect("uuid"))
+        .await
+        .expect("integration");
     let cx = AdapterContext {
         connections: app.state.0.connections.clone(),
         outbound: app.state.0.connections.outbound.clone(),
@@ -111,7 +121,14 @@ async fn client_credentials_are_renewed_once_after_a_401() {
 
     // The token from the connection works.
     let a = adapter::open(&cx, &ctx, &integration).await.expect("open");
-    assert_eq!(drain(a.as_ref(), None, 1000, false).await.expect("list").records.len(), RECORDS);
+    assert_eq!(
+        drain(a.as_ref(), None, 1000, false)
+            .await
+            .expect("list")
+            .records
+            .len(),
+        RECORDS
+    );
 
     // It expires: one 401, one renewal, the call again, and the listing
     // goes on with the new token.
@@ -133,6 +150,13 @@ async fn client_credentials_are_renewed_once_after_a_401() {
 
     // A new run (a new adapter) renews again.
     let b = adapter::open(&cx, &ctx, &integration).await.expect("open");
-    assert_eq!(drain(b.as_ref(), None, 1000, false).await.expect("list").records.len(), RECORDS);
+    assert_eq!(
+        drain(b.as_ref(), None, 1000, false)
+            .await
+            .expect("list")
+            .records
+            .len(),
+        RECORDS
+    );
     assert_eq!(server.tokens_issued(), 3);
 }

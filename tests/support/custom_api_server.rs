@@ -25,15 +25,19 @@
 
 #![allow(dead_code, reason = "not every test binary uses every helper")]
 
+#[path = "custom_api_server/items.rs"]
+mod items;
+#[path = "custom_api_server/lists.rs"]
+mod lists;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use axum::Router;
-use axum::body::Body;
-use axum::extract::{Path, Query, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -185,18 +189,21 @@ impl CustomApiServer {
             other_origin: format!("http://localhost:{port}"),
         };
         let v1 = Router::new()
-            .route("/all", get(all))
-            .route("/pages", get(pages))
-            .route("/offset", get(offset))
-            .route("/cursor", get(cursor))
-            .route("/next", get(next))
-            .route("/foreign", get(foreign))
-            .route("/link", get(link))
-            .route("/broken", get(broken))
-            .route("/status/{code}", get(status))
-            .route("/health", get(|| async { axum::Json(json!({"status": "ok"})) }))
-            .route("/items", post(create))
-            .route("/items/{id}", get(read).patch(update))
+            .route("/all", get(lists::all))
+            .route("/pages", get(lists::pages))
+            .route("/offset", get(lists::offset))
+            .route("/cursor", get(lists::cursor))
+            .route("/next", get(lists::next))
+            .route("/foreign", get(lists::foreign))
+            .route("/link", get(lists::link))
+            .route("/broken", get(lists::broken))
+            .route("/status/{code}", get(lists::status))
+            .route(
+                "/health",
+                get(|| async { axum::Json(json!({"status": "ok"})) }),
+            )
+            .route("/items", post(items::create))
+            .route("/items/{id}", get(items::read).patch(items::update))
             .layer(middleware::from_fn_with_state(shared.clone(), check_auth));
         let app = Router::new()
             .nest("/v1", v1)
@@ -301,7 +308,12 @@ async fn record(State(s): State<Shared>, req: Request, next: Next) -> Response {
         headers: req
             .headers()
             .iter()
-            .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_owned(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
             .collect(),
     };
     s.lock().seen.push(seen);
@@ -384,250 +396,15 @@ async fn token(State(s): State<Shared>, headers: HeaderMap, body: String) -> Res
     }
     let mut inner = s.lock();
     inner.tokens_issued += 1;
-    let t = format!("access-{}-{}", inner.tokens_issued, uuid::Uuid::new_v4().simple());
+    let t = format!(
+        "access-{}-{}",
+        inner.tokens_issued,
+        uuid::Uuid::new_v4().simple()
+    );
     inner.valid_token = Some(t.clone());
     (
         [(header::CACHE_CONTROL, "no-store")],
         axum::Json(json!({"access_token": t, "token_type": "Bearer", "expires_in": 3600})),
-    )
-        .into_response()
-}
-
-type Params = Query<HashMap<String, String>>;
-
-/// The records changed at or after `updated_since`, in id order.
-fn selected(s: &Shared, q: &HashMap<String, String>) -> Result<Vec<Value>, Response> {
-    let since = match q.get("updated_since") {
-        None => None,
-        Some(t) => match DateTime::parse_from_rfc3339(t) {
-            Ok(t) => Some(t.with_timezone(&Utc)),
-            Err(_) => {
-                return Err((
-                    StatusCode::BAD_REQUEST,
-                    axum::Json(json!({"message": "updated_since must be RFC 3339"})),
-                )
-                    .into_response());
-            }
-        },
-    };
-    Ok(s.lock()
-        .records
-        .iter()
-        .filter(|r| {
-            since.is_none_or(|since| {
-                r["updated_at"]
-                    .as_str()
-                    .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-                    .is_some_and(|t| t >= since)
-            })
-        })
-        .map(|r| Value::Object(r.clone()))
-        .collect())
-}
-
-fn number(q: &HashMap<String, String>, name: &str, default: usize) -> usize {
-    q.get(name).and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-fn slice(all: &[Value], from: usize, n: usize) -> Vec<Value> {
-    all.iter().skip(from).take(n).cloned().collect()
-}
-
-async fn all(State(s): State<Shared>, Query(q): Params) -> Response {
-    match selected(&s, &q) {
-        Ok(all) => axum::Json(json!({"data": all})).into_response(),
-        Err(e) => e,
-    }
-}
-
-async fn pages(State(s): State<Shared>, Query(q): Params) -> Response {
-    let all = match selected(&s, &q) {
-        Ok(a) => a,
-        Err(e) => return e,
-    };
-    let page = number(&q, "page", 1).max(1);
-    let per = number(&q, "per_page", 5).max(1);
-    axum::Json(json!({"data": slice(&all, (page - 1) * per, per), "page": page})).into_response()
-}
-
-async fn offset(State(s): State<Shared>, Query(q): Params) -> Response {
-    let all = match selected(&s, &q) {
-        Ok(a) => a,
-        Err(e) => return e,
-    };
-    let from = number(&q, "offset", 0);
-    let limit = number(&q, "limit", 5).max(1);
-    axum::Json(json!({"items": slice(&all, from, limit), "total": all.len()})).into_response()
-}
-
-async fn cursor(State(s): State<Shared>, Query(q): Params) -> Response {
-    let all = match selected(&s, &q) {
-        Ok(a) => a,
-        Err(e) => return e,
-    };
-    let b64 = base64::engine::general_purpose::STANDARD;
-    let from = match q.get("cursor").filter(|c| !c.is_empty()) {
-        None => 0,
-        Some(c) => match b64
-            .decode(c)
-            .ok()
-            .and_then(|raw| String::from_utf8(raw).ok())
-            .and_then(|t| t.strip_prefix("offset:").and_then(|n| n.parse().ok()))
-        {
-            Some(n) => n,
-            None => {
-                return (
-                    StatusCode::BAD_REQUEST,
-                    axum::Json(json!({"ok": false, "error": "invalid_cursor"})),
-                )
-                    .into_response();
-            }
-        },
-    };
-    let limit = number(&q, "limit", 5).max(1);
-    let next = if from + limit < all.len() {
-        b64.encode(format!("offset:{}", from + limit))
-    } else {
-        String::new()
-    };
-    axum::Json(json!({"ok": true, "members": slice(&all, from, limit),
-                      "response_metadata": {"next_cursor": next}}))
-    .into_response()
-}
-
-fn drf_page(s: &Shared, q: &HashMap<String, String>, next_origin: &str, path: &str) -> Response {
-    let all = match selected(s, q) {
-        Ok(a) => a,
-        Err(e) => return e,
-    };
-    let page = number(q, "page", 1).max(1);
-    let per = 5;
-    let link = |p: usize| {
-        let mut u = url::Url::parse(&format!("{next_origin}{path}")).expect("url");
-        {
-            let mut pairs = u.query_pairs_mut();
-            for (k, v) in q.iter().filter(|(k, _)| *k != "page") {
-                pairs.append_pair(k, v);
-            }
-            pairs.append_pair("page", &p.to_string());
-        }
-        u.to_string()
-    };
-    let next = (page * per < all.len()).then(|| link(page + 1));
-    let previous = (page > 1).then(|| link(page - 1));
-    axum::Json(json!({"count": all.len(), "next": next, "previous": previous,
-                      "results": slice(&all, (page - 1) * per, per)}))
-    .into_response()
-}
-
-async fn next(State(s): State<Shared>, Query(q): Params) -> Response {
-    drf_page(&s, &q, &s.origin, "/v1/next")
-}
-
-async fn foreign(State(s): State<Shared>, Query(q): Params) -> Response {
-    drf_page(&s, &q, &s.other_origin, "/v1/next")
-}
-
-async fn link(State(s): State<Shared>, Query(q): Params) -> Response {
-    let all = match selected(&s, &q) {
-        Ok(a) => a,
-        Err(e) => return e,
-    };
-    let page = number(&q, "page", 1).max(1);
-    let per = number(&q, "per_page", 5).max(1);
-    let last = all.len().div_ceil(per).max(1);
-    let url = |p: usize| {
-        let mut u = url::Url::parse(&format!("{}/v1/link", s.origin)).expect("url");
-        {
-            let mut pairs = u.query_pairs_mut();
-            for (k, v) in q.iter().filter(|(k, _)| *k != "page") {
-                pairs.append_pair(k, v);
-            }
-            pairs.append_pair("page", &p.to_string());
-        }
-        u.to_string()
-    };
-    let mut links = Vec::new();
-    if page < last {
-        links.push(format!("<{}>; rel=\"next\"", url(page + 1)));
-        links.push(format!("<{}>; rel=\"last\"", url(last)));
-    }
-    if page > 1 {
-        links.push(format!("<{}>; rel=\"first\"", url(1)));
-        links.push(format!("<{}>; rel=\"prev\"", url(page - 1)));
-    }
-    let mut resp = axum::Json(Value::Array(slice(&all, (page - 1) * per, per))).into_response();
-    if !links.is_empty() {
-        resp.headers_mut().insert(
-            header::LINK,
-            HeaderValue::from_str(&links.join(", ")).expect("header"),
-        );
-    }
-    resp
-}
-
-async fn broken() -> Response {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        Body::from(r#"{"data": [{"id": "a"}"#),
-    )
-        .into_response()
-}
-
-async fn status(Path(code): Path<u16>) -> Response {
-    let code = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut resp = (code, axum::Json(json!({"message": format!("status {code} as asked")})))
-        .into_response();
-    if code == StatusCode::TOO_MANY_REQUESTS {
-        resp.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("7"));
-    }
-    resp
-}
-
-fn not_found() -> Response {
-    (StatusCode::NOT_FOUND, axum::Json(json!({"message": "Not Found"}))).into_response()
-}
-
-async fn read(State(s): State<Shared>, Path(id): Path<String>) -> Response {
-    match s.lock().records.iter().find(|r| r["id"] == id.as_str()) {
-        Some(r) => axum::Json(Value::Object(r.clone())).into_response(),
-        None => not_found(),
-    }
-}
-
-async fn update(
-    State(s): State<Shared>,
-    Path(id): Path<String>,
-    axum::Json(body): axum::Json<Map<String, Value>>,
-) -> Response {
-    let mut inner = s.lock();
-    let Some(r) = inner.records.iter_mut().find(|r| r["id"] == id.as_str()) else {
-        return not_found();
-    };
-    for (k, v) in body {
-        if k != "id" {
-            r.insert(k, v);
-        }
-    }
-    stamp(r, Utc::now());
-    axum::Json(Value::Object(r.clone())).into_response()
-}
-
-async fn create(
-    State(s): State<Shared>,
-    axum::Json(body): axum::Json<Map<String, Value>>,
-) -> Response {
-    let mut inner = s.lock();
-    let mut r = body;
-    let id = format!("new-{}", inner.records.len() + 1);
-    r.insert("id".into(), json!(id));
-    stamp(&mut r, Utc::now());
-    inner.records.push(r.clone());
-    (
-        StatusCode::CREATED,
-        [(header::LOCATION, format!("{}/v1/items/{id}", s.origin))],
-        axum::Json(Value::Object(r)),
     )
         .into_response()
 }

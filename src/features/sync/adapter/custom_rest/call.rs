@@ -93,11 +93,7 @@ impl Caller {
             }
             let credential = self.credentials.current().await;
             let req = self.build(call, &credential)?;
-            let resp = self
-                .outbound
-                .execute(req)
-                .await
-                .map_err(outbound_error)?;
+            let resp = self.outbound.execute(req).await.map_err(outbound_error)?;
             let status = resp.status();
             if status == reqwest::StatusCode::UNAUTHORIZED
                 && !renewed
@@ -122,9 +118,8 @@ impl Caller {
             let body = if bytes.iter().all(u8::is_ascii_whitespace) {
                 Value::Null
             } else {
-                serde_json::from_slice(&bytes).map_err(|e| {
-                    AdapterError::BadAnswer(format!("the answer is not JSON: {e}"))
-                })?
+                serde_json::from_slice(&bytes)
+                    .map_err(|e| AdapterError::BadAnswer(format!("the answer is not JSON: {e}")))?
             };
             return Ok(Answer {
                 url: call.url.clone(),
@@ -237,7 +232,14 @@ fn message(status: reqwest::StatusCode, body: &[u8]) -> String {
 }
 
 fn json_message(v: &Value) -> Option<String> {
-    for key in ["message", "error_description", "detail", "title", "error", "errors"] {
+    for key in [
+        "message",
+        "error_description",
+        "detail",
+        "title",
+        "error",
+        "errors",
+    ] {
         match v.get(key) {
             Some(Value::String(s)) if !s.is_empty() => return Some(s.clone()),
             Some(inner @ Value::Object(_)) => {
@@ -246,11 +248,10 @@ fn json_message(v: &Value) -> Option<String> {
                 }
             }
             Some(Value::Array(items)) => {
-                if let Some(m) = items.first().and_then(|f| {
-                    f.as_str()
-                        .map(str::to_owned)
-                        .or_else(|| json_message(f))
-                }) {
+                if let Some(m) = items
+                    .first()
+                    .and_then(|f| f.as_str().map(str::to_owned).or_else(|| json_message(f)))
+                {
                     return Some(m);
                 }
             }
@@ -276,7 +277,10 @@ mod tests {
     #[test]
     fn messages_come_from_the_usual_fields() {
         let m = |b: &str| message(reqwest::StatusCode::BAD_REQUEST, b.as_bytes());
-        assert_eq!(m(r#"{"message":"bad filter"}"#), "HTTP 400 Bad Request: bad filter");
+        assert_eq!(
+            m(r#"{"message":"bad filter"}"#),
+            "HTTP 400 Bad Request: bad filter"
+        );
         assert_eq!(
             m(r#"{"error":{"message":"nope"}}"#),
             "HTTP 400 Bad Request: nope"
@@ -287,19 +291,31 @@ mod tests {
         );
         assert_eq!(m("plain"), "HTTP 400 Bad Request: plain");
         assert_eq!(m(""), "HTTP 400 Bad Request");
-        assert_eq!(m(&"y".repeat(1000)).len(), "HTTP 400 Bad Request: ".len() + 300);
+        assert_eq!(
+            m(&"y".repeat(1000)).len(),
+            "HTTP 400 Bad Request: ".len() + 300
+        );
     }
 
     #[test]
     fn secrets_are_redacted() {
         let c = Credential::ApiKey(secrecy::SecretString::from("sk_live_123".to_owned()));
-        assert_eq!(redact("key sk_live_123 is bad", &c), "key [redacted] is bad");
+        assert_eq!(
+            redact("key sk_live_123 is bad", &c),
+            "key [redacted] is bad"
+        );
     }
 
     #[test]
     fn statuses_map_to_errors() {
         let h = HeaderMap::new();
-        let e = |s: u16| status_error(reqwest::StatusCode::from_u16(s).expect("status"), &h, "m".into());
+        let e = |s: u16| {
+            status_error(
+                reqwest::StatusCode::from_u16(s).expect("status"),
+                &h,
+                "m".into(),
+            )
+        };
         assert!(matches!(e(401), AdapterError::Unauthorized(_)));
         assert!(matches!(e(403), AdapterError::Unauthorized(_)));
         assert!(matches!(e(422), AdapterError::Rejected(_)));

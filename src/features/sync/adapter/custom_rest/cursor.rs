@@ -104,7 +104,11 @@ impl Cursor {
             (None, None) => Some(Cursor::default()),
         };
         match parsed {
-            Some(c) if c.v == VERSION || (c.v == 0 && c.listing.is_none() && c.watermark.is_none()) => c,
+            Some(c)
+                if c.v == VERSION || (c.v == 0 && c.listing.is_none() && c.watermark.is_none()) =>
+            {
+                c
+            }
             _ => {
                 tracing::warn!("a custom REST cursor of another shape; listing from the start");
                 Cursor::default()
@@ -181,7 +185,10 @@ mod tests {
         );
         assert_eq!(Cursor::resume(None, Some(&c.to_value())), c);
         assert_eq!(Cursor::resume(Some(&c.to_token()), None), c);
-        assert_eq!(Cursor::resume(None, Some(&json!({"v": 9}))), Cursor::default());
+        assert_eq!(
+            Cursor::resume(None, Some(&json!({"v": 9}))),
+            Cursor::default()
+        );
         assert_eq!(
             Cursor::resume(None, Some(&json!(["SystemModstamp", "Id"]))),
             Cursor::default()

@@ -19,7 +19,10 @@ impl CustomRestAdapter {
         let mut state = Cursor::resume(req.page_token, req.cursor);
         let mut listing = state.take_listing();
         if !pagination::fits(&list.pagination, &listing.at) {
-            tracing::warn!(entity = req.entity, "the pagination changed; listing from the start");
+            tracing::warn!(
+                entity = req.entity,
+                "the pagination changed; listing from the start"
+            );
             listing.at = Position::First;
             listing.skip = 0;
             listing.max_seen = None;

@@ -28,8 +28,8 @@ use url::Url;
 use uuid::Uuid;
 
 use super::{
-    Adapter, AdapterContext, AdapterError, AdapterResult, ChangesPage, ChangesRequest,
-    Credentials, FieldInfo, Record, RemoteWrite, TestOutcome,
+    Adapter, AdapterContext, AdapterError, AdapterResult, ChangesPage, ChangesRequest, Credentials,
+    FieldInfo, Record, RemoteWrite, TestOutcome,
 };
 use crate::domain::tenancy::Ctx;
 use crate::error::Error;
@@ -144,7 +144,11 @@ impl CustomRestAdapter {
         let id = body
             .and_then(|b| records::id_of(b, &entity.list.id_field))
             .or_else(|| {
-                let loc = answer.headers.get(reqwest::header::LOCATION)?.to_str().ok()?;
+                let loc = answer
+                    .headers
+                    .get(reqwest::header::LOCATION)?
+                    .to_str()
+                    .ok()?;
                 let seg = loc.trim_end_matches('/').rsplit('/').next()?;
                 (!seg.is_empty()).then(|| seg.to_owned())
             })
@@ -259,7 +263,9 @@ impl Adapter for CustomRestAdapter {
         let first = self.first_page(e).await?;
         match first.first() {
             Some(Value::Object(rec)) => Ok(records::infer_fields(&e.list, rec)),
-            Some(_) => Err(AdapterError::BadAnswer("a record is not a JSON object".into())),
+            Some(_) => Err(AdapterError::BadAnswer(
+                "a record is not a JSON object".into(),
+            )),
             None => Err(AdapterError::Unsupported(format!(
                 "{entity} has no record to infer its fields from, and the API publishes no schema"
             ))),
@@ -279,7 +285,9 @@ impl Adapter for CustomRestAdapter {
             });
         }
         let Some(e) = self.api.entities.first() else {
-            return Err(AdapterError::Unsupported("the API describes no entity".into()));
+            return Err(AdapterError::Unsupported(
+                "the API describes no entity".into(),
+            ));
         };
         let n = self.first_page(e).await?.len();
         Ok(TestOutcome {

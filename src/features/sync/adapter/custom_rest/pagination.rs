@@ -168,7 +168,9 @@ pub fn next(
                     )));
                 }
             };
-            raw.map(|r| url_position(base, auth, answer, r)).transpose()?.flatten()
+            raw.map(|r| url_position(base, auth, answer, r))
+                .transpose()?
+                .flatten()
         }
         Pagination::LinkHeader => link_next(&answer.headers)
             .map(|r| url_position(base, auth, answer, &r))
@@ -199,9 +201,12 @@ pub fn link_next(headers: &HeaderMap) -> Option<String> {
         .get_all(LINK)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .find_map(|v| parse_links(v).into_iter().find(|(_, rels)| {
-            rels.split_ascii_whitespace().any(|r| r.eq_ignore_ascii_case("next"))
-        }))
+        .find_map(|v| {
+            parse_links(v).into_iter().find(|(_, rels)| {
+                rels.split_ascii_whitespace()
+                    .any(|r| r.eq_ignore_ascii_case("next"))
+            })
+        })
         .map(|(target, _)| target)
 }
 
@@ -262,11 +267,20 @@ mod tests {
         );
         assert_eq!(link_next(&h).as_deref(), Some("https://x.example/a?b=1,2"));
         let mut h = HeaderMap::new();
-        h.append(LINK, HeaderValue::from_static(r#"<https://x.example/first>; rel="first""#));
-        h.append(LINK, HeaderValue::from_static(r#"<https://x.example/n>; title="a, b"; rel="next last""#));
+        h.append(
+            LINK,
+            HeaderValue::from_static(r#"<https://x.example/first>; rel="first""#),
+        );
+        h.append(
+            LINK,
+            HeaderValue::from_static(r#"<https://x.example/n>; title="a, b"; rel="next last""#),
+        );
         assert_eq!(link_next(&h).as_deref(), Some("https://x.example/n"));
         let mut h = HeaderMap::new();
-        h.append(LINK, HeaderValue::from_static(r#"<https://x.example/p>; rel="prev""#));
+        h.append(
+            LINK,
+            HeaderValue::from_static(r#"<https://x.example/p>; rel="prev""#),
+        );
         assert_eq!(link_next(&h), None);
     }
 }

@@ -133,8 +133,11 @@ mod tests {
             r.modified_at.map(|t| t.to_rfc3339()),
             Some("2023-11-14T22:13:20+00:00".into())
         );
-        let r = record(&list(), &json!({"id": "a", "updated": "2024-05-01T10:00:00.000+0000"}))
-            .expect("record");
+        let r = record(
+            &list(),
+            &json!({"id": "a", "updated": "2024-05-01T10:00:00.000+0000"}),
+        )
+        .expect("record");
         assert_eq!(
             r.modified_at.map(|t| t.to_rfc3339()),
             Some("2024-05-01T10:00:00+00:00".into())
@@ -150,13 +153,18 @@ mod tests {
         assert_eq!(array(&body, "/data").expect("array").len(), 1);
         assert!(array(&body, "/meta").is_err());
         assert!(array(&body, "/nothing").is_err());
-        assert!(array(&json!({"data": null}), "/data").expect("empty").is_empty());
+        assert!(
+            array(&json!({"data": null}), "/data")
+                .expect("empty")
+                .is_empty()
+        );
         assert_eq!(array(&json!([1, 2]), "").expect("root").len(), 2);
     }
 
     #[test]
     fn field_types_are_inferred() {
-        let Value::Object(rec) = json!({"id": "a", "n": 1.5, "d": "2024-01-02", "t": "2024-01-02T03:04:05Z", "b": true})
+        let Value::Object(rec) =
+            json!({"id": "a", "n": 1.5, "d": "2024-01-02", "t": "2024-01-02T03:04:05Z", "b": true})
         else {
             unreachable!()
         };

@@ -20,9 +20,8 @@ pub fn below(base: &Url, path: &str) -> AdapterResult<Url> {
             .collect();
         url.query_pairs_mut().extend_pairs(extra);
     }
-    let inside = url.path() == prefix
-        || url.path().starts_with(&format!("{prefix}/"))
-        || prefix.is_empty();
+    let inside =
+        url.path() == prefix || url.path().starts_with(&format!("{prefix}/")) || prefix.is_empty();
     if url.origin() != base.origin() || !inside {
         return Err(AdapterError::Blocked(format!(
             "the path {path} leaves the API's base URL"
@@ -163,7 +162,10 @@ mod tests {
     #[test]
     fn query_parameters_are_replaced_and_removed() {
         let u = Url::parse("https://a.example/x?key=1&page=2&key=3").expect("url");
-        assert_eq!(without_param(&u, "key").as_str(), "https://a.example/x?page=2");
+        assert_eq!(
+            without_param(&u, "key").as_str(),
+            "https://a.example/x?page=2"
+        );
         assert_eq!(
             with_param(&u, "key", "s").as_str(),
             "https://a.example/x?page=2&key=s"
