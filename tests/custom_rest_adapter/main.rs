@@ -45,14 +45,14 @@ pub fn outbound() -> Arc<OutboundClient> {
 /// A `customApi` on `base` with one entity `things` listed by `list`,
 /// checked by the write-time validation first.
 pub fn api(base: &str, auth: Value, list: Value, more: Value) -> CustomApi {
-    let mut doc = json!({
-        "baseUrl": base,
-        "auth": auth,
-        "entities": [{"name": "things", "list": list,
-                      "get": {"path": "/items/{id}"},
-                      "create": {"method": "POST", "path": "/items"},
-                      "update": {"method": "PATCH", "path": "/items/{id}"}}]
-    });
+    let mut entity = json!({"name": "things",
+                            "get": {"path": "/items/{id}"},
+                            "create": {"method": "POST", "path": "/items"},
+                            "update": {"method": "PATCH", "path": "/items/{id}"}});
+    entity["list"] = list;
+    let mut doc = json!({"baseUrl": base});
+    doc["auth"] = auth;
+    doc["entities"] = Value::Array(vec![entity]);
     if let (Value::Object(d), Value::Object(m)) = (&mut doc, more) {
         d.extend(m);
     }

@@ -65,7 +65,7 @@ async fn accept_client_credentials(app: &TestApp, tenant: Uuid) {
 
 #[tokio::test]
 async fn client_credentials_are_renewed_once_after_a_401() {
-    let server = CustomApiServer::start(Auth::OAuth).await;
+    let server = CustomApiServer::start(Auth::ClientCredentials).await;
     let app = TestApp::with(&[("OUTBOUND_ALLOWED_CIDRS", "127.0.0.0/8")]).await;
     let tenant = Uuid::new_v4();
     let token = app.token(tenant);

@@ -71,7 +71,7 @@ pub enum Auth {
     /// User name and password.
     Basic { user: String, password: String },
     /// The last access token the token endpoint issued (until expired).
-    OAuth,
+    ClientCredentials,
 }
 
 /// One request as it arrived.
@@ -359,7 +359,7 @@ async fn check_auth(State(s): State<Shared>, req: Request, next: Next) -> Respon
         Auth::Query { name, key } => query.get(name) == Some(key),
         Auth::Bearer(t) => bearer.as_deref() == Some(t.as_str()),
         Auth::Basic { user, password } => basic_pair(h) == Some((user.clone(), password.clone())),
-        Auth::OAuth => bearer.is_some() && bearer == valid_token,
+        Auth::ClientCredentials => bearer.is_some() && bearer == valid_token,
     };
     if ok {
         next.run(req).await

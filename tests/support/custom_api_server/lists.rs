@@ -15,17 +15,19 @@ use super::Shared;
 type Params = Query<HashMap<String, String>>;
 
 /// The records changed at or after `updated_since`, in id order.
-fn selected(s: &Shared, q: &HashMap<String, String>) -> Result<Vec<Value>, Response> {
+fn selected(s: &Shared, q: &HashMap<String, String>) -> Result<Vec<Value>, Box<Response>> {
     let since = match q.get("updated_since") {
         None => None,
         Some(t) => match DateTime::parse_from_rfc3339(t) {
             Ok(t) => Some(t.with_timezone(&Utc)),
             Err(_) => {
-                return Err((
-                    StatusCode::BAD_REQUEST,
-                    axum::Json(json!({"message": "updated_since must be RFC 3339"})),
-                )
-                    .into_response());
+                return Err(Box::new(
+                    (
+                        StatusCode::BAD_REQUEST,
+                        axum::Json(json!({"message": "updated_since must be RFC 3339"})),
+                    )
+                        .into_response(),
+                ));
             }
         },
     };
@@ -55,14 +57,14 @@ fn slice(all: &[Value], from: usize, n: usize) -> Vec<Value> {
 pub(super) async fn all(State(s): State<Shared>, Query(q): Params) -> Response {
     match selected(&s, &q) {
         Ok(all) => axum::Json(json!({"data": all})).into_response(),
-        Err(e) => e,
+        Err(e) => *e,
     }
 }
 
 pub(super) async fn pages(State(s): State<Shared>, Query(q): Params) -> Response {
     let all = match selected(&s, &q) {
         Ok(a) => a,
-        Err(e) => return e,
+        Err(e) => return *e,
     };
     let page = number(&q, "page", 1).max(1);
     let per = number(&q, "per_page", 5).max(1);
@@ -72,7 +74,7 @@ pub(super) async fn pages(State(s): State<Shared>, Query(q): Params) -> Response
 pub(super) async fn offset(State(s): State<Shared>, Query(q): Params) -> Response {
     let all = match selected(&s, &q) {
         Ok(a) => a,
-        Err(e) => return e,
+        Err(e) => return *e,
     };
     let from = number(&q, "offset", 0);
     let limit = number(&q, "limit", 5).max(1);
@@ -82,7 +84,7 @@ pub(super) async fn offset(State(s): State<Shared>, Query(q): Params) -> Respons
 pub(super) async fn cursor(State(s): State<Shared>, Query(q): Params) -> Response {
     let all = match selected(&s, &q) {
         Ok(a) => a,
-        Err(e) => return e,
+        Err(e) => return *e,
     };
     let b64 = base64::engine::general_purpose::STANDARD;
     let from = match q.get("cursor").filter(|c| !c.is_empty()) {
@@ -117,7 +119,7 @@ pub(super) async fn cursor(State(s): State<Shared>, Query(q): Params) -> Respons
 fn drf_page(s: &Shared, q: &HashMap<String, String>, next_origin: &str, path: &str) -> Response {
     let all = match selected(s, q) {
         Ok(a) => a,
-        Err(e) => return e,
+        Err(e) => return *e,
     };
     let page = number(q, "page", 1).max(1);
     let per = 5;
@@ -152,7 +154,7 @@ pub(super) async fn foreign(State(s): State<Shared>, Query(q): Params) -> Respon
 pub(super) async fn link(State(s): State<Shared>, Query(q): Params) -> Response {
     let all = match selected(&s, &q) {
         Ok(a) => a,
-        Err(e) => return e,
+        Err(e) => return *e,
     };
     let page = number(&q, "page", 1).max(1);
     let per = number(&q, "per_page", 5).max(1);

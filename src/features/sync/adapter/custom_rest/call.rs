@@ -93,7 +93,11 @@ impl Caller {
             }
             let credential = self.credentials.current().await;
             let req = self.build(call, &credential)?;
-            let resp = self.outbound.execute(req).await.map_err(outbound_error)?;
+            let resp = self
+                .outbound
+                .execute(req)
+                .await
+                .map_err(|e| outbound_error(&e))?;
             let status = resp.status();
             if status == reqwest::StatusCode::UNAUTHORIZED
                 && !renewed
@@ -177,7 +181,7 @@ impl Caller {
     }
 }
 
-fn outbound_error(e: OutboundError) -> AdapterError {
+fn outbound_error(e: &OutboundError) -> AdapterError {
     match e {
         OutboundError::InvalidUrl(_)
         | OutboundError::SchemeNotAllowed
