@@ -32,6 +32,7 @@ async fn statuses_map_to_errors_with_the_apis_message() {
     for (code, check) in [
         (401, "Unauthorized"),
         (403, "Unauthorized"),
+        (302, "Rejected"),
         (404, "Rejected"),
         (422, "Rejected"),
         (500, "Unavailable"),

@@ -129,7 +129,11 @@ async fn describe_infers_fields_from_one_record() {
     assert_eq!(kind("amount"), "number");
     assert_eq!(kind("updated_at"), "datetime");
     assert_eq!(kind("name"), "string");
-    assert!(fields.iter().any(|f| f.name == "id" && f.required));
+    assert!(fields.iter().any(|f| f.name == "id"));
+    assert!(
+        fields.iter().all(|f| !f.required),
+        "what a create needs is unknown"
+    );
     // An entity with no record has nothing to infer from.
     let empty = json!({"path": "/all", "query": {"updated_since": "2999-01-01T00:00:00Z"},
                        "recordsPointer": "/data", "idField": "id", "pagination": {"type": "none"}});

@@ -19,6 +19,10 @@ use crate::platform::outbound::{OutboundClient, OutboundError};
 /// Longest provider message kept in an error.
 const MESSAGE_CHARS: usize = 300;
 
+/// Largest answer read (a page of records is far smaller; an API that
+/// sends more cannot exhaust the process's memory).
+pub const MAX_ANSWER_BYTES: usize = 32 * 1024 * 1024;
+
 /// What a call answered (2xx).
 #[derive(Debug)]
 pub struct Answer {
@@ -108,13 +112,7 @@ impl Caller {
                 continue;
             }
             let headers = resp.headers().clone();
-            let bytes = resp.bytes().await.map_err(|e| {
-                if e.is_timeout() {
-                    AdapterError::Unavailable("the API timed out sending its answer".into())
-                } else {
-                    AdapterError::Unavailable("the API's answer broke off".into())
-                }
-            })?;
+            let bytes = read_body(resp).await?;
             if !status.is_success() {
                 let message = redact(&message(status, &bytes), &credential);
                 return Err(status_error(status, &headers, message));
@@ -181,6 +179,28 @@ impl Caller {
     }
 }
 
+/// The body, at most [`MAX_ANSWER_BYTES`].
+async fn read_body(mut resp: reqwest::Response) -> AdapterResult<Vec<u8>> {
+    let broke = |e: &reqwest::Error| {
+        AdapterError::Unavailable(if e.is_timeout() {
+            "the API timed out sending its answer".into()
+        } else {
+            "the API's answer broke off".into()
+        })
+    };
+    let mut out = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| broke(&e))? {
+        if out.len() + chunk.len() > MAX_ANSWER_BYTES {
+            return Err(AdapterError::BadAnswer(format!(
+                "the answer is larger than {} MiB",
+                MAX_ANSWER_BYTES / (1024 * 1024)
+            )));
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
+}
+
 fn outbound_error(e: &OutboundError) -> AdapterError {
     match e {
         OutboundError::InvalidUrl(_)
@@ -203,6 +223,7 @@ fn status_error(status: reqwest::StatusCode, headers: &HeaderMap, message: Strin
             message,
             retry_after: retry_after(headers),
         },
+        300..=399 => AdapterError::Rejected(format!("{message} (redirects are not followed)")),
         400..=499 => AdapterError::Rejected(message),
         _ => AdapterError::Unavailable(message),
     }

@@ -100,8 +100,8 @@ impl Cursor {
     pub fn resume(page_token: Option<&str>, cursor: Option<&Value>) -> Self {
         let parsed = match (page_token, cursor) {
             (Some(t), _) => serde_json::from_str::<Cursor>(t).ok(),
+            (None, None | Some(Value::Null)) => Some(Cursor::default()),
             (None, Some(c)) => serde_json::from_value::<Cursor>(c.clone()).ok(),
-            (None, None) => Some(Cursor::default()),
         };
         match parsed {
             Some(c)

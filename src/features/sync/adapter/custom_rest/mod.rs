@@ -9,7 +9,7 @@
 //!
 //! `describe` infers the fields from the first record the entity's list
 //! call returns (the API publishes no schema we could read): names as
-//! labels, types from the JSON values, only the id field marked required.
+//! labels, types from the JSON values, none marked required (unknown).
 //! An entity without any record is `Unsupported`.
 
 pub mod call;
@@ -262,7 +262,7 @@ impl Adapter for CustomRestAdapter {
         let e = self.entity(entity)?;
         let first = self.first_page(e).await?;
         match first.first() {
-            Some(Value::Object(rec)) => Ok(records::infer_fields(&e.list, rec)),
+            Some(Value::Object(rec)) => Ok(records::infer_fields(rec)),
             Some(_) => Err(AdapterError::BadAnswer(
                 "a record is not a JSON object".into(),
             )),

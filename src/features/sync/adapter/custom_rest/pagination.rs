@@ -11,7 +11,9 @@
 //!   `cursorParam`; ends when it is absent, null, empty or repeats.
 //! - `next_url`: the next page's URL at `nextUrlPointer`; `link_header`: the
 //!   RFC 8288 `Link` header's `rel="next"`. Both end when there is none,
-//!   and must stay on the base URL's origin.
+//!   and must stay on the base URL's origin. A next URL is called as the
+//!   API wrote it (its filters and the incremental parameter are the API's
+//!   to carry over), only the API key of `api_key_query` is set again.
 
 use reqwest::header::{HeaderMap, LINK};
 use serde_json::Value;

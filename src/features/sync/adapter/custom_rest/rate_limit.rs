@@ -13,6 +13,7 @@
 //! share one budget. Processes do not share it: the limit is per process.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
@@ -27,14 +28,11 @@ const WINDOW: Duration = Duration::from_secs(1).saturating_add(MARGIN);
 /// Registry entries above which idle limiters are dropped.
 const PRUNE_ABOVE: usize = 1024;
 
-struct Log {
-    per_second: usize,
-    granted: VecDeque<Instant>,
-}
-
 /// Lets at most N calls through in any window of a second (plus margin).
 pub struct RateLimiter {
-    log: tokio::sync::Mutex<Log>,
+    per_second: AtomicUsize,
+    /// When the last calls were let through, oldest first.
+    granted: tokio::sync::Mutex<VecDeque<Instant>>,
 }
 
 impl std::fmt::Debug for RateLimiter {
@@ -47,10 +45,8 @@ impl RateLimiter {
     /// A limiter of its own (not shared through the registry).
     pub fn new(per_second: u32) -> Self {
         Self {
-            log: tokio::sync::Mutex::new(Log {
-                per_second: per_second.max(1) as usize,
-                granted: VecDeque::new(),
-            }),
+            per_second: AtomicUsize::new(per_second.max(1) as usize),
+            granted: tokio::sync::Mutex::new(VecDeque::new()),
         }
     }
 
@@ -75,32 +71,29 @@ impl RateLimiter {
     }
 
     fn set_rate(&self, per_second: u32) {
-        if let Ok(mut log) = self.log.try_lock() {
-            log.per_second = per_second.max(1) as usize;
-        }
+        self.per_second
+            .store(per_second.max(1) as usize, Ordering::Relaxed);
     }
 
     /// Whether no call was let through within the last window.
     fn is_idle(&self) -> bool {
-        self.log.try_lock().is_ok_and(|log| {
-            log.granted
-                .back()
-                .is_none_or(|last| last.elapsed() >= WINDOW)
-        })
+        self.granted
+            .try_lock()
+            .is_ok_and(|g| g.back().is_none_or(|last| last.elapsed() >= WINDOW))
     }
 
     /// Waits until one more call fits, and counts it. Waiters are served
     /// in arrival order (the lock is fair).
     pub async fn acquire(&self) {
-        let mut log = self.log.lock().await;
-        while log.granted.len() >= log.per_second {
-            let Some(&oldest) = log.granted.front() else {
+        let mut granted = self.granted.lock().await;
+        while granted.len() >= self.per_second.load(Ordering::Relaxed) {
+            let Some(&oldest) = granted.front() else {
                 break;
             };
             tokio::time::sleep_until(oldest + WINDOW).await;
-            log.granted.pop_front();
+            granted.pop_front();
         }
-        log.granted.push_back(Instant::now());
+        granted.push_back(Instant::now());
     }
 }
 

@@ -83,15 +83,16 @@ pub fn timestamp(v: &Value) -> Option<DateTime<Utc>> {
 }
 
 /// The fields of one record, with types inferred from their values: what
-/// `describe` can say of an API that publishes no schema.
-pub fn infer_fields(list: &ListCall, record: &Map<String, Value>) -> Vec<FieldInfo> {
+/// `describe` can say of an API that publishes no schema (which fields a
+/// create needs is not known: none is marked required).
+pub fn infer_fields(record: &Map<String, Value>) -> Vec<FieldInfo> {
     record
         .iter()
         .map(|(name, value)| FieldInfo {
             name: name.clone(),
             label: name.clone(),
             kind: kind_of(value).into(),
-            required: *name == list.id_field,
+            required: false,
         })
         .collect()
 }
@@ -168,7 +169,7 @@ mod tests {
         else {
             unreachable!()
         };
-        let kinds: Vec<(String, String)> = infer_fields(&list(), &rec)
+        let kinds: Vec<(String, String)> = infer_fields(&rec)
             .into_iter()
             .map(|f| (f.name, f.kind))
             .collect();
