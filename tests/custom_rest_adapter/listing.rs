@@ -5,51 +5,19 @@
 
 use std::collections::BTreeSet;
 
+use castiel_integrations::features::sync::adapter::{Adapter as _, ChangesRequest};
 use serde_json::{Value, json};
 
-use crate::custom_api_server::{Auth, CustomApiServer, RECORDS, initial_time};
+use crate::custom_api_server::{
+    Auth, CustomApiServer, PAGINATION_TYPES, RECORDS, initial_time, list_call,
+};
 use crate::{adapter, api, drain, key};
 
-/// The list calls of each pagination type against the server's routes,
-/// with the records' ids as the server lists them.
 fn lists() -> Vec<(&'static str, Value)> {
-    vec![
-        (
-            "none",
-            json!({"path": "/all", "recordsPointer": "/data", "idField": "id",
-                        "pagination": {"type": "none"}}),
-        ),
-        (
-            "page",
-            json!({"path": "/pages", "recordsPointer": "/data", "idField": "id",
-                        "pagination": {"type": "page", "pageParam": "page", "sizeParam": "per_page", "pageSize": 5}}),
-        ),
-        (
-            "page without a size",
-            json!({"path": "/pages", "recordsPointer": "/data", "idField": "id",
-                        "pagination": {"type": "page", "pageParam": "page"}}),
-        ),
-        (
-            "offset",
-            json!({"path": "/offset", "recordsPointer": "/items", "idField": "id",
-                        "pagination": {"type": "offset", "offsetParam": "offset", "limitParam": "limit", "pageSize": 4}}),
-        ),
-        (
-            "cursor",
-            json!({"path": "/cursor", "query": {"limit": "4"}, "recordsPointer": "/members", "idField": "id",
-                        "pagination": {"type": "cursor", "cursorParam": "cursor", "cursorPointer": "/response_metadata/next_cursor"}}),
-        ),
-        (
-            "next_url",
-            json!({"path": "/next", "recordsPointer": "/results", "idField": "id",
-                        "pagination": {"type": "next_url", "nextUrlPointer": "/next"}}),
-        ),
-        (
-            "link_header",
-            json!({"path": "/link", "query": {"per_page": 3}, "recordsPointer": "", "idField": "id",
-                        "pagination": {"type": "link_header"}}),
-        ),
-    ]
+    PAGINATION_TYPES
+        .iter()
+        .map(|k| (*k, list_call(k)))
+        .collect()
 }
 
 fn assert_once(kind: &str, got: &[String], want: &[String]) {
@@ -181,4 +149,44 @@ async fn incremental_listings_send_the_watermark_and_get_only_changes() {
         // Every kind starts from the same dataset.
         server.reset();
     }
+}
+
+#[tokio::test]
+async fn a_cursor_of_another_pagination_starts_the_listing_over() {
+    let server = CustomApiServer::start(Auth::None).await;
+    let none = json!({"type": "none"});
+    let paged = adapter(
+        api(
+            &server.base_url(),
+            none.clone(),
+            list_call("page"),
+            json!({}),
+        ),
+        key("-"),
+    );
+    let first = paged
+        .list_changes(ChangesRequest {
+            entity: "things",
+            cursor: None,
+            page_token: None,
+            max: 7,
+            fields: &[],
+            filters: &[],
+        })
+        .await
+        .expect("page");
+    assert!(first.more);
+    let cursor = first.cursor.expect("cursor");
+    assert_eq!(cursor["listing"]["at"], json!({"kind": "page", "page": 2}));
+    assert_eq!(first.records.len(), 5, "one page a call");
+    // The description changed to cursor paging: the page number means
+    // nothing there, so the listing starts over and nothing is lost.
+    let cursored = adapter(
+        api(&server.base_url(), none, list_call("cursor"), json!({})),
+        key("-"),
+    );
+    let rest = drain(&cursored, Some(cursor), 100, false)
+        .await
+        .expect("listing");
+    assert_eq!(rest.ids(), server.ids());
 }

@@ -56,6 +56,46 @@ pub const CLIENT_ID: &str = "custom-api-client";
 /// Its secret.
 pub const CLIENT_SECRET: &str = "custom-api-secret-81c2";
 
+/// The pagination types [`list_call`] describes ("page without a size"
+/// is `page` ending at an empty page).
+pub const PAGINATION_TYPES: [&str; 7] = [
+    "none",
+    "page",
+    "page without a size",
+    "offset",
+    "cursor",
+    "next_url",
+    "link_header",
+];
+
+/// A `customApi` list call (`entities[].list`) for this API's route of a
+/// pagination type (see [`PAGINATION_TYPES`]), ids in `id`.
+pub fn list_call(kind: &str) -> Value {
+    match kind {
+        "none" => json!({"path": "/all", "recordsPointer": "/data", "idField": "id",
+                         "pagination": {"type": "none"}}),
+        "page" => json!({"path": "/pages", "recordsPointer": "/data", "idField": "id",
+                         "pagination": {"type": "page", "pageParam": "page", "sizeParam": "per_page", "pageSize": 5}}),
+        "page without a size" => {
+            json!({"path": "/pages", "recordsPointer": "/data", "idField": "id",
+                         "pagination": {"type": "page", "pageParam": "page"}})
+        }
+        "offset" => json!({"path": "/offset", "recordsPointer": "/items", "idField": "id",
+                         "pagination": {"type": "offset", "offsetParam": "offset", "limitParam": "limit", "pageSize": 4}}),
+        "cursor" => {
+            json!({"path": "/cursor", "query": {"limit": "4"}, "recordsPointer": "/members", "idField": "id",
+                         "pagination": {"type": "cursor", "cursorParam": "cursor", "cursorPointer": "/response_metadata/next_cursor"}})
+        }
+        "next_url" => json!({"path": "/next", "recordsPointer": "/results", "idField": "id",
+                         "pagination": {"type": "next_url", "nextUrlPointer": "/next"}}),
+        "link_header" => {
+            json!({"path": "/link", "query": {"per_page": 3}, "recordsPointer": "", "idField": "id",
+                         "pagination": {"type": "link_header"}})
+        }
+        other => panic!("no route pages by {other}"),
+    }
+}
+
 /// What the API expects of every `/v1` request.
 #[derive(Debug, Clone, Default)]
 pub enum Auth {
