@@ -11,6 +11,13 @@
 //! call returns (the API publishes no schema we could read): names as
 //! labels, types from the JSON values, none marked required (unknown).
 //! An entity without any record is `Unsupported`.
+//!
+//! Not done here: `ChangesRequest::filters` are not sent (a description
+//! names no filter syntax; its fixed `query` parameters filter at the
+//! source) and `fields` are not selected (the API sends what it sends).
+//! Waiting for the rate limit is not cancellable (the port passes no
+//! cancellation), so `Cancelled` is never returned: a wait is at most a
+//! second.
 
 pub mod call;
 pub mod cursor;
