@@ -260,6 +260,9 @@ impl CustomAuth {
             match (wanted, value) {
                 (true, None) => v.add(format!("{at}/{field}"), "is required for this type"),
                 (false, Some(_)) => v.add(format!("{at}/{field}"), "is not used by this type"),
+                (true, Some(name)) if field == "headerName" => {
+                    check_header_name(&format!("{at}/{field}"), name, v)
+                }
                 (true, Some(name)) => check_name(&format!("{at}/{field}"), name, v),
                 (false, None) => {}
             }
@@ -333,10 +336,27 @@ fn check_path(at: &str, path: &str, with_id: bool, v: &mut Violations) {
             at,
             "must be at most 1000 printable characters without spaces",
         );
-    } else if path.split(['/', '?']).any(|seg| seg == "..") || path.contains('#') {
+    } else if path.split(['/', '?']).any(is_dot_dot) || path.contains('#') {
         v.add(at, "must not climb out of the base URL or carry a fragment");
     } else if with_id && !path.contains("{id}") {
         v.add(at, "must contain {id}");
+    }
+}
+
+/// `..`, also percent-encoded (`%2e%2E`): URL parsers resolve both.
+fn is_dot_dot(segment: &str) -> bool {
+    segment.to_ascii_lowercase().replace("%2e", ".") == ".."
+}
+
+/// A header name: an RFC 9110 token (what HTTP can carry as a field name).
+fn check_header_name(at: &str, name: &str, v: &mut Violations) {
+    check_name(at, name, v);
+    let tchar = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+    if !name.chars().all(tchar) {
+        v.add(
+            at,
+            "must be an HTTP header name (letters, digits and !#$%&'*+-.^_`|~)",
+        );
     }
 }
 
@@ -423,12 +443,27 @@ mod tests {
     }
 
     #[test]
+    fn header_names_must_be_tokens_and_paths_must_not_climb() {
+        let mut bad = valid();
+        bad["auth"]["headerName"] = json!("X:Key");
+        bad["entities"][0]["list"]["path"] = json!("/deals/..");
+        let api = parse(bad).expect("parses");
+        assert_eq!(
+            violations(&api),
+            [
+                "/customApi/auth/headerName",
+                "/customApi/entities/0/list/path"
+            ]
+        );
+    }
+
+    #[test]
     fn what_types_cannot_say_is_checked_with_pointers() {
         let mut bad = valid();
         bad["auth"] = json!({"type": "api_key_query"});
         bad["entities"][0]["list"]["path"] = json!("https://evil/x");
         bad["entities"][0]["list"]["recordsPointer"] = json!("data");
-        bad["entities"][0]["get"]["path"] = json!("/deals/../admin");
+        bad["entities"][0]["get"]["path"] = json!("/deals/%2E%2e/admin/{id}");
         bad["entities"][0]["update"]["path"] = json!("/deals");
         bad["rateLimitPerSecond"] = json!(0);
         let api = parse(bad).expect("parses");
