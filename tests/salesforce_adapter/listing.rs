@@ -193,7 +193,7 @@ async fn an_incremental_run_reads_only_what_changed() {
     let Some(changes) = json!({"StageName": "Closed Won"}).as_object().cloned() else {
         unreachable!()
     };
-    server.modify("Opportunity", &changed, changes, None);
+    server.modify("Opportunity", &changed, &changes, None);
     let second = run(&a, "Opportunity", first.cursor.clone(), 1000, &fields, &[]).await;
     let mut got = ids(&second.records);
     got.sort();

@@ -386,12 +386,12 @@ impl SalesforceServer {
         &self,
         sobject: &str,
         ids: &[String],
-        changes: Map<String, Value>,
+        changes: &Map<String, Value>,
         at: Option<DateTime<Utc>>,
     ) -> DateTime<Utc> {
         let mut s = self.lock();
         let at = s.stamp(at);
-        s.modify(sobject, ids, &changes, at);
+        s.modify(sobject, ids, changes, at);
         at
     }
 

@@ -170,7 +170,11 @@ impl Api {
             let req = req
                 .build()
                 .map_err(|e| AdapterError::Rejected(format!("bad request: {e}")))?;
-            let resp = self.outbound.execute(req).await.map_err(outbound_error)?;
+            let resp = self
+                .outbound
+                .execute(req)
+                .await
+                .map_err(|e| outbound_error(&e))?;
             let status = resp.status();
             self.note_usage(resp.headers());
             let retry_after = resp
@@ -194,7 +198,7 @@ impl Api {
             }
             let (code, message) = error_of(&bytes);
             let message = redact(&message, credential.secret());
-            return Err(classify(status, &code, message, retry_after));
+            return Err(classify(status, &code, &message, retry_after));
         }
     }
 }
@@ -234,7 +238,7 @@ fn redact(message: &str, secret: &str) -> String {
 fn classify(
     status: StatusCode,
     code: &str,
-    message: String,
+    message: &str,
     retry_after: Option<std::time::Duration>,
 ) -> AdapterError {
     let text = if code.is_empty() {
@@ -257,7 +261,7 @@ fn classify(
     }
 }
 
-fn outbound_error(e: OutboundError) -> AdapterError {
+fn outbound_error(e: &OutboundError) -> AdapterError {
     match e {
         OutboundError::InvalidUrl(_)
         | OutboundError::SchemeNotAllowed
@@ -290,7 +294,7 @@ mod tests {
         let e = classify(
             StatusCode::UNAUTHORIZED,
             &code,
-            redact(&message, "tok-123456789"),
+            &redact(&message, "tok-123456789"),
             None,
         );
         assert_eq!(

@@ -5,7 +5,9 @@
 //! across a page boundary are neither lost nor repeated. A query asks for
 //! one record more than the run may take: whether that extra record exists
 //! makes `more` exact. Within a run the query's `nextRecordsUrl` is the
-//! page token. Writes use `POST`/`PATCH /sobjects/{type}`, with
+//! page token; a call continuing it passes the run's remaining budget as
+//! `max` (as the port defines `max`), so the query's extra record falls
+//! past that budget and `more` stays exact across its batches. Writes use `POST`/`PATCH /sobjects/{type}`, with
 //! `If-Unmodified-Since` as Salesforce's concurrency check.
 
 mod calls;
@@ -238,7 +240,7 @@ fn grouped(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
