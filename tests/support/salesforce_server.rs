@@ -324,6 +324,60 @@ impl SalesforceServer {
             queries: Vec::new(),
             base: url.clone(),
         }));
+        {
+            // Every org has the standard objects, records or not.
+            let mut s = lock(&state);
+            let standard: [(&str, &[&str]); 4] = [
+                ("Account", &["Industry", "Type", "OwnerId", "AnnualRevenue"]),
+                (
+                    "Contact",
+                    &[
+                        "FirstName",
+                        "LastName",
+                        "Email",
+                        "Phone",
+                        "Title",
+                        "AccountId",
+                        "OwnerId",
+                    ],
+                ),
+                (
+                    "Lead",
+                    &[
+                        "FirstName",
+                        "LastName",
+                        "Email",
+                        "Company",
+                        "Status",
+                        "OwnerId",
+                    ],
+                ),
+                (
+                    "Opportunity",
+                    &[
+                        "Amount",
+                        "StageName",
+                        "CloseDate",
+                        "Probability",
+                        "IsClosed",
+                        "IsWon",
+                        "AccountId",
+                        "OwnerId",
+                        "Type",
+                        "LastActivityDate",
+                        "ForecastCategory",
+                    ],
+                ),
+            ];
+            for (name, fields) in standard {
+                let o = s.object(name);
+                for f in fields {
+                    if !o.fields.iter().any(|x| x == f) {
+                        o.fields.push((*f).to_owned());
+                    }
+                }
+            }
+        }
         let data = "/services/data/{v}";
         let app = Router::new()
             .route(&format!("{data}/query"), get(query))

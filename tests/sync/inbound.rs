@@ -17,10 +17,12 @@ async fn five_thousand_records_arrive_in_five_runs_of_a_thousand_then_only_chang
     // 850 records, then 300 sharing one SystemModstamp across the first
     // run's 1,000-record boundary, then the rest.
     f.sf.insert_at("Opportunity", 850, base, deal);
-    f.sf
-        .insert_at("Opportunity", 300, base + Duration::seconds(1), |i| deal(850 + i));
-    f.sf
-        .insert_at("Opportunity", 3850, base + Duration::seconds(2), |i| deal(1150 + i));
+    f.sf.insert_at("Opportunity", 300, base + Duration::seconds(1), |i| {
+        deal(850 + i)
+    });
+    f.sf.insert_at("Opportunity", 3850, base + Duration::seconds(2), |i| {
+        deal(1150 + i)
+    });
     let integration = f.integration().await;
     let task = f.task(integration).await;
 
@@ -30,10 +32,19 @@ async fn five_thousand_records_arrive_in_five_runs_of_a_thousand_then_only_chang
     f.drain().await;
 
     let runs = f.executions(task).await;
-    assert_eq!(runs.len(), 5, "one manual run and four continuations: {runs:#?}");
+    assert_eq!(
+        runs.len(),
+        5,
+        "one manual run and four continuations: {runs:#?}"
+    );
     assert_eq!(runs[0].trigger, Trigger::Manual);
     for (i, r) in runs.iter().enumerate() {
-        assert_eq!(r.status, ExecutionStatus::Completed, "run {i}: {:?}", r.errors);
+        assert_eq!(
+            r.status,
+            ExecutionStatus::Completed,
+            "run {i}: {:?}",
+            r.errors
+        );
         assert_eq!(r.counters.fetched, 1000, "run {i}");
         assert_eq!(r.counters.created, 1000, "run {i}");
         assert_eq!(r.has_more, i < 4, "run {i}");
@@ -62,15 +73,23 @@ async fn five_thousand_records_arrive_in_five_runs_of_a_thousand_then_only_chang
         .map(|s| s.metadata.as_ref().expect("metadata").external_id.clone())
         .collect();
     let changed = json!({"StageName": "Closed Won"});
-    f.sf.modify("Opportunity", &ids[..10], changed.as_object().expect("obj").clone(), None);
-    f.sf.modify("Opportunity", &ids[10..], serde_json::Map::new(), None);
+    f.sf.modify(
+        "Opportunity",
+        &ids[..10],
+        changed.as_object().expect("obj"),
+        None,
+    );
+    f.sf.modify("Opportunity", &ids[10..], &serde_json::Map::new(), None);
     let served = f.sf.records_served();
     assert_eq!(f.run(task).await.status.as_u16(), 202);
     f.drain().await;
     let runs = f.executions(task).await;
     let last = runs.last().expect("run");
     assert_eq!(last.status, ExecutionStatus::Completed, "{:?}", last.errors);
-    assert_eq!(last.counters.fetched, 15, "only the changed records are fetched");
+    assert_eq!(
+        last.counters.fetched, 15,
+        "only the changed records are fetched"
+    );
     assert_eq!(last.counters.updated, 10);
     assert_eq!(last.counters.unchanged, 5);
     assert_eq!(last.counters.created, 0);
@@ -94,7 +113,12 @@ async fn a_run_with_nothing_to_sync_completes_at_once() {
     f.drain().await;
     let runs = f.executions(task).await;
     assert_eq!(runs.len(), 1);
-    assert_eq!(runs[0].status, ExecutionStatus::Completed, "{:?}", runs[0].errors);
+    assert_eq!(
+        runs[0].status,
+        ExecutionStatus::Completed,
+        "{:?}",
+        runs[0].errors
+    );
     assert_eq!(runs[0].counters.fetched, 0);
     assert!(runs[0].completed_at.is_some());
 }

@@ -113,7 +113,10 @@ async fn cancel_ends_a_queued_run_at_once_and_a_running_one_within_a_page() {
         if runs[1].counters.fetched > 0 {
             break;
         }
-        assert!(!runs[1].status.is_final(), "ended before it could be cancelled");
+        assert!(
+            !runs[1].status.is_final(),
+            "ended before it could be cancelled"
+        );
         tokio::task::yield_now().await;
     }
     let asked = f

@@ -38,7 +38,8 @@ pub struct Fixture {
 
 /// Fields of the i-th Opportunity.
 pub fn deal(i: usize) -> Map<String, Value> {
-    let Value::Object(m) = json!({"Name": format!("Deal {i}"), "Amount": i * 100, "StageName": "Prospecting"})
+    let Value::Object(m) =
+        json!({"Name": format!("Deal {i}"), "Amount": i * 100, "StageName": "Prospecting"})
     else {
         unreachable!("an object")
     };
