@@ -88,6 +88,8 @@ struct State {
     records_served: usize,
     queries: Vec<String>,
     base: String,
+    /// How long each query and queryMore call waits before answering.
+    latency: std::time::Duration,
 }
 
 /// The running server; stops when dropped.
@@ -323,6 +325,7 @@ impl SalesforceServer {
             records_served: 0,
             queries: Vec::new(),
             base: url.clone(),
+            latency: std::time::Duration::ZERO,
         }));
         {
             // Every org has the standard objects, records or not.
@@ -494,6 +497,12 @@ impl SalesforceServer {
         let mut s = self.lock();
         s.api_used = used;
         s.api_max = max;
+    }
+
+    /// Makes each query and queryMore call wait `latency` before answering
+    /// (a slow org, so a test can act while a run is between pages).
+    pub fn set_latency(&self, latency: std::time::Duration) {
+        self.lock().latency = latency;
     }
 
     /// Answers every API call `403 REQUEST_LIMIT_EXCEEDED` while `on`.

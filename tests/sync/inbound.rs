@@ -8,21 +8,25 @@ use castiel_integrations::features::sync::model::{ExecutionStatus, Trigger};
 use chrono::{Duration, Utc};
 use serde_json::json;
 
-use crate::{Fixture, deal};
+use crate::{Fixture, deal, scale};
 
 #[tokio::test]
 async fn five_thousand_records_arrive_in_five_runs_of_a_thousand_then_only_changes() {
-    let f = Fixture::new(&[]).await;
+    let k = scale();
+    let limit = (1000 / k).to_string();
+    let f = Fixture::new(&[("SYNC_MAX_RECORDS", &limit)]).await;
     let base = Utc::now() - Duration::hours(1);
     // 850 records, then 300 sharing one SystemModstamp across the first
     // run's 1,000-record boundary, then the rest.
-    f.sf.insert_at("Opportunity", 850, base, deal);
-    f.sf.insert_at("Opportunity", 300, base + Duration::seconds(1), |i| {
-        deal(850 + i)
+    let (a, b, c) = (850 / k, 300 / k, 3850 / k);
+    f.sf.insert_at("Opportunity", a, base, deal);
+    f.sf.insert_at("Opportunity", b, base + Duration::seconds(1), |i| {
+        deal(a + i)
     });
-    f.sf.insert_at("Opportunity", 3850, base + Duration::seconds(2), |i| {
-        deal(1150 + i)
+    f.sf.insert_at("Opportunity", c, base + Duration::seconds(2), |i| {
+        deal(a + b + i)
     });
+    let (total, per_run) = (5000 / k, 1000 / k);
     let integration = f.integration().await;
     let task = f.task(integration).await;
 
@@ -45,20 +49,20 @@ async fn five_thousand_records_arrive_in_five_runs_of_a_thousand_then_only_chang
             "run {i}: {:?}",
             r.errors
         );
-        assert_eq!(r.counters.fetched, 1000, "run {i}");
-        assert_eq!(r.counters.created, 1000, "run {i}");
+        assert_eq!(r.counters.fetched, per_run as u64, "run {i}");
+        assert_eq!(r.counters.created, per_run as u64, "run {i}");
         assert_eq!(r.has_more, i < 4, "run {i}");
         if i > 0 {
             assert_eq!(r.trigger, Trigger::Continuation);
         }
     }
     let shards = f.shards().await;
-    assert_eq!(shards.len(), 5000, "every record once");
+    assert_eq!(shards.len(), total, "every record once");
     let external: HashSet<String> = shards
         .iter()
         .map(|s| s.metadata.as_ref().expect("metadata").external_id.clone())
         .collect();
-    assert_eq!(external.len(), 5000, "no record twice");
+    assert_eq!(external.len(), total, "no record twice");
     let s = &shards[0];
     assert_eq!(s.source, "integration");
     assert_eq!(s.shard_type_id, "c_opportunity");
@@ -96,7 +100,7 @@ async fn five_thousand_records_arrive_in_five_runs_of_a_thousand_then_only_chang
     assert!(!last.has_more);
     assert_eq!(f.sf.records_served() - served, 15);
     let shards = f.shards().await;
-    assert_eq!(shards.len(), 5000, "no shard duplicated");
+    assert_eq!(shards.len(), total, "no shard duplicated");
     let won = shards
         .iter()
         .filter(|s| s.structured_data["stage"] == "Closed Won")

@@ -5,7 +5,7 @@
 use castiel_integrations::features::sync::model::ExecutionStatus;
 use chrono::{Duration, Utc};
 
-use crate::{Fixture, deal};
+use crate::{Fixture, deal, scale};
 
 #[tokio::test]
 async fn a_fourth_run_at_once_is_refused_and_recorded() {
@@ -79,9 +79,12 @@ async fn a_run_too_soon_after_the_last_is_refused_with_retry_after() {
 
 #[tokio::test]
 async fn cancel_ends_a_queued_run_at_once_and_a_running_one_within_a_page() {
+    // Two pages of 2,000 at least, so a cancel lands between pages.
+    let total = (10_000 / scale()).max(4000);
     let f = Fixture::new(&[("SYNC_MAX_RECORDS", "20000")]).await;
     let base = Utc::now() - Duration::hours(1);
-    f.sf.insert_at("Opportunity", 10_000, base, deal);
+    f.sf.insert_at("Opportunity", total, base, deal);
+    f.sf.set_latency(std::time::Duration::from_millis(100));
     let integration = f.integration().await;
     let task = f.task(integration).await;
 
@@ -132,7 +135,7 @@ async fn cancel_ends_a_queued_run_at_once_and_a_running_one_within_a_page() {
     let run = &f.executions(task).await[1];
     assert_eq!(run.status, ExecutionStatus::Cancelled);
     assert!(
-        run.counters.fetched <= 4000 && run.counters.fetched < 10_000,
+        run.counters.fetched <= 4000 && (run.counters.fetched as usize) < total,
         "stopped within a page of the cancel: {}",
         run.counters.fetched
     );

@@ -8,13 +8,17 @@
 mod cosmos_emulator;
 #[path = "../api/helpers.rs"]
 mod helpers;
+#[path = "../support/process.rs"]
+mod process;
 #[path = "../support/salesforce_server.rs"]
 mod salesforce_server;
 #[path = "../support/stores.rs"]
 mod stores;
 
+mod crash;
 mod inbound;
 mod limits;
+mod schedule;
 
 use castiel_integrations::domain::tenancy::TenantId;
 use castiel_integrations::drivers::serve::workers::run_due;
@@ -27,6 +31,21 @@ use helpers::{Answer, TestApp};
 use salesforce_server::{CLIENT_ID, CLIENT_SECRET, SalesforceServer};
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
+
+/// How many records the big scenarios sync: the in-memory Cosmos DB
+/// emulator writes a document in about a millisecond of CPU, so on it the
+/// same scenarios run at a tenth of the size (and the record limit with them).
+pub fn scale() -> usize {
+    match stores::backend() {
+        stores::Backend::Embedded => 1,
+        stores::Backend::Cosmos => 10,
+    }
+}
+
+/// A user's token for a tenant, signed with the test secret.
+pub fn token_for(tenant: Uuid) -> String {
+    helpers::sign(&json!({"tenantId": tenant, "sub": "user-1", "exp": helpers::now() + 3600}))
+}
 
 /// A tenant with a Salesforce integration on a local server.
 pub struct Fixture {

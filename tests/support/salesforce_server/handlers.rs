@@ -77,6 +77,10 @@ pub(super) async fn query(
     Query(p): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
+    let latency = lock(&s).latency;
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
     let mut s = lock(&s);
     if let Err(e) = s.gate(&headers, "query") {
         return s.reply(e);
@@ -123,6 +127,10 @@ pub(super) async fn query_more(
     Path((v, locator)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
+    let latency = lock(&s).latency;
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
     let mut s = lock(&s);
     if let Err(e) = s.gate(&headers, "queryMore") {
         return s.reply(e);
