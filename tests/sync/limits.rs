@@ -120,7 +120,7 @@ async fn cancel_ends_a_queued_run_at_once_and_a_running_one_within_a_page() {
             !runs[1].status.is_final(),
             "ended before it could be cancelled"
         );
-        tokio::task::yield_now().await;
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     let asked = f
         .app
