@@ -97,6 +97,9 @@ pub mod types {
     /// A connection's token could not be refreshed (it is now expired).
     pub const TOKEN_REFRESH_FAILED: &str = "integration.token.refresh_failed";
 
+    /// A shard of the local shard store was edited (`PUT /api/v1/shards/{id}`),
+    /// raised as Castiel's shard-manager raises it; the sync consumes it.
+    pub const SHARD_UPDATED: &str = "shard.updated";
     /// Every event type this service publishes (SPEC §7), including those
     /// of features still to come: a subscription may name any of them.
     pub const PUBLISHED: &[&str] = &[
