@@ -12,6 +12,7 @@ pub mod json;
 pub mod openapi;
 pub mod respond;
 pub mod server;
+pub mod shards;
 pub mod webhooks;
 
 use std::sync::OnceLock;
@@ -46,6 +47,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
         (name = "integrations", description = "Tenants' integrations"),
         (name = "webhooks", description = "Outbound webhooks and their deliveries"),
         (name = "admin", description = "Super-admin operations"),
+        (name = "shards", description = "The local shard store (standalone mode)"),
     )
 )]
 struct ApiDoc;
@@ -74,6 +76,7 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(integrations::router())
         .merge(connections::router())
         .merge(webhooks::router())
+        .merge(shards::router())
 }
 
 /// The OpenAPI 3.1 document, generated from the routes.
