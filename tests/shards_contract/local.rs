@@ -22,10 +22,11 @@ async fn sink() -> (LocalShards, Arc<dyn Store>, tempfile::TempDir) {
 }
 
 #[tokio::test]
-async fn a_page_of_two_thousand_reads_past_one_query_page() {
+async fn a_page_past_one_query_page_finds_every_existing_shard() {
     let (shards, _store, _dir) = sink().await;
     let tenant = Uuid::new_v4();
-    let ids: Vec<Uuid> = (0..2000).map(|_| Uuid::new_v4()).collect();
+    // One more than a query page (1,000 ids), so the read takes two.
+    let ids: Vec<Uuid> = (0..1001).map(|_| Uuid::new_v4()).collect();
     let page = |n: u32| {
         ids.iter()
             .map(|id| write(tenant, *id, &id.to_string(), json!({"n": n})))
