@@ -14,11 +14,7 @@ use crate::helpers::TestApp;
 pub const OPPORTUNITY: &str = "0d5f0d8e-6a3b-4e43-9c55-2f4b0c1d9e01";
 
 /// Writes shards as the sync does: `(type id, type name, integration)`.
-pub async fn seed(
-    app: &TestApp,
-    tenant: Uuid,
-    shards: &[(&str, Option<&str>, Uuid)],
-) -> Vec<Uuid> {
+pub async fn seed(app: &TestApp, tenant: Uuid, shards: &[(&str, Option<&str>, Uuid)]) -> Vec<Uuid> {
     let writes: Vec<ShardWrite> = shards
         .iter()
         .enumerate()
@@ -79,23 +75,36 @@ async fn lists_filter_by_type_name_or_id_and_integration_and_page() {
         ],
     )
     .await;
-    let accounts = seed(&app, tenant, &[("c_account", None, i1), ("c_account", None, i2)]).await;
+    let accounts = seed(
+        &app,
+        tenant,
+        &[("c_account", None, i1), ("c_account", None, i2)],
+    )
+    .await;
     let other = seed(&app, Uuid::new_v4(), &[("c_account", None, i1)]).await;
 
     let (all, pages) = app.list_all("/api/v1/shards?limit=3", &t).await;
     assert_eq!(pages, 3);
     let mut every = opps.clone();
     every.extend(&accounts);
-    assert_eq!(ids(&all), strings(&every), "every shard once, no other tenant's");
+    assert_eq!(
+        ids(&all),
+        strings(&every),
+        "every shard once, no other tenant's"
+    );
     assert!(!ids(&all).contains(&other[0].to_string()));
 
-    let (by_name, _) = app.list_all("/api/v1/shards?shardTypeName=c_opportunity", &t).await;
+    let (by_name, _) = app
+        .list_all("/api/v1/shards?shardTypeName=c_opportunity", &t)
+        .await;
     assert_eq!(ids(&by_name), strings(&opps));
     let (by_id, _) = app
         .list_all(&format!("/api/v1/shards?shardTypeName={OPPORTUNITY}"), &t)
         .await;
     assert_eq!(ids(&by_id), strings(&opps), "the type id matches too");
-    let (acc, _) = app.list_all("/api/v1/shards?shardTypeName=c_account", &t).await;
+    let (acc, _) = app
+        .list_all("/api/v1/shards?shardTypeName=c_account", &t)
+        .await;
     assert_eq!(ids(&acc), strings(&accounts));
     let (from_i1, _) = app
         .list_all(&format!("/api/v1/shards?integrationId={i1}"), &t)
@@ -116,7 +125,10 @@ async fn lists_filter_by_type_name_or_id_and_integration_and_page() {
     assert_eq!(first["source"], json!("integration"));
     assert_eq!(first["metadata"]["externalSource"], json!("salesforce"));
     assert!(first["etag"].as_str().is_some_and(|e| !e.is_empty()));
-    assert!(first.get("shardTypeKeys").is_none(), "storage detail hidden");
+    assert!(
+        first.get("shardTypeKeys").is_none(),
+        "storage detail hidden"
+    );
 }
 
 #[tokio::test]
@@ -141,7 +153,12 @@ async fn get_answers_the_shard_with_its_etag() {
     let app = TestApp::new().await;
     let tenant = Uuid::new_v4();
     let t = app.token(tenant);
-    let id = seed(&app, tenant, &[(OPPORTUNITY, Some("c_opportunity"), Uuid::new_v4())]).await[0];
+    let id = seed(
+        &app,
+        tenant,
+        &[(OPPORTUNITY, Some("c_opportunity"), Uuid::new_v4())],
+    )
+    .await[0];
     let a = app.get(&format!("/api/v1/shards/{id}"), &t).await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.text);
     assert_eq!(a.body["id"], json!(id));
@@ -149,12 +166,11 @@ async fn get_answers_the_shard_with_its_etag() {
     assert_eq!(a.body["revision"], json!(1));
     assert_eq!(a.body["structuredData"]["Name"], json!("record 0"));
     assert_eq!(a.etag(), a.body["etag"].as_str().expect("etag"));
-    let missing = app.get(&format!("/api/v1/shards/{}", Uuid::new_v4()), &t).await;
+    let missing = app
+        .get(&format!("/api/v1/shards/{}", Uuid::new_v4()), &t)
+        .await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
-    assert_eq!(
-        missing.headers["content-type"],
-        "application/problem+json"
-    );
+    assert_eq!(missing.headers["content-type"], "application/problem+json");
     let odd = app.get("/api/v1/shards/not-a-uuid", &t).await;
     assert_eq!(odd.status, StatusCode::NOT_FOUND);
 }
@@ -163,7 +179,12 @@ async fn get_answers_the_shard_with_its_etag() {
 async fn another_tenant_gets_404_on_every_route() {
     let app = TestApp::new().await;
     let owner = Uuid::new_v4();
-    let id = seed(&app, owner, &[(OPPORTUNITY, Some("c_opportunity"), Uuid::new_v4())]).await[0];
+    let id = seed(
+        &app,
+        owner,
+        &[(OPPORTUNITY, Some("c_opportunity"), Uuid::new_v4())],
+    )
+    .await[0];
     let t = app.token(Uuid::new_v4());
     let path = format!("/api/v1/shards/{id}");
     assert_eq!(app.get(&path, &t).await.status, StatusCode::NOT_FOUND);
@@ -174,8 +195,14 @@ async fn another_tenant_gets_404_on_every_route() {
     let (items, _) = app.list_all("/api/v1/shards", &t).await;
     assert!(items.is_empty());
     let mine = app.get(&path, &app.token(owner)).await;
-    assert_eq!(mine.body["structuredData"]["Name"], json!("record 0"), "untouched");
+    assert_eq!(
+        mine.body["structuredData"]["Name"],
+        json!("record 0"),
+        "untouched"
+    );
     assert_eq!(mine.body["revision"], json!(1));
-    let anonymous = app.send(Method::GET, "/api/v1/shards", None, None, &[]).await;
+    let anonymous = app
+        .send(Method::GET, "/api/v1/shards", None, None, &[])
+        .await;
     assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
 }

@@ -14,7 +14,12 @@ async fn put_replaces_structured_data_honours_if_match_and_raises_shard_updated(
     let events = app.record_events();
     let tenant = Uuid::new_v4();
     let t = app.token(tenant);
-    let id = seed(&app, tenant, &[(OPPORTUNITY, Some("c_opportunity"), Uuid::new_v4())]).await[0];
+    let id = seed(
+        &app,
+        tenant,
+        &[(OPPORTUNITY, Some("c_opportunity"), Uuid::new_v4())],
+    )
+    .await[0];
     let path = format!("/api/v1/shards/{id}");
     let before = app.get(&path, &t).await;
 
@@ -27,8 +32,16 @@ async fn put_replaces_structured_data_honours_if_match_and_raises_shard_updated(
             &[("if-match", "\"not-the-version\"")],
         )
         .await;
-    assert_eq!(stale.status, StatusCode::PRECONDITION_FAILED, "{}", stale.text);
-    assert!(events.events().is_empty(), "nothing raised for a refused edit");
+    assert_eq!(
+        stale.status,
+        StatusCode::PRECONDITION_FAILED,
+        "{}",
+        stale.text
+    );
+    assert!(
+        events.events().is_empty(),
+        "nothing raised for a refused edit"
+    );
 
     let etag = format!("\"{}\"", before.etag());
     let ok = app
@@ -42,10 +55,16 @@ async fn put_replaces_structured_data_honours_if_match_and_raises_shard_updated(
         .await;
     assert_eq!(ok.status, StatusCode::OK, "{}", ok.text);
     assert_eq!(ok.body["revision"], json!(2));
-    assert_eq!(ok.body["structuredData"], json!({"Amount": 5000, "opportunityId": "opp-9"}));
+    assert_eq!(
+        ok.body["structuredData"],
+        json!({"Amount": 5000, "opportunityId": "opp-9"})
+    );
     assert_eq!(ok.body["source"], json!("user"));
     assert_eq!(ok.body["createdAt"], before.body["createdAt"]);
-    assert_eq!(ok.body["metadata"], before.body["metadata"], "the sync's link kept");
+    assert_eq!(
+        ok.body["metadata"], before.body["metadata"],
+        "the sync's link kept"
+    );
     assert_ne!(ok.etag(), before.etag());
     assert_eq!(app.get(&path, &t).await.body["revision"], json!(2));
 
@@ -70,7 +89,11 @@ async fn put_replaces_structured_data_honours_if_match_and_raises_shard_updated(
     // Without If-Match the edit applies; `opportunityId` falls back to
     // `structuredData.id`, as shard-manager's `a || b` does.
     let again = app
-        .put(&path, &t, json!({"structuredData": {"id": "006X", "opportunityId": ""}}))
+        .put(
+            &path,
+            &t,
+            json!({"structuredData": {"id": "006X", "opportunityId": ""}}),
+        )
         .await;
     assert_eq!(again.status, StatusCode::OK, "{}", again.text);
     assert_eq!(again.body["revision"], json!(3));
@@ -85,7 +108,12 @@ async fn bad_bodies_are_400_with_pointers_and_change_nothing() {
     let events = app.record_events();
     let tenant = Uuid::new_v4();
     let t = app.token(tenant);
-    let id = seed(&app, tenant, &[(OPPORTUNITY, Some("c_opportunity"), Uuid::new_v4())]).await[0];
+    let id = seed(
+        &app,
+        tenant,
+        &[(OPPORTUNITY, Some("c_opportunity"), Uuid::new_v4())],
+    )
+    .await[0];
     let path = format!("/api/v1/shards/{id}");
     for (body, pointer) in [
         (json!({}), "/structuredData"),
@@ -97,10 +125,20 @@ async fn bad_bodies_are_400_with_pointers_and_change_nothing() {
     ] {
         let a = app.put(&path, &t, body.clone()).await;
         assert_eq!(a.status, StatusCode::BAD_REQUEST, "{body}: {}", a.text);
-        assert!(a.pointers().contains(&pointer.to_owned()), "{body}: {:?}", a.pointers());
+        assert!(
+            a.pointers().contains(&pointer.to_owned()),
+            "{body}: {:?}",
+            a.pointers()
+        );
     }
     let text = app
-        .send_bytes(Method::PUT, &path, Some(&t), Some("text/plain"), b"{}".to_vec())
+        .send_bytes(
+            Method::PUT,
+            &path,
+            Some(&t),
+            Some("text/plain"),
+            b"{}".to_vec(),
+        )
         .await;
     assert_eq!(text.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     assert_eq!(app.get(&path, &t).await.body["revision"], json!(1));
@@ -114,15 +152,25 @@ async fn with_castiel_as_the_sink_the_routes_are_404() {
         ("SHARD_MANAGER_URL", "http://127.0.0.1:9/"),
     ])
     .await;
-    assert_eq!(app.state.shards.name(), "castiel", "the Castiel client is the sink");
+    assert_eq!(
+        app.state.shards.name(),
+        "castiel",
+        "the Castiel client is the sink"
+    );
     assert!(app.state.local_shards.is_none());
     let t = app.token(Uuid::new_v4());
     let id = Uuid::new_v4();
     for a in [
         app.get("/api/v1/shards", &t).await,
         app.get(&format!("/api/v1/shards/{id}"), &t).await,
-        app.put(&format!("/api/v1/shards/{id}"), &t, json!({"structuredData": {}})).await,
-        app.put(&format!("/api/v1/shards/{id}"), &t, json!({"bad": 1})).await,
+        app.put(
+            &format!("/api/v1/shards/{id}"),
+            &t,
+            json!({"structuredData": {}}),
+        )
+        .await,
+        app.put(&format!("/api/v1/shards/{id}"), &t, json!({"bad": 1}))
+            .await,
     ] {
         assert_eq!(a.status, StatusCode::NOT_FOUND, "{}", a.text);
         assert_eq!(a.headers["content-type"], "application/problem+json");
@@ -138,7 +186,12 @@ async fn with_castiel_as_the_sink_the_routes_are_404() {
 async fn ready_checks_the_local_shard_store() {
     let app = TestApp::new().await;
     let ready = app.send(Method::GET, "/ready", None, None, &[]).await;
-    assert_eq!(ready.body["checks"]["shards"]["status"], json!("ok"), "{}", ready.text);
+    assert_eq!(
+        ready.body["checks"]["shards"]["status"],
+        json!("ok"),
+        "{}",
+        ready.text
+    );
     assert_eq!(ready.body["checks"]["shards"]["backend"], json!("embedded"));
 }
 
@@ -149,7 +202,10 @@ async fn a_bad_shards_setting_fails_at_start_naming_it() {
     for (pairs, setting) in [
         (vec![("SHARDS", "mongo")], "SHARDS"),
         (vec![("SHARDS", "castiel")], "SHARD_MANAGER_URL"),
-        (vec![("SHARDS", "castiel"), ("SHARD_MANAGER_URL", "ftp://x/")], "SHARD_MANAGER_URL"),
+        (
+            vec![("SHARDS", "castiel"), ("SHARD_MANAGER_URL", "ftp://x/")],
+            "SHARD_MANAGER_URL",
+        ),
     ] {
         let mut all = vec![("DATA_DIR", data_dir.as_str())];
         all.extend(pairs);

@@ -2,11 +2,11 @@
 //! double checks, ids it generates, creates without an answer, retries,
 //! and health when it is down.
 
+use axum::http::StatusCode;
 use castiel_integrations::domain::tenancy::TenantId;
 use castiel_integrations::platform::shards::castiel::CastielShards;
 use castiel_integrations::platform::shards::{ShardError, ShardSink};
 use castiel_integrations::platform::store::Container;
-use axum::http::StatusCode;
 use serde_json::json;
 use uuid::Uuid;
 
@@ -21,14 +21,20 @@ async fn calls_use_the_documented_routes_body_and_service_token() {
     let tenant = Uuid::new_v4();
     let id = Uuid::new_v4();
     let r = client
-        .upsert_many(TenantId(tenant), vec![write(tenant, id, "006A", json!({"Amount": 1}))])
+        .upsert_many(
+            TenantId(tenant),
+            vec![write(tenant, id, "006A", json!({"Amount": 1}))],
+        )
         .await
         .expect("page")
         .remove(0)
         .expect("created");
     assert_ne!(r.sink_id, id, "shard-manager generates its ids");
     client
-        .upsert_many(TenantId(tenant), vec![write(tenant, id, "006A", json!({"Amount": 2}))])
+        .upsert_many(
+            TenantId(tenant),
+            vec![write(tenant, id, "006A", json!({"Amount": 2}))],
+        )
         .await
         .expect("page")
         .remove(0)
@@ -61,7 +67,10 @@ async fn a_create_without_an_answer_is_found_and_never_made_twice() {
     let id = Uuid::new_v4();
     double.state().lose_create_answers = 1;
     let r = client
-        .upsert_many(TenantId(tenant), vec![write(tenant, id, "a", json!({"v": 1}))])
+        .upsert_many(
+            TenantId(tenant),
+            vec![write(tenant, id, "a", json!({"v": 1}))],
+        )
         .await
         .expect("page")
         .remove(0)
@@ -69,7 +78,10 @@ async fn a_create_without_an_answer_is_found_and_never_made_twice() {
     assert_eq!(double.state().of(tenant).len(), 1, "not created twice");
     assert_eq!(r.sink_id.to_string(), double.state().of(tenant)[0]["id"]);
     let again = client
-        .upsert_many(TenantId(tenant), vec![write(tenant, id, "a", json!({"v": 2}))])
+        .upsert_many(
+            TenantId(tenant),
+            vec![write(tenant, id, "a", json!({"v": 2}))],
+        )
         .await
         .expect("page")
         .remove(0)
@@ -114,7 +126,10 @@ async fn a_pending_id_map_entry_is_checked_before_creating() {
         .expect("pending entry");
     let r = double
         .client(store)
-        .upsert_many(TenantId(tenant), vec![write(tenant, id, "a", json!({"v": 3}))])
+        .upsert_many(
+            TenantId(tenant),
+            vec![write(tenant, id, "a", json!({"v": 3}))],
+        )
         .await
         .expect("page")
         .remove(0)
@@ -124,7 +139,10 @@ async fn a_pending_id_map_entry_is_checked_before_creating() {
     let state = double.state();
     assert_eq!(state.of(tenant).len(), 1, "not created twice");
     assert_eq!(state.of(tenant)[0]["structuredData"], json!({"v": 3}));
-    assert_eq!(state.requests, ["GET /api/v1/shards", "PUT /api/v1/shards/{id}"]);
+    assert_eq!(
+        state.requests,
+        ["GET /api/v1/shards", "PUT /api/v1/shards/{id}"]
+    );
 }
 
 #[tokio::test]
@@ -135,24 +153,40 @@ async fn server_errors_are_retried_for_updates_but_a_4xx_is_not() {
     let tenant = Uuid::new_v4();
     let id = Uuid::new_v4();
     client
-        .upsert_many(TenantId(tenant), vec![write(tenant, id, "a", json!({"v": 1}))])
+        .upsert_many(
+            TenantId(tenant),
+            vec![write(tenant, id, "a", json!({"v": 1}))],
+        )
         .await
         .expect("page");
     double.state().requests.clear();
     double.state().answer_with = Some(StatusCode::SERVICE_UNAVAILABLE);
     let e = client
-        .upsert_many(TenantId(tenant), vec![write(tenant, id, "a", json!({"v": 2}))])
+        .upsert_many(
+            TenantId(tenant),
+            vec![write(tenant, id, "a", json!({"v": 2}))],
+        )
         .await
         .expect_err("unavailable");
-    assert!(matches!(&e, ShardError::Unavailable(m) if m.contains("503")), "{e}");
+    assert!(
+        matches!(&e, ShardError::Unavailable(m) if m.contains("503")),
+        "{e}"
+    );
     assert_eq!(double.state().requests.len(), 3, "one try and two retries");
     double.state().requests.clear();
     double.state().answer_with = Some(StatusCode::BAD_REQUEST);
     let out = client
-        .upsert_many(TenantId(tenant), vec![write(tenant, id, "a", json!({"v": 2}))])
+        .upsert_many(
+            TenantId(tenant),
+            vec![write(tenant, id, "a", json!({"v": 2}))],
+        )
         .await
         .expect("page");
-    assert!(matches!(out[0], Err(ShardError::Rejected(_))), "{:?}", out[0]);
+    assert!(
+        matches!(out[0], Err(ShardError::Rejected(_))),
+        "{:?}",
+        out[0]
+    );
     assert_eq!(double.state().requests.len(), 1, "a 4xx is not retried");
 }
 
@@ -164,10 +198,16 @@ async fn a_wrong_jwt_secret_is_unavailable_and_names_no_token() {
     let client = CastielShards::new(double.url.clone(), keys, store).expect("client");
     let tenant = Uuid::new_v4();
     let e = client
-        .upsert_many(TenantId(tenant), vec![write(tenant, Uuid::new_v4(), "a", json!({}))])
+        .upsert_many(
+            TenantId(tenant),
+            vec![write(tenant, Uuid::new_v4(), "a", json!({}))],
+        )
         .await
         .expect_err("refused");
-    assert!(matches!(&e, ShardError::Unavailable(m) if m.contains("401")), "{e}");
+    assert!(
+        matches!(&e, ShardError::Unavailable(m) if m.contains("401")),
+        "{e}"
+    );
     assert!(!e.to_string().contains("Bearer") && !e.to_string().contains(JWT_SECRET));
     assert_eq!(double.state().problems.len(), 1);
 }
@@ -179,13 +219,16 @@ async fn health_fails_when_shard_manager_is_down() {
     double.stop().await;
     drop(double);
     let (store, _dir) = crate::subjects::store().await;
-    let client = CastielShards::new(url, shard_manager_double::keys(JWT_SECRET), store)
-        .expect("client");
+    let client =
+        CastielShards::new(url, shard_manager_double::keys(JWT_SECRET), store).expect("client");
     let e = client.health().await.expect_err("down");
     assert!(matches!(e, ShardError::Unavailable(_)), "{e}");
     let tenant = Uuid::new_v4();
     let e = client
-        .upsert_many(TenantId(tenant), vec![write(tenant, Uuid::new_v4(), "a", json!({}))])
+        .upsert_many(
+            TenantId(tenant),
+            vec![write(tenant, Uuid::new_v4(), "a", json!({}))],
+        )
         .await
         .expect_err("down");
     assert!(matches!(e, ShardError::Unavailable(_)), "{e}");

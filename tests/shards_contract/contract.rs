@@ -37,7 +37,12 @@ pub async fn create_then_update_by_id_keeps_one_shard(s: Subject) {
         .sink
         .upsert_many(
             TenantId(tenant),
-            vec![write(tenant, id, "006A", json!({"Name": "Big deal", "Amount": 10}))],
+            vec![write(
+                tenant,
+                id,
+                "006A",
+                json!({"Name": "Big deal", "Amount": 10}),
+            )],
         )
         .await
         .expect("first page");
@@ -57,7 +62,12 @@ pub async fn create_then_update_by_id_keeps_one_shard(s: Subject) {
         .sink
         .upsert_many(
             TenantId(tenant),
-            vec![write(tenant, id, "006A", json!({"Name": "Big deal", "Amount": 20}))],
+            vec![write(
+                tenant,
+                id,
+                "006A",
+                json!({"Name": "Big deal", "Amount": 20}),
+            )],
         )
         .await
         .expect("second page");
@@ -101,7 +111,11 @@ pub async fn a_page_creates_and_updates_together(s: Subject) {
         .upsert_many(TenantId(tenant), page(1)[..10].to_vec())
         .await
         .expect("first");
-    assert!(first.iter().all(|r| r.as_ref().is_ok_and(|r| r.revision == 1)));
+    assert!(
+        first
+            .iter()
+            .all(|r| r.as_ref().is_ok_and(|r| r.revision == 1))
+    );
     let second = s
         .sink
         .upsert_many(TenantId(tenant), page(2))
@@ -130,27 +144,48 @@ pub async fn another_tenant_cannot_read_it(s: Subject) {
     let id = Uuid::new_v4();
     let r = s
         .sink
-        .upsert_many(TenantId(tenant), vec![write(tenant, id, "x", json!({"a": 1}))])
+        .upsert_many(
+            TenantId(tenant),
+            vec![write(tenant, id, "x", json!({"a": 1}))],
+        )
         .await
         .expect("page")
         .remove(0)
         .expect("written");
     for by in [id, r.sink_id] {
         assert!(
-            s.sink.get(TenantId(other), by).await.expect("get").is_none(),
+            s.sink
+                .get(TenantId(other), by)
+                .await
+                .expect("get")
+                .is_none(),
             "another tenant reads nothing"
         );
     }
-    assert!(s.sink.get(TenantId(tenant), Uuid::new_v4()).await.expect("get").is_none());
+    assert!(
+        s.sink
+            .get(TenantId(tenant), Uuid::new_v4())
+            .await
+            .expect("get")
+            .is_none()
+    );
     // A page of another tenant's shards is refused whole.
     let e = s
         .sink
-        .upsert_many(TenantId(other), vec![write(tenant, id, "x", json!({"a": 2}))])
+        .upsert_many(
+            TenantId(other),
+            vec![write(tenant, id, "x", json!({"a": 2}))],
+        )
         .await
         .expect_err("refused");
     assert!(matches!(e, ShardError::Rejected(_)), "{e}");
     assert_eq!(s.count(other).await, 0);
-    let mine = s.sink.get(TenantId(tenant), id).await.expect("get").expect("found");
+    let mine = s
+        .sink
+        .get(TenantId(tenant), id)
+        .await
+        .expect("get")
+        .expect("found");
     assert_eq!(mine.revision, 1, "untouched");
     assert!(s.problems().is_empty(), "{:?}", s.problems());
 }
@@ -172,11 +207,26 @@ pub async fn one_refused_shard_fails_alone(s: Subject) {
         .await
         .expect("page");
     assert!(out[0].is_ok(), "{:?}", out[0]);
-    assert!(matches!(out[1], Err(ShardError::Rejected(_))), "{:?}", out[1]);
+    assert!(
+        matches!(out[1], Err(ShardError::Rejected(_))),
+        "{:?}",
+        out[1]
+    );
     assert!(out[2].is_ok(), "{:?}", out[2]);
     assert_eq!(s.count(tenant).await, 2);
-    assert!(s.sink.get(TenantId(tenant), ids[1]).await.expect("get").is_none());
-    let third = s.sink.get(TenantId(tenant), ids[2]).await.expect("get").expect("found");
+    assert!(
+        s.sink
+            .get(TenantId(tenant), ids[1])
+            .await
+            .expect("get")
+            .is_none()
+    );
+    let third = s
+        .sink
+        .get(TenantId(tenant), ids[2])
+        .await
+        .expect("get")
+        .expect("found");
     assert_eq!(third.structured_data["ok"], json!(3));
     // The refusal names no data.
     let Err(e) = &out[1] else { unreachable!() };

@@ -32,11 +32,23 @@ async fn a_page_past_one_query_page_finds_every_existing_shard() {
             .map(|id| write(tenant, *id, &id.to_string(), json!({"n": n})))
             .collect::<Vec<_>>()
     };
-    let first = shards.upsert_many(TenantId(tenant), page(1)).await.expect("first");
-    assert!(first.iter().all(|r| r.as_ref().is_ok_and(|r| r.revision == 1)));
-    let second = shards.upsert_many(TenantId(tenant), page(2)).await.expect("second");
+    let first = shards
+        .upsert_many(TenantId(tenant), page(1))
+        .await
+        .expect("first");
     assert!(
-        second.iter().all(|r| r.as_ref().is_ok_and(|r| r.revision == 2)),
+        first
+            .iter()
+            .all(|r| r.as_ref().is_ok_and(|r| r.revision == 1))
+    );
+    let second = shards
+        .upsert_many(TenantId(tenant), page(2))
+        .await
+        .expect("second");
+    assert!(
+        second
+            .iter()
+            .all(|r| r.as_ref().is_ok_and(|r| r.revision == 2)),
         "every existing shard was found, past the first 1,000"
     );
 }
@@ -58,7 +70,11 @@ async fn an_id_twice_in_a_page_is_one_shard() {
         .expect("page");
     assert_eq!(out[0].as_ref().expect("first").revision, 1);
     assert_eq!(out[1].as_ref().expect("second").revision, 2);
-    let s = shards.get(TenantId(tenant), id).await.expect("get").expect("found");
+    let s = shards
+        .get(TenantId(tenant), id)
+        .await
+        .expect("get")
+        .expect("found");
     assert_eq!(s.structured_data["v"], json!(2));
     assert_eq!(s.revision, 2);
 }
@@ -69,7 +85,10 @@ async fn the_stored_document_has_no_etag_and_its_type_keys() {
     let tenant = Uuid::new_v4();
     let id = Uuid::new_v4();
     shards
-        .upsert_many(TenantId(tenant), vec![write(tenant, id, "a", json!({"v": 1}))])
+        .upsert_many(
+            TenantId(tenant),
+            vec![write(tenant, id, "a", json!({"v": 1}))],
+        )
         .await
         .expect("page");
     let doc = store
@@ -84,6 +103,10 @@ async fn the_stored_document_has_no_etag_and_its_type_keys() {
     );
     assert_eq!(doc.body["source"], json!("integration"));
     assert_eq!(doc.body["metadata"]["externalSource"], json!("salesforce"));
-    let s = shards.get(TenantId(tenant), id).await.expect("get").expect("found");
+    let s = shards
+        .get(TenantId(tenant), id)
+        .await
+        .expect("get")
+        .expect("found");
     assert_eq!(s.etag, doc.etag.to_string(), "the store's version");
 }

@@ -89,7 +89,10 @@ impl ShardManagerDouble {
         let router = Router::new()
             .route("/api/v1/shards", get(list).post(create))
             .route("/api/v1/shards/{id}", get(read).put(update))
-            .route("/health", get(|| async { axum::Json(json!({"status": "ok"})) }))
+            .route(
+                "/health",
+                get(|| async { axum::Json(json!({"status": "ok"})) }),
+            )
             .layer(DefaultBodyLimit::max(1024 * 1024))
             .with_state(state.clone());
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -158,7 +161,10 @@ fn authorize(state: &mut State, what: &str, headers: &HeaderMap) -> Result<Strin
         return Err(error(StatusCode::UNAUTHORIZED, "Tenant ID is required"));
     };
     let claim = |k: &str| claims.get(k).and_then(Value::as_str);
-    let lifetime = claims.get("exp").and_then(Value::as_i64).unwrap_or(i64::MAX)
+    let lifetime = claims
+        .get("exp")
+        .and_then(Value::as_i64)
+        .unwrap_or(i64::MAX)
         - claims.get("iat").and_then(Value::as_i64).unwrap_or(0);
     let mut wrong = Vec::new();
     if claim("type") != Some("access") {
@@ -198,7 +204,10 @@ async fn create(Extract(state): Extract<Shared>, headers: HeaderMap, body: Bytes
         .and_then(Value::as_str)
         .is_some_and(|s| Uuid::parse_str(s).is_ok());
     if !type_ok || !body.get("structuredData").is_some_and(Value::is_object) {
-        return error(StatusCode::BAD_REQUEST, "body/shardTypeId, body/structuredData");
+        return error(
+            StatusCode::BAD_REQUEST,
+            "body/shardTypeId, body/structuredData",
+        );
     }
     let mut shard = body;
     shard.insert("id".into(), json!(Uuid::new_v4()));
@@ -308,7 +317,10 @@ async fn list(
         .iter()
         .rev()
         .filter(|s| s["tenantId"] == json!(tenant))
-        .filter(|s| q.get("shardTypeId").is_none_or(|t| s.get("shardTypeId") == Some(&json!(t))))
+        .filter(|s| {
+            q.get("shardTypeId")
+                .is_none_or(|t| s.get("shardTypeId") == Some(&json!(t)))
+        })
         .filter(|s| {
             q.get("shardTypeName")
                 .is_none_or(|t| s.get("shardTypeName") == Some(&json!(t)))

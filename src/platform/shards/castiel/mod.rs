@@ -261,7 +261,11 @@ impl CastielShards {
     }
 
     /// Reads a shard answer of a create or update into the shard's result.
-    async fn answered(what: &str, w: &ShardWrite, rsp: reqwest::Response) -> Result<Item, ShardError> {
+    async fn answered(
+        what: &str,
+        w: &ShardWrite,
+        rsp: reqwest::Response,
+    ) -> Result<Item, ShardError> {
         match rsp.status() {
             StatusCode::OK | StatusCode::CREATED => {
                 let remote: Remote = rsp.json().await.map_err(|_| unreadable(what))?;

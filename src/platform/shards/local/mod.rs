@@ -335,7 +335,9 @@ impl ShardSink for LocalShards {
         let mut results: Vec<Option<Result<ShardRef, ShardError>>> =
             (0..shards.len()).map(|_| None).collect();
         for _ in 0..WRITE_ATTEMPTS {
-            let which: Vec<usize> = (0..shards.len()).filter(|&i| results[i].is_none()).collect();
+            let which: Vec<usize> = (0..shards.len())
+                .filter(|&i| results[i].is_none())
+                .collect();
             if which.is_empty() {
                 break;
             }
