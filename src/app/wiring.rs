@@ -136,6 +136,9 @@ pub fn local_key_source(config: &Config) -> anyhow::Result<local::KeySource> {
     }
 }
 
+/// The shard sink, and the local shard store when it is the one.
+pub type Shards = (Arc<dyn ShardSink>, Option<Arc<LocalShards>>);
+
 /// The configured shard sink, and the local shard store itself when it is
 /// the one (for `/api/v1/shards`). `tokens` signs the service tokens of
 /// calls to Castiel's shard-manager; its id map lives in `store`.
@@ -145,7 +148,7 @@ pub fn open_shards(
     clock: &Arc<dyn Clock>,
     tokens: &TokenKeys,
     events: &Arc<Events>,
-) -> anyhow::Result<(Arc<dyn ShardSink>, Option<Arc<LocalShards>>)> {
+) -> anyhow::Result<Shards> {
     match &config.shards {
         ShardsConfig::Embedded => {
             let local = Arc::new(LocalShards::new(

@@ -136,7 +136,7 @@ fn error(status: StatusCode, message: &str) -> Response {
 }
 
 /// Checks the token and tenant header of an `/api` call: `Ok(tenant)`.
-fn authorize(state: &mut State, what: &str, headers: &HeaderMap) -> Result<String, Response> {
+fn authorize(state: &mut State, what: &str, headers: &HeaderMap) -> Result<String, Box<Response>> {
     state.requests.push(what.to_owned());
     let header = |k: &str| headers.get(k).and_then(|v| v.to_str().ok());
     let mut validation = Validation::new(Algorithm::HS256);
@@ -154,11 +154,17 @@ fn authorize(state: &mut State, what: &str, headers: &HeaderMap) -> Result<Strin
         .map(|d| d.claims);
     let Some(claims) = claims else {
         state.problems.push(format!("{what}: no valid token"));
-        return Err(error(StatusCode::UNAUTHORIZED, "Token verification failed"));
+        return Err(Box::new(error(
+            StatusCode::UNAUTHORIZED,
+            "Token verification failed",
+        )));
     };
     let Some(tenant) = header("x-tenant-id").map(str::to_owned) else {
         state.problems.push(format!("{what}: no X-Tenant-ID"));
-        return Err(error(StatusCode::UNAUTHORIZED, "Tenant ID is required"));
+        return Err(Box::new(error(
+            StatusCode::UNAUTHORIZED,
+            "Tenant ID is required",
+        )));
     };
     let claim = |k: &str| claims.get(k).and_then(Value::as_str);
     let lifetime = claims
@@ -178,10 +184,10 @@ fn authorize(state: &mut State, what: &str, headers: &HeaderMap) -> Result<Strin
     }
     if !wrong.is_empty() {
         state.problems.push(format!("{what}: {}", wrong.join(", ")));
-        return Err(error(StatusCode::UNAUTHORIZED, "refused"));
+        return Err(Box::new(error(StatusCode::UNAUTHORIZED, "refused")));
     }
     if let Some(status) = state.answer_with {
-        return Err(error(status, "answer_with"));
+        return Err(Box::new(error(status, "answer_with")));
     }
     Ok(tenant)
 }
@@ -194,7 +200,7 @@ async fn create(Extract(state): Extract<Shared>, headers: HeaderMap, body: Bytes
     let mut state = state.lock().expect("state");
     let tenant = match authorize(&mut state, "POST /api/v1/shards", &headers) {
         Ok(t) => t,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let Ok(Value::Object(body)) = serde_json::from_slice::<Value>(&body) else {
         return error(StatusCode::BAD_REQUEST, "body must be an object");
@@ -242,7 +248,7 @@ async fn read(
     let mut state = state.lock().expect("state");
     let tenant = match authorize(&mut state, "GET /api/v1/shards/{id}", &headers) {
         Ok(t) => t,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     match position(&state, &tenant, &id) {
         Some(i) => axum::Json(state.shards[i].clone()).into_response(),
@@ -259,7 +265,7 @@ async fn update(
     let mut state = state.lock().expect("state");
     let tenant = match authorize(&mut state, "PUT /api/v1/shards/{id}", &headers) {
         Ok(t) => t,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let Ok(Value::Object(body)) = serde_json::from_slice::<Value>(&body) else {
         return error(StatusCode::BAD_REQUEST, "body must be an object");
@@ -305,7 +311,7 @@ async fn list(
     let mut state = state.lock().expect("state");
     let tenant = match authorize(&mut state, "GET /api/v1/shards", &headers) {
         Ok(t) => t,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let limit: usize = q.get("limit").and_then(|l| l.parse().ok()).unwrap_or(100);
     let skip: usize = q
