@@ -7,7 +7,8 @@
 //! bump `revision`, then writes every shard in one [`Store::write_all`] —
 //! one transaction on the embedded store. Shards are encoded straight to
 //! JSON text, never built as a tree. Stores without transactions (Cosmos)
-//! get the writes one by one, so that one refused document fails alone.
+//! get the writes one by one (several in flight), so that one refused
+//! document fails alone.
 //!
 //! The browse side (`list`, `find`, `put`: `/api/v1/shards`) is in
 //! [`browse`].
@@ -42,6 +43,11 @@ const WRITE_ATTEMPTS: usize = 8;
 
 /// The ids a query reads at once (the store's largest page).
 const READ_CHUNK: usize = 1000;
+
+/// Writes in flight at once on a store without transactions (Cosmos
+/// answers each in milliseconds; one after another, a page of 2,000 took
+/// seconds).
+const IN_FLIGHT: usize = 16;
 
 /// `source` of a shard the sync wrote.
 pub const SOURCE_INTEGRATION: &str = "integration";
@@ -285,32 +291,55 @@ impl LocalShards {
                 }
                 Ok(true)
             }
-            Err(StoreError::PreconditionFailed | StoreError::Conflict) => Ok(false),
+            Err(StoreError::PreconditionFailed | StoreError::Conflict | StoreError::NotFound) => {
+                Ok(false)
+            }
             Err(e) => Err(unavailable(&e)),
         }
     }
 
-    /// The writes one by one (stores without transactions); `Ok(false)`
-    /// when some lost a race: those are left without a result, to be read
-    /// and planned again.
+    /// The writes one by one (stores without transactions), up to
+    /// [`IN_FLIGHT`] at once (in order when an id repeats in the page);
+    /// `Ok(false)` when some lost a race: those are left without a result,
+    /// to be read and planned again.
     async fn write_each(
         &self,
         planned: Vec<Planned>,
         results: &mut [Option<Result<ShardRef, ShardError>>],
     ) -> Result<bool, ShardError> {
+        use futures::StreamExt as _;
+        let distinct: std::collections::HashSet<Uuid> = planned.iter().map(|p| p.id).collect();
+        let at_once = if distinct.len() == planned.len() {
+            IN_FLIGHT
+        } else {
+            1
+        };
+        let store = self.store.as_ref();
+        let calls: Vec<futures::future::BoxFuture<'_, _>> = planned
+            .into_iter()
+            .map(|p| {
+                Box::pin(async move {
+                    let outcome = p.write.apply(store).await;
+                    (p.index, p.id, p.revision, outcome)
+                }) as _
+            })
+            .collect();
+        let mut outcomes = futures::stream::iter(calls).buffered(at_once);
         let mut all = true;
-        for p in planned {
-            match p.write.apply(self.store.as_ref()).await {
+        while let Some((index, id, revision, outcome)) = outcomes.next().await {
+            match outcome {
                 Ok(_) => {
-                    results[p.index] = Some(Ok(ShardRef {
-                        id: p.id,
-                        sink_id: p.id,
-                        revision: p.revision,
+                    results[index] = Some(Ok(ShardRef {
+                        id,
+                        sink_id: id,
+                        revision,
                     }));
                 }
-                Err(StoreError::PreconditionFailed | StoreError::Conflict) => all = false,
+                Err(
+                    StoreError::PreconditionFailed | StoreError::Conflict | StoreError::NotFound,
+                ) => all = false,
                 Err(StoreError::Invalid(why)) => {
-                    results[p.index] = Some(Err(ShardError::Rejected(why)));
+                    results[index] = Some(Err(ShardError::Rejected(why)));
                 }
                 Err(e) => return Err(unavailable(&e)),
             }
