@@ -22,6 +22,7 @@ use crate::platform::queue::JobQueue;
 use crate::platform::queue::embedded::EmbeddedQueue;
 use crate::platform::secrets::SecretStore;
 use crate::platform::shards::ShardSink;
+use crate::platform::shards::local::LocalShards;
 use crate::platform::store::Store;
 
 pub use self::wiring::{build, build_with};
@@ -60,6 +61,9 @@ pub struct App {
     pub connections: Arc<Connections>,
     /// Where synced records go (readiness).
     pub shards: Arc<dyn ShardSink>,
+    /// The local shard store when it is the sink (`SHARDS=embedded`): what
+    /// `/api/v1/shards` browses; `None` with Castiel's shard-manager.
+    pub local_shards: Option<Arc<LocalShards>>,
     /// The sync feature (tasks, runs, adapters).
     pub sync: Arc<SyncEngine>,
 }

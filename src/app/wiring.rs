@@ -7,7 +7,7 @@ use anyhow::Context as _;
 
 use super::{App, AppState, Carried};
 use crate::clock::{Clock, SystemClock};
-use crate::config::{Config, QueueConfig, SecretsConfig, StoreConfig};
+use crate::config::{Config, QueueConfig, SecretsConfig, ShardsConfig, StoreConfig};
 use crate::features::catalog::Catalog;
 use crate::features::catalog::service as catalog;
 use crate::features::connections::{Connections, OauthSettings, service as connections};
@@ -26,6 +26,7 @@ use crate::platform::secrets::castiel::CastielSecretStore;
 use crate::platform::secrets::keyvault::KeyVaultSecretStore;
 use crate::platform::secrets::local::{self, LocalSecretStore};
 use crate::platform::shards::ShardSink;
+use crate::platform::shards::castiel::CastielShards;
 use crate::platform::shards::local::LocalShards;
 use crate::platform::store::Store;
 use crate::platform::store::cosmos::{self, CosmosStore};
@@ -135,6 +136,36 @@ pub fn local_key_source(config: &Config) -> anyhow::Result<local::KeySource> {
     }
 }
 
+/// The shard sink, and the local shard store when it is the one.
+pub type Shards = (Arc<dyn ShardSink>, Option<Arc<LocalShards>>);
+
+/// The configured shard sink, and the local shard store itself when it is
+/// the one (for `/api/v1/shards`). `tokens` signs the service tokens of
+/// calls to Castiel's shard-manager; its id map lives in `store`.
+pub fn open_shards(
+    config: &Config,
+    store: &Arc<dyn Store>,
+    clock: &Arc<dyn Clock>,
+    tokens: &TokenKeys,
+    events: &Arc<Events>,
+) -> anyhow::Result<Shards> {
+    match &config.shards {
+        ShardsConfig::Embedded => {
+            let local = Arc::new(LocalShards::new(
+                store.clone(),
+                clock.clone(),
+                events.clone(),
+            ));
+            Ok((local.clone(), Some(local)))
+        }
+        ShardsConfig::Castiel { url } => {
+            let client = CastielShards::new(url.clone(), tokens.clone(), store.clone())
+                .context("configuring SHARDS=castiel (SHARD_MANAGER_URL)")?;
+            Ok((Arc::new(client), None))
+        }
+    }
+}
+
 /// Builds the application from configuration and seeds the catalog.
 pub async fn build(config: Config) -> anyhow::Result<AppState> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -207,7 +238,7 @@ pub async fn build_with(
         integrations: integrations.clone(),
         oauth: oauth_settings(&config)?,
     });
-    let shards: Arc<dyn ShardSink> = Arc::new(LocalShards::new(store.clone(), clock.clone()));
+    let (shards, local_shards) = open_shards(&config, &store, &clock, &tokens, &events)?;
     let sync = Arc::new(SyncEngine {
         store: store.clone(),
         clock: clock.clone(),
@@ -245,6 +276,7 @@ pub async fn build_with(
         webhooks,
         connections,
         shards,
+        local_shards,
         sync,
     };
     Ok(app.into())

@@ -115,6 +115,15 @@ async fn ready(State(app): State<AppState>) -> Response {
             error: secrets.err().map(|e| hidden("secrets", &e)),
         },
     );
+    let shards = app.shards.health().await;
+    checks.insert(
+        "shards",
+        Check {
+            status: status_of(&shards),
+            backend: app.shards.name(),
+            error: shards.err().map(|e| hidden("shards", &e)),
+        },
+    );
     let all_ok = checks.values().all(|c| c.status == "ok");
     let code = if all_ok {
         StatusCode::OK

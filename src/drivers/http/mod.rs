@@ -12,6 +12,7 @@ pub mod json;
 pub mod openapi;
 pub mod respond;
 pub mod server;
+pub mod shards;
 pub mod sync_runs;
 pub mod webhooks;
 
@@ -47,6 +48,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
         (name = "integrations", description = "Tenants' integrations"),
         (name = "webhooks", description = "Outbound webhooks and their deliveries"),
         (name = "admin", description = "Super-admin operations"),
+        (name = "shards", description = "The local shard store (standalone mode)"),
     )
 )]
 struct ApiDoc;
@@ -75,6 +77,7 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(integrations::router())
         .merge(connections::router())
         .merge(webhooks::router())
+        .merge(shards::router())
         .merge(sync_runs::router())
 }
 

@@ -105,6 +105,9 @@ pub mod types {
     /// A sync task's run ended, however it ended.
     pub const TASK_COMPLETED: &str = "sync.task.completed";
 
+    /// A shard of the local shard store was edited (`PUT /api/v1/shards/{id}`),
+    /// raised as Castiel's shard-manager raises it; the sync consumes it.
+    pub const SHARD_UPDATED: &str = "shard.updated";
     /// Every event type this service publishes (SPEC §7), including those
     /// of features still to come: a subscription may name any of them.
     pub const PUBLISHED: &[&str] = &[

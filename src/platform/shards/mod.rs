@@ -9,6 +9,7 @@
 //! crashed after writing shards and before recording its links — updates
 //! one shard and never makes a second.
 
+pub mod castiel;
 pub mod local;
 
 use async_trait::async_trait;
@@ -79,16 +80,21 @@ pub struct Shard {
     pub created_at: DateTime<Utc>,
     /// Last changed.
     pub updated_at: DateTime<Utc>,
-    /// Version tag.
-    #[serde(default)]
+    /// Version tag (never stored: the store's own version is the truth).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub etag: String,
 }
 
 /// What a write left.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShardRef {
-    /// The shard's id.
+    /// The shard's id as the sync chose it ([`ShardWrite::id`]).
     pub id: Uuid,
+    /// The id the sink itself keeps the shard under: the same on the local
+    /// store; the id Castiel's shard-manager generated on create (it takes
+    /// no ids). Castiel's `shard.updated` events name this one, so the sync
+    /// keeps it in its links.
+    pub sink_id: Uuid,
     /// Its revision after the write.
     pub revision: u64,
 }
@@ -116,7 +122,8 @@ pub trait ShardSink: Send + Sync + 'static {
         shards: Vec<ShardWrite>,
     ) -> Result<Vec<Result<ShardRef, ShardError>>, ShardError>;
 
-    /// Reads one shard of the tenant.
+    /// Reads one shard of the tenant, by its [`ShardRef::id`] or its
+    /// [`ShardRef::sink_id`].
     async fn get(&self, tenant: TenantId, id: Uuid) -> Result<Option<Shard>, ShardError>;
 
     /// Checks the sink (`/ready`).

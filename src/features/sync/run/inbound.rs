@@ -173,7 +173,7 @@ async fn write_page(
             integration_id: integration,
             entity_type: entity.to_owned(),
             external_id: p.record.id,
-            shard_id: shard.id,
+            shard_id: shard.sink_id,
             content_hash: p.hash,
             base: p.data,
             shard_revision: shard.revision,
