@@ -4,6 +4,7 @@
 
 pub mod adapter;
 pub mod model;
+pub mod schedule;
 
 use std::sync::Arc;
 
