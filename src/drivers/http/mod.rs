@@ -12,6 +12,7 @@ pub mod json;
 pub mod openapi;
 pub mod respond;
 pub mod server;
+pub mod sync_tasks;
 pub mod webhooks;
 
 use std::sync::OnceLock;
@@ -45,6 +46,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
         (name = "catalog", description = "Provider catalog"),
         (name = "integrations", description = "Tenants' integrations"),
         (name = "webhooks", description = "Outbound webhooks and their deliveries"),
+        (name = "sync", description = "Sync tasks and their executions"),
         (name = "admin", description = "Super-admin operations"),
     )
 )]
@@ -74,6 +76,7 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(integrations::router())
         .merge(connections::router())
         .merge(webhooks::router())
+        .merge(sync_tasks::router())
 }
 
 /// The OpenAPI 3.1 document, generated from the routes.

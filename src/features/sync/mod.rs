@@ -3,8 +3,10 @@
 //! shards the records become.
 
 pub mod adapter;
+pub mod executions;
 pub mod model;
 pub mod schedule;
+pub mod tasks;
 
 use std::sync::Arc;
 
