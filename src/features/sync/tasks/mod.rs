@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use serde_json::json;
+use serde_json::{Value, json};
 use uuid::Uuid;
 
 pub use self::input::{MAX_ENTITY_TYPES, MAX_FIELD_RULES, NewSyncTask, SyncTaskUpdate};
@@ -26,7 +26,9 @@ use crate::domain::validation::Violations;
 use crate::error::{Error, Result};
 use crate::features::catalog::service as catalog;
 use crate::features::integrations::model::Integration;
-use crate::platform::store::{ETag, Entity as _, Filter, Op, Query, Store, StoreError};
+use crate::platform::store::{
+    ETag, Entity as _, Filter, Op, Query, Store, StoreError, entity,
+};
 
 /// Filters of the task list.
 #[derive(Debug, Clone, Default)]
@@ -117,14 +119,16 @@ pub async fn create(engine: &SyncEngine, ctx: &Ctx, input: NewSyncTask) -> Resul
     Ok(engine.store.insert(&task).await?)
 }
 
-/// One task of the caller's tenant.
+/// One task of the caller's tenant. The document's kind is checked before
+/// it is read as a task: the tenant's ledger shares the container.
 pub async fn get(engine: &SyncEngine, ctx: &Ctx, id: Uuid) -> Result<SyncTask> {
-    engine
+    let doc = engine
         .store
-        .get::<SyncTask>(&ctx.tenant().key(), &id.to_string())
+        .read(SyncTask::CONTAINER, &ctx.tenant().key(), &id.to_string())
         .await?
-        .filter(|t| t.kind == TASK_KIND)
-        .ok_or(Error::NotFound("sync task"))
+        .filter(|d| d.body.get("kind").and_then(Value::as_str) == Some(TASK_KIND))
+        .ok_or(Error::NotFound("sync task"))?;
+    Ok(entity::<SyncTask>(doc)?)
 }
 
 /// The caller's tasks, newest first.
