@@ -14,15 +14,15 @@ use crate::infra::queues;
 const AWAITING_WIRING: &[&str] = &[];
 
 /// SPEC §10's HTTP groups whose routes exist (plus `openapi` for
-/// `/api/v1/openapi.json`); `sync-conflicts` waits in `functions.pending/`
-/// until its routes do.
+/// `/api/v1/openapi.json`); `sync-conflicts` waits in
+/// `functions.pending/` until its routes exist.
 const HTTP_FUNCTIONS: &[&str] = &[
     "admin",
     "health",
     "integrations",
     "openapi",
-    "webhooks",
     "sync-tasks",
+    "webhooks",
 ];
 
 fn kind_of(def: &FunctionDef) -> Option<TriggerKind> {

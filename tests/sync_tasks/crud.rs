@@ -20,7 +20,9 @@ async fn create_get_replace_delete() {
     let id = t["id"].as_str().expect("id").to_owned();
     let path = format!("/api/v1/sync-tasks/{id}");
     assert_eq!(
-        a.headers.get(header::LOCATION).and_then(|v| v.to_str().ok()),
+        a.headers
+            .get(header::LOCATION)
+            .and_then(|v| v.to_str().ok()),
         Some(path.as_str())
     );
     assert_eq!(a.etag(), t["etag"].as_str().expect("etag"));
@@ -52,7 +54,12 @@ async fn create_get_replace_delete() {
     // The old ETag no longer matches: 412, nothing changed.
     body["name"] = json!("Lost update");
     let stale = fx.put_if(&path, &fx.a, body.clone(), &a.etag()).await;
-    assert_eq!(stale.status, StatusCode::PRECONDITION_FAILED, "{}", stale.text);
+    assert_eq!(
+        stale.status,
+        StatusCode::PRECONDITION_FAILED,
+        "{}",
+        stale.text
+    );
     assert_eq!(fx.app.get(&path, &fx.a).await.body["name"], "Renamed");
 
     // Sending the integration back unchanged is fine; changing it is not.
@@ -80,7 +87,10 @@ async fn create_get_replace_delete() {
     let del = fx.app.delete(&path, &fx.a).await;
     assert_eq!(del.status, StatusCode::NO_CONTENT, "{}", del.text);
     assert_eq!(fx.app.get(&path, &fx.a).await.status, StatusCode::NOT_FOUND);
-    assert_eq!(fx.app.delete(&path, &fx.a).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        fx.app.delete(&path, &fx.a).await.status,
+        StatusCode::NOT_FOUND
+    );
 }
 
 #[tokio::test]
@@ -94,13 +104,19 @@ async fn next_run_at_for_each_schedule_and_state() {
         b
     };
     let interval = fx
-        .task(with(json!({"type": "interval", "intervalMinutes": 15}), true))
+        .task(with(
+            json!({"type": "interval", "intervalMinutes": 15}),
+            true,
+        ))
         .await;
     assert_eq!(at(&interval["nextRunAt"]), start() + Duration::minutes(15));
     let manual = fx.task(with(json!({"type": "manual"}), true)).await;
     assert_eq!(manual["nextRunAt"], Value::Null);
     let disabled = fx
-        .task(with(json!({"type": "interval", "intervalMinutes": 15}), false))
+        .task(with(
+            json!({"type": "interval", "intervalMinutes": 15}),
+            false,
+        ))
         .await;
     assert_eq!(disabled["nextRunAt"], Value::Null);
     // 10:00 UTC on Monday 7 Dec 2026 is 11:00 in Berlin: 02:30 Berlin
@@ -130,7 +146,10 @@ async fn next_run_at_for_each_schedule_and_state() {
     // Disabling clears it; enabling sets it from the time of enabling;
     // rescheduling computes it again.
     fx.clock.advance(Duration::minutes(7));
-    let path = format!("/api/v1/sync-tasks/{}", interval["id"].as_str().expect("id"));
+    let path = format!(
+        "/api/v1/sync-tasks/{}",
+        interval["id"].as_str().expect("id")
+    );
     let off = fx
         .app
         .put(

@@ -47,7 +47,12 @@ async fn every_route_answers_404_for_another_tenants_task() {
             .app
             .send(method.clone(), &random_path, Some(&fx.b), body, &[])
             .await;
-        assert_eq!(theirs.status, StatusCode::NOT_FOUND, "{method} {path}: {}", theirs.text);
+        assert_eq!(
+            theirs.status,
+            StatusCode::NOT_FOUND,
+            "{method} {path}: {}",
+            theirs.text
+        );
         assert_eq!(
             (theirs.body["type"].clone(), theirs.body["detail"].clone()),
             (random.body["type"].clone(), random.body["detail"].clone()),

@@ -29,7 +29,10 @@ async fn deleting_an_integration_deletes_its_tasks() {
     for id in &gone {
         let a = fx
             .app
-            .get(&format!("/api/v1/sync-tasks/{}", id.as_str().unwrap_or_default()), &fx.a)
+            .get(
+                &format!("/api/v1/sync-tasks/{}", id.as_str().unwrap_or_default()),
+                &fx.a,
+            )
             .await;
         assert_eq!(a.status, StatusCode::NOT_FOUND);
     }
@@ -87,9 +90,18 @@ async fn due_lists_enabled_tasks_whose_time_has_come_earliest_first() {
     let id = |v: &Value| v["id"].as_str().expect("id").to_owned();
 
     let engine = fx.engine();
-    assert!(tasks::due(engine, start() + Duration::minutes(9), 100).await.expect("due").is_empty());
+    assert!(
+        tasks::due(engine, start() + Duration::minutes(9), 100)
+            .await
+            .expect("due")
+            .is_empty()
+    );
     assert_eq!(
-        due_ids(tasks::due(engine, start() + Duration::minutes(10), 100).await.expect("due")),
+        due_ids(
+            tasks::due(engine, start() + Duration::minutes(10), 100)
+                .await
+                .expect("due")
+        ),
         [id(&t10)],
         "nextRunAt ≤ now is due"
     );
@@ -106,12 +118,20 @@ async fn due_lists_enabled_tasks_whose_time_has_come_earliest_first() {
     let _ = (off, manual);
 
     // The scheduler claims a task with its ETag and advances it.
-    let mut claimed = tasks::due(engine, everything, 1).await.expect("due").remove(0);
+    let mut claimed = tasks::due(engine, everything, 1)
+        .await
+        .expect("due")
+        .remove(0);
     let next = tasks::advance(&mut claimed, everything);
     assert_eq!(next, Some(everything + Duration::minutes(10)));
     assert_eq!(claimed.next_run_at, next);
     let etag = castiel_integrations::platform::store::ETag::new(claimed.etag.clone());
-    fx.app.state.store.put(&claimed, Some(&etag)).await.expect("claim");
+    fx.app
+        .state
+        .store
+        .put(&claimed, Some(&etag))
+        .await
+        .expect("claim");
     // A second claim with the same ETag loses.
     assert!(fx.app.state.store.put(&claimed, Some(&etag)).await.is_err());
     assert_eq!(
@@ -125,10 +145,14 @@ async fn advance_follows_the_schedule() {
     let fx = Fx::new().await;
     let i = fx.integration(&fx.a, "salesforce").await;
     let mut b = task_body(&i);
-    b["schedule"] = json!({"type": "cron", "cronExpression": "0 * * * *", "timezone": "Europe/Berlin"});
+    b["schedule"] =
+        json!({"type": "cron", "cronExpression": "0 * * * *", "timezone": "Europe/Berlin"});
     let mut cron = parse(&fx.task(b).await);
     // Through the October repeated hour, one real hour apart.
-    let from = Utc.with_ymd_and_hms(2026, 10, 25, 0, 0, 0).single().expect("instant");
+    let from = Utc
+        .with_ymd_and_hms(2026, 10, 25, 0, 0, 0)
+        .single()
+        .expect("instant");
     assert_eq!(
         tasks::advance(&mut cron, from),
         Some(from + Duration::hours(1))
@@ -144,8 +168,14 @@ async fn advance_follows_the_schedule() {
         Some(start() + Duration::hours(3))
     );
     let mut interval = parse(&fx.task(task_body(&i)).await);
-    assert_eq!(at(&json!(interval.next_run_at)), start() + Duration::hours(1));
-    assert_eq!(tasks::advance(&mut interval, late), Some(late + Duration::hours(1)));
+    assert_eq!(
+        at(&json!(interval.next_run_at)),
+        start() + Duration::hours(1)
+    );
+    assert_eq!(
+        tasks::advance(&mut interval, late),
+        Some(late + Duration::hours(1))
+    );
     interval.enabled = false;
     assert_eq!(tasks::advance(&mut interval, late), None);
     assert_eq!(interval.next_run_at, None);

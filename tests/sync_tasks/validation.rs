@@ -49,9 +49,7 @@ async fn every_violation_at_once_on_create_and_replace() {
     assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.text);
     assert_eq!(sorted(a.pointers()), want, "{}", a.text);
     assert_eq!(
-        a.headers
-            .get("content-type")
-            .and_then(|v| v.to_str().ok()),
+        a.headers.get("content-type").and_then(|v| v.to_str().ok()),
         Some("application/problem+json")
     );
 
@@ -82,14 +80,20 @@ async fn each_rule_names_its_field() {
         (with("name", json!("x".repeat(201))), vec!["/name"]),
         (with("name", json!("a\u{0007}b")), vec!["/name"]),
         (with("entityTypes", json!([])), vec!["/entityTypes"]),
-        (with("entityTypes", json!(["Contact", "Nope"])), vec!["/entityTypes/1"]),
+        (
+            with("entityTypes", json!(["Contact", "Nope"])),
+            vec!["/entityTypes/1"],
+        ),
         (with("entityTypes", json!(["Lead"])), vec!["/entityTypes/0"]),
         (
             with("schedule", json!({"type": "manual", "intervalMinutes": 5})),
             vec!["/schedule/intervalMinutes"],
         ),
         (
-            with("schedule", json!({"type": "manual", "cronExpression": "* * * * *"})),
+            with(
+                "schedule",
+                json!({"type": "manual", "cronExpression": "* * * * *"}),
+            ),
             vec!["/schedule/cronExpression"],
         ),
         (
@@ -97,11 +101,17 @@ async fn each_rule_names_its_field() {
             vec!["/schedule/intervalMinutes"],
         ),
         (
-            with("schedule", json!({"type": "interval", "intervalMinutes": 10081})),
+            with(
+                "schedule",
+                json!({"type": "interval", "intervalMinutes": 10081}),
+            ),
             vec!["/schedule/intervalMinutes"],
         ),
         (
-            with("schedule", json!({"type": "interval", "intervalMinutes": 5, "cronExpression": "* * * * *"})),
+            with(
+                "schedule",
+                json!({"type": "interval", "intervalMinutes": 5, "cronExpression": "* * * * *"}),
+            ),
             vec!["/schedule/cronExpression"],
         ),
         (
@@ -109,31 +119,52 @@ async fn each_rule_names_its_field() {
             vec!["/schedule/cronExpression"],
         ),
         (
-            with("schedule", json!({"type": "cron", "cronExpression": "0 0 * *"})),
+            with(
+                "schedule",
+                json!({"type": "cron", "cronExpression": "0 0 * *"}),
+            ),
             vec!["/schedule/cronExpression"],
         ),
         (
-            with("schedule", json!({"type": "cron", "cronExpression": "0 0 0 * * * 2027"})),
+            with(
+                "schedule",
+                json!({"type": "cron", "cronExpression": "0 0 0 * * * 2027"}),
+            ),
             vec!["/schedule/cronExpression"],
         ),
         (
-            with("schedule", json!({"type": "cron", "cronExpression": "@hourly"})),
+            with(
+                "schedule",
+                json!({"type": "cron", "cronExpression": "@hourly"}),
+            ),
             vec!["/schedule/cronExpression"],
         ),
         (
-            with("schedule", json!({"type": "cron", "cronExpression": "0 24 * * *"})),
+            with(
+                "schedule",
+                json!({"type": "cron", "cronExpression": "0 24 * * *"}),
+            ),
             vec!["/schedule/cronExpression"],
         ),
         (
-            with("schedule", json!({"type": "cron", "cronExpression": "0 0 31 2 *"})),
+            with(
+                "schedule",
+                json!({"type": "cron", "cronExpression": "0 0 31 2 *"}),
+            ),
             vec!["/schedule/cronExpression"],
         ),
         (
-            with("schedule", json!({"type": "cron", "cronExpression": "0 3 * * *", "timezone": "Berlin"})),
+            with(
+                "schedule",
+                json!({"type": "cron", "cronExpression": "0 3 * * *", "timezone": "Berlin"}),
+            ),
             vec!["/schedule/timezone"],
         ),
         (
-            with("schedule", json!({"type": "cron", "cronExpression": "0 3 * * *", "intervalMinutes": 60})),
+            with(
+                "schedule",
+                json!({"type": "cron", "cronExpression": "0 3 * * *", "intervalMinutes": 60}),
+            ),
             vec!["/schedule/intervalMinutes"],
         ),
         (
@@ -145,48 +176,87 @@ async fn each_rule_names_its_field() {
             vec!["/schedule/every"],
         ),
         (
-            with("conflictResolution", json!({"strategy": "newest_wins", "fieldRules": [{"field": "a", "strategy": "local"}]})),
+            with(
+                "conflictResolution",
+                json!({"strategy": "newest_wins", "fieldRules": [{"field": "a", "strategy": "local"}]}),
+            ),
             vec!["/conflictResolution/fieldRules"],
         ),
         (
-            with("conflictResolution", json!({"strategy": "merge", "fieldRules": [{"field": "a", "strategy": "sideways"}]})),
+            with(
+                "conflictResolution",
+                json!({"strategy": "merge", "fieldRules": [{"field": "a", "strategy": "sideways"}]}),
+            ),
             vec!["/conflictResolution/fieldRules/0/strategy"],
         ),
         (
             with("conflictResolution", json!({"strategy": "coin_toss"})),
             vec!["/conflictResolution/strategy"],
         ),
-        (with("maxRecordsPerSync", json!(0)), vec!["/maxRecordsPerSync"]),
-        (with("maxRecordsPerSync", json!(-1)), vec!["/maxRecordsPerSync"]),
+        (
+            with("maxRecordsPerSync", json!(0)),
+            vec!["/maxRecordsPerSync"],
+        ),
+        (
+            with("maxRecordsPerSync", json!(-1)),
+            vec!["/maxRecordsPerSync"],
+        ),
         (with("direction", json!("sideways")), vec!["/direction"]),
         (with("enabled", json!("yes")), vec!["/enabled"]),
-        (with("integrationId", json!(Uuid::new_v4())), vec!["/integrationId"]),
-        (with("integrationId", json!("not-a-uuid")), vec!["/integrationId"]),
+        (
+            with("integrationId", json!(Uuid::new_v4())),
+            vec!["/integrationId"],
+        ),
+        (
+            with("integrationId", json!("not-a-uuid")),
+            vec!["/integrationId"],
+        ),
         (with("colour", json!("red")), vec!["/colour"]),
     ];
     for (body, want) in cases {
         assert_eq!(pointers(&fx, body.clone()).await, want, "{body}");
     }
     let mut missing = task_body(&i);
-    for f in ["integrationId", "name", "direction", "entityTypes", "schedule"] {
+    for f in [
+        "integrationId",
+        "name",
+        "direction",
+        "entityTypes",
+        "schedule",
+    ] {
         missing.as_object_mut().expect("object").remove(f);
     }
     assert_eq!(
         sorted(pointers(&fx, missing).await),
         sorted(
-            ["/integrationId", "/name", "/direction", "/entityTypes", "/schedule"]
-                .map(str::to_owned)
-                .to_vec()
+            [
+                "/integrationId",
+                "/name",
+                "/direction",
+                "/entityTypes",
+                "/schedule"
+            ]
+            .map(str::to_owned)
+            .to_vec()
         )
     );
     // Boundaries that pass.
     for ok in [
         with("maxRecordsPerSync", json!(1)),
         with("maxRecordsPerSync", json!(1000)),
-        with("schedule", json!({"type": "interval", "intervalMinutes": 5})),
-        with("schedule", json!({"type": "interval", "intervalMinutes": 10080})),
-        with("conflictResolution", json!({"strategy": "merge", "fieldRules": [
-            {"field": "amount", "strategy": "remote"}, {"field": "tags", "strategy": "concat"}]})),
+        with(
+            "schedule",
+            json!({"type": "interval", "intervalMinutes": 5}),
+        ),
+        with(
+            "schedule",
+            json!({"type": "interval", "intervalMinutes": 10080}),
+        ),
+        with(
+            "conflictResolution",
+            json!({"strategy": "merge", "fieldRules": [
+            {"field": "amount", "strategy": "remote"}, {"field": "tags", "strategy": "concat"}]}),
+        ),
         with("entityTypes", json!(["Account", "Contact"])),
         with("name", json!("x".repeat(200))),
     ] {
@@ -200,10 +270,17 @@ async fn the_minimum_interval_follows_the_setting() {
     let i = fx.integration(&fx.a, "salesforce").await;
     let mut b = task_body(&i);
     b["schedule"] = json!({"type": "interval", "intervalMinutes": 29});
-    assert_eq!(pointers(&fx, b.clone()).await, ["/schedule/intervalMinutes"]);
+    assert_eq!(
+        pointers(&fx, b.clone()).await,
+        ["/schedule/intervalMinutes"]
+    );
     b["schedule"]["intervalMinutes"] = json!(30);
     fx.task(b).await;
-    let off = Fx::with(&[("SYNC_MIN_INTERVAL_MINUTES", "0"), ("SYNC_MAX_RECORDS", "50")]).await;
+    let off = Fx::with(&[
+        ("SYNC_MIN_INTERVAL_MINUTES", "0"),
+        ("SYNC_MAX_RECORDS", "50"),
+    ])
+    .await;
     let i = off.integration(&off.a, "salesforce").await;
     let mut b = task_body(&i);
     b["schedule"] = json!({"type": "interval", "intervalMinutes": 1});
@@ -244,8 +321,5 @@ async fn direction_follows_the_providers_capabilities() {
 async fn another_tenants_integration_is_not_one() {
     let fx = Fx::new().await;
     let theirs = fx.integration(&fx.b, "salesforce").await;
-    assert_eq!(
-        pointers(&fx, task_body(&theirs)).await,
-        ["/integrationId"]
-    );
+    assert_eq!(pointers(&fx, task_body(&theirs)).await, ["/integrationId"]);
 }

@@ -152,7 +152,10 @@ fn six_fields_put_seconds_first_and_utc_is_the_default_zone() {
 #[test]
 fn interval_and_manual() {
     let at = utc(2026, 12, 7, 10, 3);
-    assert_eq!(next_run_at(&interval(15), at), Some(utc(2026, 12, 7, 10, 18)));
+    assert_eq!(
+        next_run_at(&interval(15), at),
+        Some(utc(2026, 12, 7, 10, 18))
+    );
     assert_eq!(next_run_at(&manual(), at), None);
 }
 

@@ -145,13 +145,7 @@ pub(super) fn check(
     if let Some(caps) = target.capabilities {
         check_direction(e.direction, caps, v);
     }
-    schedule::validate(
-        e.schedule,
-        "/schedule",
-        limits.min_interval_minutes,
-        now,
-        v,
-    );
+    schedule::validate(e.schedule, "/schedule", limits.min_interval_minutes, now, v);
     if let Some(c) = e.conflict_resolution {
         check_conflicts(c, v);
     }
@@ -160,7 +154,10 @@ pub(super) fn check(
     {
         v.add(
             "/maxRecordsPerSync",
-            format!("must be from 1 to {} (SYNC_MAX_RECORDS)", limits.max_records),
+            format!(
+                "must be from 1 to {} (SYNC_MAX_RECORDS)",
+                limits.max_records
+            ),
         );
     }
 }

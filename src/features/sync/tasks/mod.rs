@@ -26,9 +26,7 @@ use crate::domain::validation::Violations;
 use crate::error::{Error, Result};
 use crate::features::catalog::service as catalog;
 use crate::features::integrations::model::Integration;
-use crate::platform::store::{
-    ETag, Entity as _, Filter, Op, Query, Store, StoreError, entity,
-};
+use crate::platform::store::{ETag, Entity as _, Filter, Op, Query, Store, StoreError, entity};
 
 /// Filters of the task list.
 #[derive(Debug, Clone, Default)]
@@ -213,9 +211,7 @@ pub async fn replace(
     {
         Ok(saved) => Ok(saved),
         // Another writer (a run, the scheduler) changed it meanwhile.
-        Err(StoreError::PreconditionFailed) if if_match.is_some() => {
-            Err(Error::PreconditionFailed)
-        }
+        Err(StoreError::PreconditionFailed) if if_match.is_some() => Err(Error::PreconditionFailed),
         Err(StoreError::PreconditionFailed) => Err(Error::Conflict(
             "the task changed while it was being replaced (a run or the scheduler); retry".into(),
         )),
@@ -291,7 +287,8 @@ pub struct Cleanup {
 
 impl std::fmt::Debug for Cleanup {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("sync::tasks::Cleanup").finish_non_exhaustive()
+        f.debug_struct("sync::tasks::Cleanup")
+            .finish_non_exhaustive()
     }
 }
 
