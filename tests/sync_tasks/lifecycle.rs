@@ -39,7 +39,7 @@ async fn deleting_an_integration_deletes_its_tasks() {
     let (left, _) = fx.app.list_all("/api/v1/sync-tasks", &fx.a).await;
     let ids: Vec<&Value> = left.iter().map(|t| &t["id"]).collect();
     assert_eq!(ids, [&stays]);
-    // Updating a task whose integration went meanwhile is refused clearly.
+    // The other integration's task is untouched.
     let stays_path = format!("/api/v1/sync-tasks/{}", stays.as_str().unwrap_or_default());
     assert_eq!(fx.app.get(&stays_path, &fx.a).await.status, StatusCode::OK);
 }
