@@ -228,6 +228,9 @@ pub async fn build_with(
         store: store.clone(),
         secrets: secrets.clone(),
     }));
+    integrations.add_dependent(Arc::new(crate::features::sync::tasks::Cleanup {
+        store: store.clone(),
+    }));
     let connections = Arc::new(Connections {
         store: store.clone(),
         clock: clock.clone(),

@@ -14,6 +14,7 @@ pub mod respond;
 pub mod server;
 pub mod shards;
 pub mod sync_runs;
+pub mod sync_tasks;
 pub mod webhooks;
 
 use std::sync::OnceLock;
@@ -47,6 +48,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
         (name = "catalog", description = "Provider catalog"),
         (name = "integrations", description = "Tenants' integrations"),
         (name = "webhooks", description = "Outbound webhooks and their deliveries"),
+        (name = "sync", description = "Sync tasks and their executions"),
         (name = "admin", description = "Super-admin operations"),
         (name = "shards", description = "The local shard store (standalone mode)"),
     )
@@ -79,6 +81,7 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(webhooks::router())
         .merge(shards::router())
         .merge(sync_runs::router())
+        .merge(sync_tasks::router())
 }
 
 /// The OpenAPI 3.1 document, generated from the routes.

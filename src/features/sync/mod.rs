@@ -4,9 +4,11 @@
 
 pub mod adapter;
 pub mod connection_test;
+pub mod executions;
 pub mod model;
 pub mod run;
 pub mod schedule;
+pub mod tasks;
 
 use std::sync::Arc;
 

@@ -242,13 +242,3 @@ pub async fn release(
     .await?;
     Ok(())
 }
-
-/// Forgets an integration (it was deleted).
-pub async fn forget(engine: &SyncEngine, tenant: TenantId, integration_id: Uuid) -> Result<()> {
-    update(engine, tenant, |ledger, _| {
-        let had = ledger.last_completed.remove(&integration_id).is_some();
-        had.then_some(())
-    })
-    .await?;
-    Ok(())
-}

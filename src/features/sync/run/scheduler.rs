@@ -14,8 +14,8 @@ use crate::domain::tenancy::Ctx;
 use crate::domain::time::exact_text;
 use crate::error::Result;
 use crate::features::sync::SyncEngine;
-use crate::features::sync::model::{Execution, SyncTask, TASK_KIND, Trigger};
-use crate::features::sync::schedule;
+use crate::features::sync::model::{Execution, SyncTask, Trigger};
+use crate::features::sync::tasks;
 use crate::platform::store::{ETag, Filter, Op, Query, StoreError};
 
 /// Tasks read per query.
@@ -56,13 +56,7 @@ async fn schedule_due(
     for _ in 0..MAX_PAGES {
         // Claimed tasks move their nextRunAt past now, so each query reads
         // what is still due rather than continuing the first one.
-        let q = Query::cross_partition()
-            .eq("kind", TASK_KIND)
-            .eq("enabled", true)
-            .filter(Filter::new("nextRunAt", Op::Lte, exact_text(&now)))
-            .order_by("nextRunAt", false)
-            .limit(PAGE);
-        let (tasks, _) = engine.store.page::<SyncTask>(&q).await?;
+        let tasks = tasks::due(engine, now, PAGE).await?;
         let fresh: Vec<SyncTask> = tasks.into_iter().filter(|t| seen.insert(t.id)).collect();
         if fresh.is_empty() {
             break;
@@ -85,7 +79,7 @@ async fn schedule_due(
 async fn claim_due(engine: &SyncEngine, mut task: SyncTask, now: DateTime<Utc>) -> Result<bool> {
     let etag = ETag::new(task.etag.clone());
     let busy = start::unfinished(engine, &task).await?.is_some();
-    task.next_run_at = schedule::next_run_at(&task.schedule, now);
+    tasks::advance(&mut task, now);
     task.updated_at = now;
     let saved = match engine.store.put(&task, Some(&etag)).await {
         Ok(t) => t,
