@@ -9,6 +9,7 @@ pub mod health;
 pub mod idempotency;
 pub mod integrations;
 pub mod json;
+pub mod mappings;
 pub mod openapi;
 pub mod respond;
 pub mod server;
@@ -72,6 +73,7 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(health::router())
         .merge(catalog::router())
         .merge(integrations::router())
+        .merge(mappings::router())
         .merge(connections::router())
         .merge(webhooks::router())
 }
