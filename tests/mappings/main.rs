@@ -97,7 +97,11 @@ async fn the_listing_names_every_transform_with_typed_options() {
     assert_eq!(value_map["options"][1]["name"], "default");
     assert_eq!(value_map["options"][1]["required"], false);
     assert_eq!(by_name("nullToDefault")["options"][0]["required"], true);
-    assert!(by_name("trim")["options"].as_array().is_some_and(Vec::is_empty));
+    assert!(
+        by_name("trim")["options"]
+            .as_array()
+            .is_some_and(Vec::is_empty)
+    );
     // Authenticated like every /api/v1 route.
     let anon = app.send(Method::GET, path, None, None, &[]).await;
     assert_eq!(anon.status, StatusCode::UNAUTHORIZED);
@@ -181,11 +185,7 @@ async fn the_test_endpoint_applies_given_or_stored_mappings() {
 
     // No stored mapping for the entity and none given: 404.
     let none = app
-        .post(
-            &format!("{base}/Lead/test"),
-            &t,
-            json!({"testData": {}}),
-        )
+        .post(&format!("{base}/Lead/test"), &t, json!({"testData": {}}))
         .await;
     assert_eq!(none.status, StatusCode::NOT_FOUND, "{:?}", none.body);
 
@@ -287,7 +287,11 @@ async fn bad_options_are_refused_on_every_write() {
             "/fieldMappings/3/transformOptions/default",
         ],
     );
-    assert_eq!(app.get(&path, &t).await.body, before.body, "nothing written");
+    assert_eq!(
+        app.get(&path, &t).await.body,
+        before.body,
+        "nothing written"
+    );
 
     // Good options are stored as given.
     let good = json!([{"externalField": "Amount", "shardField": "amount",
@@ -521,8 +525,7 @@ async fn the_catalog_ships_the_defaults_and_seeding_restores_them_once() {
         .expect("seed");
     let after = app.get(path, &admin).await;
     assert_eq!(
-        after.body["shardMappings"],
-        entry.body["shardMappings"],
+        after.body["shardMappings"], entry.body["shardMappings"],
         "defaults restored"
     );
     assert_eq!(after.body["description"], entry.body["description"]);

@@ -49,7 +49,11 @@ pub async fn seed(app: &Catalog) -> Result<usize> {
 
 /// Brings a stored built-in up to the seed's default field mappings where
 /// it has none (another instance doing the same first is fine).
-async fn update_built_in(app: &Catalog, mut stored: CatalogEntry, seed: &CatalogEntryInput) -> Result<()> {
+async fn update_built_in(
+    app: &Catalog,
+    mut stored: CatalogEntry,
+    seed: &CatalogEntryInput,
+) -> Result<()> {
     if !stored.built_in || !fill_missing(&mut stored.shard_mappings, &seed.shard_mappings) {
         return Ok(());
     }

@@ -238,10 +238,9 @@ pub fn validate_transform(p: &str, f: &FieldMapping, v: &mut Violations) {
                     transforms::names().collect::<Vec<_>>().join(", ")
                 ),
             ),
-            OptionProblem::OptionsWithoutTransform => v.add(
-                format!("{p}/transformOptions"),
-                "options need a transform",
-            ),
+            OptionProblem::OptionsWithoutTransform => {
+                v.add(format!("{p}/transformOptions"), "options need a transform")
+            }
             OptionProblem::Option(key, detail) => v.add(
                 format!("{p}/transformOptions/{}", escape_token(&key)),
                 detail,

@@ -503,8 +503,7 @@ impl Transform {
 
     fn apply_value(&self, v: Value) -> Result<Applied, String> {
         let out = match self {
-            Self::DateToIso => dates::read("dateToISO", &v)?
-                .map(|d| Value::String(dates::iso(&d))),
+            Self::DateToIso => dates::read("dateToISO", &v)?.map(|d| Value::String(dates::iso(&d))),
             Self::DateToUnix => dates::read("dateToUnix", &v)?.map(|d| Value::from(d.timestamp())),
             Self::StringToNumber => match v {
                 Value::Number(_) => Some(v),
@@ -558,13 +557,11 @@ impl Transform {
                 Value::Array(items) => items.into_iter().next(),
                 other => return Err(wrong("arrayFirst", "an array", &other)),
             },
-            Self::BooleanToString => Some(Value::from(
-                if truth("booleanToString", &v, false)? {
-                    "true"
-                } else {
-                    "false"
-                },
-            )),
+            Self::BooleanToString => Some(Value::from(if truth("booleanToString", &v, false)? {
+                "true"
+            } else {
+                "false"
+            })),
             Self::BooleanToYesNo => Some(Value::from(if truth("booleanToYesNo", &v, true)? {
                 "Yes"
             } else {
