@@ -4,7 +4,7 @@
 //! offset without a colon, which RFC 3339 does not allow) and dates as
 //! `2024-05-01`; other APIs send RFC 3339, naive timestamps or Unix seconds.
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, SecondsFormat, Utc};
 use serde_json::Value;
 
 use super::transforms::quoted;
@@ -21,6 +21,9 @@ const NAIVE: &[&str] = &[
 /// Parses a date or date-time string (`None` when it is none of the forms).
 pub fn parse(s: &str) -> Option<DateTime<Utc>> {
     let s = s.trim();
+    if let Some(d) = fast(s.as_bytes()) {
+        return Some(d);
+    }
     if let Ok(d) = DateTime::parse_from_rfc3339(s) {
         return Some(d.to_utc());
     }
@@ -76,4 +79,56 @@ pub fn read(transform: &str, v: &Value) -> Result<Option<DateTime<Utc>>, String>
 /// The ISO 8601 form every date is written in: UTC, milliseconds, `Z`.
 pub fn iso(d: &DateTime<Utc>) -> String {
     d.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// The forms Salesforce sends, read without a format string (a sync maps
+/// several dates per record): `YYYY-MM-DD`, and `YYYY-MM-DDTHH:MM:SS`
+/// with an optional fraction and `Z`, `±HHMM` or `±HH:MM`. Anything else
+/// (or an impossible date) is left to the general parsers.
+fn fast(b: &[u8]) -> Option<DateTime<Utc>> {
+    fn num(b: &[u8]) -> Option<u32> {
+        b.iter().try_fold(0u32, |n, c| {
+            c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
+        })
+    }
+    let date = |b: &[u8]| -> Option<NaiveDate> {
+        if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+            return None;
+        }
+        let year = i32::try_from(num(&b[0..4])?).ok()?;
+        NaiveDate::from_ymd_opt(year, num(&b[5..7])?, num(&b[8..10])?)
+    };
+    if b.len() == 10 {
+        return date(b)?.and_hms_opt(0, 0, 0).map(|d| d.and_utc());
+    }
+    if b.len() < 20 || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let day = date(&b[..10])?;
+    let (h, m, sec) = (num(&b[11..13])?, num(&b[14..16])?, num(&b[17..19])?);
+    let mut rest = &b[19..];
+    let mut nanos = 0u32;
+    if rest.first() == Some(&b'.') {
+        let digits = rest[1..].iter().take_while(|c| c.is_ascii_digit()).count();
+        if digits == 0 || digits > 9 {
+            return None;
+        }
+        nanos = num(&rest[1..=digits])? * 10u32.pow(u32::try_from(9 - digits).ok()?);
+        rest = &rest[1 + digits..];
+    }
+    let offset_minutes: i64 = match rest {
+        b"Z" | b"z" => 0,
+        [sign @ (b'+' | b'-'), hh @ ..] if rest.len() == 5 || rest.len() == 6 => {
+            let (oh, om) = match hh {
+                [a, b2, c, d] => (num(&[*a, *b2])?, num(&[*c, *d])?),
+                [a, b2, b':', c, d] => (num(&[*a, *b2])?, num(&[*c, *d])?),
+                _ => return None,
+            };
+            let minutes = i64::from(oh * 60 + om);
+            if *sign == b'-' { -minutes } else { minutes }
+        }
+        _ => return None,
+    };
+    let local = day.and_hms_nano_opt(h, m, sec, nanos)?;
+    Some((local - Duration::minutes(offset_minutes)).and_utc())
 }

@@ -71,13 +71,27 @@ fn date_to_iso_reads_salesforce_and_common_forms() {
         (json!("2024-05-01T10:00:00"), "2024-05-01T10:00:00.000Z"),
         (json!("2024-05-01 10:00:00.5"), "2024-05-01T10:00:00.500Z"),
         (json!(1_714_557_600), "2024-05-01T10:00:00.000Z"),
+        (json!("2024-05-01T10:00:00-0130"), "2024-05-01T11:30:00.000Z"),
+        (json!("2024-05-01T10:00:00.123456789+05:30"), "2024-05-01T04:30:00.123Z"),
+        (json!("2024-05-01T00:10:00.1+0100"), "2024-04-30T23:10:00.100Z"),
+        (json!("2024-02-29"), "2024-02-29T00:00:00.000Z"),
+        (json!("2024-05-01T10:00+0000"), "2024-05-01T10:00:00.000Z"),
     ] {
         assert_eq!(ok(&tr, input.clone()), json!(want), "{input}");
     }
     assert_eq!(ok(&tr, json!("")), Value::Null, "blank is no date");
     keeps_null(&tr);
     assert!(err(&tr, json!("yesterday")).contains("is not a date"));
-    assert!(err(&tr, json!("2024-13-01")).contains("is not a date"));
+    for bad in [
+        "2024-13-01",
+        "2023-02-29",
+        "2024-05-01T25:00:00Z",
+        "2024-05-01T10:00:00.+0000",
+        "2024-05-01T10:00:00+00",
+        "2024-05-01T10:00:00 junk",
+    ] {
+        assert!(err(&tr, json!(bad)).contains("is not a date"), "{bad}");
+    }
     assert!(err(&tr, json!(true)).contains("not a boolean"));
     assert!(err(&tr, json!({"a": 1})).contains("not an object"));
 }
@@ -495,3 +509,4 @@ fn salesforce_contact_roles_normalise() {
         assert_eq!(out.data["email"], "a@b.example");
     }
 }
+
