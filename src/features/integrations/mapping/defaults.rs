@@ -49,3 +49,80 @@ pub fn entity_mappings(provider: &CatalogEntry) -> Vec<EntityMapping> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Map, Value, json};
+
+    use super::*;
+    use crate::features::integrations::mapping::CompiledMapping;
+
+    fn record(value: &Value) -> Map<String, Value> {
+        value.as_object().cloned().expect("object")
+    }
+
+    #[test]
+    fn salesforce_defaults_pass_the_mapping_rules() {
+        let entries = crate::features::catalog::model::built_ins();
+        let sf = entries
+            .iter()
+            .find(|e| e.id.as_deref() == Some("salesforce"))
+            .expect("salesforce");
+        let mut seen = Vec::new();
+        for m in &sf.shard_mappings {
+            assert!(
+                !m.default_field_mappings.is_empty(),
+                "{}",
+                m.integration_entity
+            );
+            for (j, d) in m.default_field_mappings.iter().enumerate() {
+                let f: FieldMapping =
+                    serde_json::from_value(serde_json::to_value(d).expect("json")).expect("shape");
+                let mut v = Violations::default();
+                validate_field_mapping(&format!("/{j}"), &f, &mut v);
+                assert!(v.is_empty(), "{}: {v:?}", m.integration_entity);
+            }
+            seen.push((m.integration_entity.as_str(), m.default_shard_type.as_str()));
+        }
+        assert_eq!(
+            seen,
+            [
+                ("Opportunity", "c_opportunity"),
+                ("Account", "c_account"),
+                ("Contact", "c_contact")
+            ]
+        );
+    }
+
+    #[test]
+    fn salesforce_contact_roles_normalise() {
+        let entries = crate::features::catalog::model::built_ins();
+        let sf = entries
+            .iter()
+            .find(|e| e.id.as_deref() == Some("salesforce"))
+            .expect("salesforce");
+        let contact = sf
+            .shard_mappings
+            .iter()
+            .find(|m| m.integration_entity == "Contact")
+            .expect("contact");
+        let fields: Vec<FieldMapping> = contact
+            .default_field_mappings
+            .iter()
+            .map(|d| serde_json::from_value(serde_json::to_value(d).expect("json")).expect("shape"))
+            .collect();
+        let m = CompiledMapping::inbound(&fields);
+        for (role, want) in [
+            ("Economic Buyer", json!("decision_maker")),
+            ("Executive Sponsor", json!("executive_sponsor")),
+            ("technical buyer", json!("influencer")),
+            ("Other", Value::Null),
+        ] {
+            let out = m.apply(&record(&json!({"LastName": "Doe", "Contact_Role__c": role,
+                                             "Email": "A@B.example"})));
+            assert!(out.is_valid(), "{out:?}");
+            assert_eq!(out.data["role"], want, "{role}");
+            assert_eq!(out.data["email"], "a@b.example");
+        }
+    }
+}

@@ -16,6 +16,7 @@
 pub mod dates;
 pub mod defaults;
 pub mod preview;
+pub mod specs;
 pub mod transforms;
 
 #[cfg(test)]
