@@ -24,7 +24,6 @@ impl LocalShards {
     }
 }
 
-#[allow(clippy::needless_pass_by_value)] // reads as map_err(unavailable)
 fn unavailable(e: StoreError) -> ShardError {
     ShardError::Unavailable(e.to_string())
 }
