@@ -186,7 +186,15 @@ async fn status_can_only_be_disabled_and_restored() {
 async fn field_mappings_read_and_write_sync_config() {
     let app = TestApp::new().await;
     let t = app.token(Uuid::new_v4());
-    let i = app.create_integration(&t, "fm").await;
+    // An empty `syncConfig`: without one, Salesforce's default mappings apply.
+    let i = app
+        .post(
+            "/api/v1/integrations",
+            &t,
+            json!({"providerId": "salesforce", "name": "fm", "syncConfig": {}}),
+        )
+        .await
+        .body;
     let id = i["id"].as_str().expect("id");
     let base = format!("/api/v1/integrations/{id}/field-mappings");
     assert_eq!(
@@ -196,7 +204,8 @@ async fn field_mappings_read_and_write_sync_config() {
     let body = json!({"shardTypeId": "c_account", "shardTypeName": "Account",
         "fieldMappings": [{"externalField": "Name", "shardField": "name", "transform": "trim"},
                           {"externalField": "Owner.Email", "shardField": "owner", "defaultValue": "n/a",
-                           "transformOptions": {"x": 1}, "direction": "both"}]});
+                           "transform": "nullToDefault", "transformOptions": {"default": "none"},
+                           "direction": "both"}]});
     let put = app.put(&format!("{base}/Account"), &t, body.clone()).await;
     assert_eq!(put.status, StatusCode::OK, "{:?}", put.body);
     assert_eq!(put.body["externalEntity"], "Account");

@@ -9,6 +9,7 @@ pub mod health;
 pub mod idempotency;
 pub mod integrations;
 pub mod json;
+pub mod mappings;
 pub mod openapi;
 pub mod respond;
 pub mod server;
@@ -77,6 +78,7 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(health::router())
         .merge(catalog::router())
         .merge(integrations::router())
+        .merge(mappings::router())
         .merge(connections::router())
         .merge(webhooks::router())
         .merge(shards::router())

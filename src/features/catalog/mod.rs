@@ -1,6 +1,7 @@
 //! The provider catalog (SPEC §5.1, §5.2): built-in and admin-defined
 //! providers, read by tenants through a cache.
 
+pub mod defaults;
 pub mod model;
 pub mod service;
 

@@ -92,6 +92,9 @@ pub struct ShardMapping {
     /// Can be synced both ways.
     #[serde(default)]
     pub bidirectional_sync: bool,
+    /// What a new integration maps when its creator gives no mappings.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub default_field_mappings: Vec<super::defaults::DefaultFieldMapping>,
 }
 
 /// The provider's own request limits.
@@ -319,6 +322,7 @@ impl CatalogEntryInput {
                 );
             }
         }
+        super::defaults::validate(&self.shard_mappings, v);
         if let Some(r) = &self.rate_limit {
             if r.requests_per_minute == 0 {
                 v.add("/rateLimit/requestsPerMinute", "must be at least 1");
@@ -339,6 +343,7 @@ fn mapping(entity: &str, shard: &str, bidirectional: bool) -> ShardMapping {
         supported_shard_types: vec![shard.into()],
         default_shard_type: shard.into(),
         bidirectional_sync: bidirectional,
+        default_field_mappings: vec![],
     }
 }
 
@@ -386,11 +391,7 @@ pub fn built_ins() -> Vec<CatalogEntryInput> {
                 push: true,
                 webhooks: false,
             },
-            shard_mappings: vec![
-                mapping("Opportunity", "c_opportunity", true),
-                mapping("Account", "c_account", true),
-                mapping("Contact", "c_contact", true),
-            ],
+            shard_mappings: super::defaults::salesforce(),
             rate_limit: Some(RateLimit {
                 requests_per_minute: 100,
                 requests_per_hour: 5000,

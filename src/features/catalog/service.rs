@@ -8,6 +8,7 @@ use crate::domain::pages::{PageRequest, Paged};
 use crate::domain::tenancy::{Ctx, TenantId};
 use crate::domain::validation::Violations;
 use crate::error::{Error, Result};
+use crate::features::catalog::defaults::fill_missing;
 use crate::features::catalog::model::{CatalogEntry, CatalogEntryInput, built_ins};
 use crate::platform::store::{Container, ETag, Filter, Op, Query, StoreError};
 
@@ -20,13 +21,16 @@ pub struct CatalogFilter {
     pub search: Option<String>,
 }
 
-/// Writes the built-in entries that are missing (idempotent; edits by admins are kept).
+/// Writes the built-in entries that are missing, and fills in the default
+/// field mappings of stored built-ins seeded before they existed
+/// (idempotent; edits by admins are kept).
 pub async fn seed(app: &Catalog) -> Result<usize> {
     let now = app.clock.now();
     let mut created = 0;
     for input in built_ins() {
         let id = input.id.clone().unwrap_or_default();
-        if find(app, &id).await?.is_some() {
+        if let Some(stored) = find(app, &id).await? {
+            update_built_in(app, stored, &input).await?;
             continue;
         }
         let mut entry = CatalogEntry::from_input(id, input, now);
@@ -41,6 +45,28 @@ pub async fn seed(app: &Catalog) -> Result<usize> {
         }
     }
     Ok(created)
+}
+
+/// Brings a stored built-in up to the seed's default field mappings where
+/// it has none (another instance doing the same first is fine).
+async fn update_built_in(
+    app: &Catalog,
+    mut stored: CatalogEntry,
+    seed: &CatalogEntryInput,
+) -> Result<()> {
+    if !stored.built_in || !fill_missing(&mut stored.shard_mappings, &seed.shard_mappings) {
+        return Ok(());
+    }
+    let etag = ETag::new(stored.etag.clone());
+    stored.updated_at = app.clock.now();
+    match app.store.put(&stored, Some(&etag)).await {
+        Ok(_)
+        | Err(StoreError::Conflict | StoreError::PreconditionFailed | StoreError::NotFound) => {
+            app.entries.invalidate(&());
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Looks an entry up by id in any category (the catalog is small).

@@ -3,6 +3,7 @@
 
 pub mod credentials;
 pub mod custom_api;
+pub mod mapping;
 pub mod model;
 pub mod service;
 pub mod sync_state;

@@ -150,24 +150,6 @@ pub struct SyncConfig {
     pub pull_filters: Vec<PullFilter>,
 }
 
-/// The built-in transforms (SPEC §9.4); no tenant code is ever executed.
-pub const TRANSFORMS: &[&str] = &[
-    "dateToISO",
-    "dateToUnix",
-    "stringToNumber",
-    "roundToDecimals",
-    "toLowerCase",
-    "toUpperCase",
-    "trim",
-    "arrayToString",
-    "splitToArray",
-    "arrayFirst",
-    "booleanToString",
-    "booleanToYesNo",
-    "nullToDefault",
-    "valueMap",
-];
-
 impl SyncConfig {
     /// Checks the mappings; `base` is the pointer of the config in the body.
     pub fn validate(&mut self, base: &str, v: &mut Violations) {
@@ -218,14 +200,8 @@ pub fn validate_field_mapping(p: &str, f: &FieldMapping, v: &mut Violations) {
         );
     }
     v.text(&format!("{p}/shardField"), &f.shard_field, 1, 200);
-    if let Some(t) = &f.transform
-        && !TRANSFORMS.contains(&t.as_str())
-    {
-        v.add(
-            format!("{p}/transform"),
-            format!("unknown transform; one of: {}", TRANSFORMS.join(", ")),
-        );
-    }
+    // The transform and its typed options (the built-ins live with the engine).
+    super::mapping::validate_transform(p, f, v);
 }
 
 /// A tenant's integration with one provider.

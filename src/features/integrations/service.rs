@@ -235,6 +235,11 @@ pub async fn create(
     }
     v.into_result()?;
     let provider = provider.ok_or(Error::NotFound("catalog entry"))?;
+    // No `syncConfig` at all: the provider's default mappings (SPEC §9.5).
+    let sync_config = input.sync_config.unwrap_or_else(|| SyncConfig {
+        entity_mappings: super::mapping::defaults::entity_mappings(&provider),
+        ..SyncConfig::default()
+    });
     let now = app.clock.now();
     let integration = Integration {
         id: Uuid::new_v4(),
@@ -246,7 +251,7 @@ pub async fn create(
         description: input.description.unwrap_or_default(),
         instance_url: input.instance_url,
         settings: input.settings.unwrap_or_default(),
-        sync_config: input.sync_config.unwrap_or_default(),
+        sync_config,
         custom_api: input.custom_api,
         status: IntegrationStatus::Pending,
         status_before_disable: None,

@@ -6,8 +6,8 @@
 use serde_json::Value;
 
 use super::links::{self, content_hash};
-use super::mapper::CompiledMapping;
 use super::{Run, Stop};
+use crate::features::integrations::mapping::CompiledMapping;
 use crate::features::integrations::model::EntityMapping;
 use crate::features::sync::adapter::{Adapter, ChangesRequest, Record};
 use crate::features::sync::model::{Counters, ExecutionError, MAX_ERRORS, SyncLink};

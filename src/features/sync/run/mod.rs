@@ -14,7 +14,6 @@ mod finish;
 mod inbound;
 pub mod ledger;
 pub mod links;
-mod mapper;
 pub mod scheduler;
 pub mod start;
 
