@@ -90,6 +90,9 @@ struct State {
     base: String,
     /// How long each query and queryMore call waits before answering.
     latency: std::time::Duration,
+    /// Records per query batch when the client asks for none (Salesforce's
+    /// 2,000; it may send fewer, as its documentation warns).
+    default_batch: usize,
 }
 
 /// The running server; stops when dropped.
@@ -326,6 +329,7 @@ impl SalesforceServer {
             queries: Vec::new(),
             base: url.clone(),
             latency: std::time::Duration::ZERO,
+            default_batch: 2000,
         }));
         {
             // Every org has the standard objects, records or not.
@@ -503,6 +507,12 @@ impl SalesforceServer {
     /// (a slow org, so a test can act while a run is between pages).
     pub fn set_latency(&self, latency: std::time::Duration) {
         self.lock().latency = latency;
+    }
+
+    /// Sends at most `n` records per query batch (Salesforce may send fewer
+    /// than asked for).
+    pub fn set_batch_size(&self, n: usize) {
+        self.lock().default_batch = n.max(1);
     }
 
     /// Answers every API call `403 REQUEST_LIMIT_EXCEEDED` while `on`.

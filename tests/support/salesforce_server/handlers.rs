@@ -21,7 +21,7 @@ pub(super) fn not_found() -> (StatusCode, Value) {
 
 pub(super) type S = St<Arc<Mutex<State>>>;
 
-pub(super) fn batch_size(headers: &HeaderMap) -> usize {
+pub(super) fn batch_size(headers: &HeaderMap, default: usize) -> usize {
     headers
         .get("sforce-query-options")
         .and_then(|v| v.to_str().ok())
@@ -34,7 +34,7 @@ pub(super) fn batch_size(headers: &HeaderMap) -> usize {
                     .ok()
             })
         })
-        .map_or(2000, |n| n.clamp(200, 2000))
+        .map_or(default, |n| n.clamp(200, 2000).min(default))
 }
 
 pub(super) fn page(
@@ -118,7 +118,8 @@ pub(super) async fn query(
         .iter()
         .map(|r| s.render(&v, &parsed.from, r, &parsed.fields))
         .collect();
-    let body = page(&mut s, &v, rendered, 0, batch_size(&headers), None);
+    let batch = batch_size(&headers, s.default_batch);
+    let body = page(&mut s, &v, rendered, 0, batch, None);
     s.reply((StatusCode::OK, body))
 }
 
