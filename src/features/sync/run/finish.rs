@@ -102,7 +102,7 @@ pub(super) async fn end(
     .await?;
     let next = match follow_up {
         Some((trigger, wait)) => {
-            let e = queue(engine, ctx, &task, trigger, now + wait).await?;
+            let e = queue(engine, &task, trigger, now + wait).await?;
             Some(e.id)
         }
         None => None,
@@ -176,34 +176,11 @@ pub(super) async fn abandon(
 /// A new queued execution of `task` and its job, due at `at`.
 pub(super) async fn queue(
     engine: &SyncEngine,
-    ctx: &Ctx,
     task: &SyncTask,
     trigger: Trigger,
     at: chrono::DateTime<chrono::Utc>,
 ) -> Result<Execution> {
-    let exec = Execution {
-        id: Uuid::new_v4(),
-        tenant_id: ctx.tenant(),
-        task_id: task.id,
-        integration_id: task.integration_id,
-        trigger,
-        direction: task.direction,
-        status: ExecutionStatus::Queued,
-        rejection_reason: None,
-        full_resync: false,
-        created_at: engine.clock.now(),
-        started_at: None,
-        completed_at: None,
-        duration_ms: None,
-        counters: Default::default(),
-        entities: Vec::new(),
-        errors: Vec::new(),
-        has_more: false,
-        cancel_requested: false,
-        runner: None,
-        lease_until: None,
-        etag: String::new(),
-    };
+    let exec = super::start::new_execution(task, trigger, false, engine.clock.now());
     let exec = engine.store.insert(&exec).await?;
     super::start::enqueue(engine, &exec, Some(at)).await?;
     Ok(exec)

@@ -10,7 +10,6 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::{finish, lease, start};
-use crate::domain::tenancy::Ctx;
 use crate::domain::time::exact_text;
 use crate::error::Result;
 use crate::features::sync::SyncEngine;
@@ -89,8 +88,7 @@ async fn claim_due(engine: &SyncEngine, mut task: SyncTask, now: DateTime<Utc>) 
     if busy {
         return Ok(false);
     }
-    let ctx = Ctx::system(saved.tenant_id, format!("sync-scheduler-{}", saved.id));
-    let exec = finish::queue(engine, &ctx, &saved, Trigger::Scheduled, now).await?;
+    let exec = finish::queue(engine, &saved, Trigger::Scheduled, now).await?;
     start::point_task_at(engine, &saved, exec.id).await?;
     Ok(true)
 }

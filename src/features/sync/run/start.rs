@@ -74,7 +74,13 @@ async fn send(
         })
 }
 
-fn new_execution(task: &SyncTask, trigger: Trigger, full: bool, now: DateTime<Utc>) -> Execution {
+/// A new `queued` execution of `task`.
+pub(super) fn new_execution(
+    task: &SyncTask,
+    trigger: Trigger,
+    full: bool,
+    now: DateTime<Utc>,
+) -> Execution {
     Execution {
         id: Uuid::new_v4(),
         tenant_id: task.tenant_id,
