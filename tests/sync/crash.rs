@@ -193,7 +193,7 @@ async fn a_run_killed_mid_way_resumes_from_its_checkpoint() {
     assert_eq!(s, 202, "{queued}");
 
     // Kill it once at least one page is checkpointed and the run goes on.
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_secs(180);
     let at_kill = loop {
         let e = newest(&http, &base, &token, &task).await;
         let fetched = e["counters"]["fetched"].as_u64().unwrap_or(0);
@@ -211,7 +211,7 @@ async fn a_run_killed_mid_way_resumes_from_its_checkpoint() {
     let second = Serve::start(dir.path(), &place).await;
     let base = second.base();
     ready(&http, &base).await;
-    let deadline = Instant::now() + Duration::from_secs(120);
+    let deadline = Instant::now() + Duration::from_secs(300);
     let done = loop {
         let e = newest(&http, &base, &token, &task).await;
         if e["status"] != "running" && e["status"] != "queued" {

@@ -105,8 +105,6 @@ pub(crate) struct Run<'a> {
     integration: Integration,
     /// Records the run may still fetch.
     budget: usize,
-    /// When the tenant slot's lease was last renewed.
-    renewed_at: DateTime<Utc>,
 }
 
 fn lease(engine: &SyncEngine) -> Duration {
@@ -182,9 +180,12 @@ pub async fn run(
         task,
         integration,
         budget,
-        renewed_at: now,
     };
-    let outcome = body(&mut run).await;
+    let (exec_id, runner) = (run.exec.id, run.exec.runner);
+    let outcome = tokio::select! {
+        outcome = body(&mut run) => outcome,
+        () = heartbeat(engine, tenant, exec_id, runner) => Err(Stop::LostLease),
+    };
     let Run { exec, task, .. } = run;
     finish::end(engine, &ctx, exec, task, outcome).await?;
     Ok(JobOutcome::done())
@@ -305,8 +306,7 @@ impl Run<'_> {
     }
 
     /// After a page: the entity's cursor on the task, the counters (live
-    /// progress) and a renewed lease on the execution, the tenant slot's
-    /// lease when a third of it has passed.
+    /// progress) and a renewed lease on the execution.
     async fn checkpoint(
         &mut self,
         entity: &str,
@@ -322,26 +322,6 @@ impl Run<'_> {
         }
         self.add_counters(entity, &counters);
         self.save_exec().await?;
-        let now = self.engine.clock.now();
-        if now - self.renewed_at > lease(self.engine) / 3 {
-            let until = now + lease(self.engine);
-            let held = ledger::renew(self.engine, self.tenant, self.exec.id, until)
-                .await
-                .map_err(|e| Stop::error(&e))?;
-            if !held {
-                tracing::warn!(execution.id = %self.exec.id, "the run's tenant slot lapsed; claimed again");
-                let slot = ledger::Slot {
-                    execution_id: self.exec.id,
-                    task_id: self.task.id,
-                    integration_id: self.task.integration_id,
-                    lease_until: until,
-                };
-                let _ = ledger::claim(self.engine, self.tenant, slot)
-                    .await
-                    .map_err(|e| Stop::error(&e))?;
-            }
-            self.renewed_at = now;
-        }
         Ok(())
     }
 
@@ -401,6 +381,63 @@ impl Run<'_> {
         }
         Err(Stop::store(StoreError::PreconditionFailed))
     }
+}
+
+/// Keeps a run's leases — the execution's and its tenant slot's — alive
+/// every third of a lease while the run works, however long a page takes
+/// (a slow provider, a large page on a busy store). Returns only when the
+/// run lost the execution: another worker took it over, or it ended
+/// elsewhere.
+async fn heartbeat(engine: &SyncEngine, tenant: TenantId, exec_id: Uuid, runner: Option<Uuid>) {
+    let every = (lease(engine) / 3)
+        .to_std()
+        .unwrap_or(std::time::Duration::from_secs(1));
+    loop {
+        tokio::time::sleep(every).await;
+        let until = engine.clock.now() + lease(engine);
+        match renew_execution(engine, tenant, exec_id, runner, until).await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => {
+                tracing::warn!(execution.id = %exec_id, error = %e, "renewing a run's lease failed; retrying");
+                continue;
+            }
+        }
+        if let Err(e) = ledger::renew(engine, tenant, exec_id, until).await {
+            tracing::warn!(execution.id = %exec_id, error = %e, "renewing a run's tenant slot failed; retrying");
+        }
+    }
+}
+
+/// Extends the execution's lease if `runner` still holds it; `false` when
+/// it does not.
+async fn renew_execution(
+    engine: &SyncEngine,
+    tenant: TenantId,
+    exec_id: Uuid,
+    runner: Option<Uuid>,
+    until: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    for _ in 0..8 {
+        let Some(mut e) = engine
+            .store
+            .get::<Execution>(&tenant.key(), &exec_id.to_string())
+            .await?
+        else {
+            return Ok(false);
+        };
+        if e.runner != runner || e.status.is_final() {
+            return Ok(false);
+        }
+        let etag = ETag::new(e.etag.clone());
+        e.lease_until = Some(until);
+        match engine.store.put(&e, Some(&etag)).await {
+            Ok(_) => return Ok(true),
+            Err(StoreError::PreconditionFailed) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(true)
 }
 
 impl Trigger {
