@@ -38,19 +38,16 @@ pub async fn enqueue(
 }
 
 /// Sends the job of an execution again, for `at`, while its current
-/// message is still being handled (so under another message id).
+/// message is still being handled (so under another message id). The id
+/// names the minute it is due in, so repeated sends for the same moment
+/// (a limit holding a run back, the scheduler's recovery) stay one message.
 pub(super) async fn enqueue_again(
     engine: &SyncEngine,
     exec: &Execution,
     at: DateTime<Utc>,
 ) -> Result<()> {
-    send(
-        engine,
-        exec,
-        Some(at),
-        format!("{}@{}", exec.id, at.timestamp()),
-    )
-    .await
+    let id = format!("{}@{}", exec.id, at.timestamp().div_euclid(60));
+    send(engine, exec, Some(at), id).await
 }
 
 async fn send(
