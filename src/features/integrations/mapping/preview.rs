@@ -90,7 +90,6 @@ pub struct TransformOptionInfo {
     pub required: bool,
     /// Used when not given.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
     pub default: Option<Value>,
     /// What it does.
     pub description: String,
