@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod cache;
+pub mod castiel_http;
 pub mod events;
 pub(crate) mod files;
 pub mod outbound;

@@ -53,8 +53,7 @@ pub const CONSUMER_MODULE: &str = "integration-manager";
 const TOKEN_TTL_SECONDS: i64 = 60;
 
 /// The most a single request may take.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+pub use crate::platform::castiel_http::REQUEST_TIMEOUT;
 
 /// Waits before the retries of a request that may be retried.
 const RETRY_DELAYS: [Duration; 2] = [Duration::from_millis(200), Duration::from_millis(800)];
@@ -122,27 +121,14 @@ impl CastielSecretStore {
     /// A store over the service at `base` (`SECRET_MANAGEMENT_URL`), signing
     /// service tokens with `tokens`.
     pub fn new(base: Url, tokens: TokenKeys) -> Result<Self, SecretError> {
-        if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
-            return Err(SecretError::Unavailable(format!(
-                "secret-management: {base} is not an http(s) base URL"
-            )));
-        }
-        let http = reqwest::Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(REQUEST_TIMEOUT)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|_| SecretError::Unavailable("secret-management: no HTTP client".into()))?;
+        let http = crate::platform::castiel_http::client("secret-management", &base)
+            .map_err(SecretError::Unavailable)?;
         Ok(Self { base, http, tokens })
     }
 
     /// `{base}/<segments>`, each segment encoded as one path segment.
     fn url(&self, segments: &[&str]) -> Url {
-        let mut url = self.base.clone();
-        if let Ok(mut path) = url.path_segments_mut() {
-            path.pop_if_empty().extend(segments);
-        }
-        url
+        crate::platform::castiel_http::route(&self.base, segments)
     }
 
     fn request(&self, method: Method, url: Url, owner: &SecretOwner) -> RequestBuilder {

@@ -21,8 +21,7 @@ pub const CONSUMER_MODULE: &str = "integration-manager";
 const TOKEN_TTL_SECONDS: i64 = 60;
 
 /// The most a single request may take.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+pub use crate::platform::castiel_http::REQUEST_TIMEOUT;
 
 /// Waits before the retries of a request that may be retried.
 const RETRY_DELAYS: [Duration; 2] = [Duration::from_millis(200), Duration::from_millis(800)];
@@ -56,27 +55,14 @@ pub(super) struct Client {
 
 impl Client {
     pub(super) fn new(base: Url, tokens: TokenKeys) -> Result<Self, ShardError> {
-        if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
-            return Err(ShardError::Unavailable(format!(
-                "shard-manager: {base} is not an http(s) base URL"
-            )));
-        }
-        let http = reqwest::Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(REQUEST_TIMEOUT)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|_| ShardError::Unavailable("shard-manager: no HTTP client".into()))?;
+        let http = crate::platform::castiel_http::client("shard-manager", &base)
+            .map_err(ShardError::Unavailable)?;
         Ok(Self { base, http, tokens })
     }
 
     /// `{base}/<segments>`, each segment encoded as one path segment.
     pub(super) fn url(&self, segments: &[&str]) -> Url {
-        let mut url = self.base.clone();
-        if let Ok(mut path) = url.path_segments_mut() {
-            path.pop_if_empty().extend(segments);
-        }
-        url
+        crate::platform::castiel_http::route(&self.base, segments)
     }
 
     /// A request for `tenant`: a service token of that tenant, minted for
